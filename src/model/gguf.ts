@@ -1,0 +1,275 @@
+import { LanternError } from '../errors.ts';
+import type { ByteSource } from './source.ts';
+
+/**
+ * GGUF reader (versions 2 and 3). The header (metadata and tensor infos) is parsed from the first
+ * bytes of the file, read in growing prefixes; tensor data is read later by byte range.
+ *
+ * Layout: magic "GGUF" | u32 version | u64 n_tensors | u64 n_kv | kv pairs | tensor infos |
+ *         padding to `general.alignment` (default 32) | tensor data
+ */
+
+/** ggml tensor types, numbered as in the file. */
+export enum GGMLType {
+  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
+  Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
+  IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21, IQ2_S = 22, IQ4_XS = 23,
+  I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30, TQ1_0 = 34, TQ2_0 = 35,
+}
+
+/** [elements per block, bytes per block] for the types whose layout this reader can size. */
+const BLOCK_LAYOUT: Partial<Record<GGMLType, readonly [number, number]>> = {
+  [GGMLType.F32]: [1, 4], [GGMLType.F16]: [1, 2], [GGMLType.BF16]: [1, 2], [GGMLType.F64]: [1, 8],
+  [GGMLType.I8]: [1, 1], [GGMLType.I16]: [1, 2], [GGMLType.I32]: [1, 4], [GGMLType.I64]: [1, 8],
+  [GGMLType.Q4_0]: [32, 18], [GGMLType.Q4_1]: [32, 20], [GGMLType.Q5_0]: [32, 22], [GGMLType.Q5_1]: [32, 24],
+  [GGMLType.Q8_0]: [32, 34], [GGMLType.Q8_1]: [32, 36],
+  [GGMLType.Q2_K]: [256, 84], [GGMLType.Q3_K]: [256, 110], [GGMLType.Q4_K]: [256, 144],
+  [GGMLType.Q5_K]: [256, 176], [GGMLType.Q6_K]: [256, 210], [GGMLType.Q8_K]: [256, 292],
+  [GGMLType.IQ4_NL]: [32, 18], [GGMLType.IQ4_XS]: [256, 136],
+};
+
+export type GGUFScalar = number | bigint | boolean | string;
+export type GGUFValue =
+  | GGUFScalar
+  | string[]
+  | boolean[]
+  | GGUFValue[][]
+  | Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array
+  | Float32Array | Float64Array | BigUint64Array | BigInt64Array;
+
+export interface GGUFTensorInfo {
+  name: string;
+  type: GGMLType;
+  /** ggml order: dims[0] is the innermost (contiguous) dimension. */
+  dims: number[];
+  nElements: number;
+  nBytes: number;
+  /** Absolute byte offset of the tensor's data in the file. */
+  offset: number;
+}
+
+export interface GGUFFile {
+  version: number;
+  metadata: Map<string, GGUFValue>;
+  tensors: GGUFTensorInfo[];
+  alignment: number;
+  /** Absolute offset where the tensor data section begins. */
+  dataOffset: number;
+  size: number;
+}
+
+const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
+
+export function ggmlTypeName(type: number): string {
+  return GGMLType[type] ?? `type ${type}`;
+}
+
+export function tensorByteSize(type: GGMLType, nElements: number, name = '?'): number {
+  const layout = BLOCK_LAYOUT[type];
+  if (!layout) {
+    throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Tensor ${name} uses ggml type ${ggmlTypeName(type)}, which Lantern cannot read; use a GGUF quantized as F32, F16, Q8_0, Q4_0, Q4_K or Q6_K.`, { tensor: name, type });
+  }
+  const [blockElems, blockBytes] = layout;
+  if (nElements % blockElems !== 0) {
+    throw new LanternError('BAD_MODEL_FILE', `Tensor ${name} has ${nElements} elements, not a whole number of ${ggmlTypeName(type)} blocks of ${blockElems}; the file is damaged.`);
+  }
+  return (nElements / blockElems) * blockBytes;
+}
+
+/** Parses the header of a GGUF file. Reads a prefix of the file, growing it until the header fits. */
+export async function readGGUF(source: ByteSource): Promise<GGUFFile> {
+  let prefix = Math.min(source.size, 1 << 20);
+  for (;;) {
+    const bytes = await source.read(0, prefix);
+    try {
+      return parseHeader(bytes, source.size);
+    } catch (e) {
+      if (!(e instanceof NeedMoreBytes)) throw e;
+      if (prefix >= source.size) {
+        throw new LanternError('TRUNCATED_FILE', `The GGUF header runs past the end of the file (${source.size} bytes); the file is truncated, download it again.`, { size: source.size });
+      }
+      prefix = Math.min(source.size, prefix * 4);
+    }
+  }
+}
+
+class NeedMoreBytes extends Error {}
+
+class Reader {
+  private readonly view: DataView;
+  pos = 0;
+  private readonly utf8 = new TextDecoder('utf-8');
+  constructor(private readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  private need(n: number): void {
+    if (this.pos + n > this.bytes.byteLength) throw new NeedMoreBytes();
+  }
+  u8(): number { this.need(1); return this.view.getUint8(this.pos++); }
+  i8(): number { this.need(1); return this.view.getInt8(this.pos++); }
+  u16(): number { this.need(2); const v = this.view.getUint16(this.pos, true); this.pos += 2; return v; }
+  i16(): number { this.need(2); const v = this.view.getInt16(this.pos, true); this.pos += 2; return v; }
+  u32(): number { this.need(4); const v = this.view.getUint32(this.pos, true); this.pos += 4; return v; }
+  i32(): number { this.need(4); const v = this.view.getInt32(this.pos, true); this.pos += 4; return v; }
+  f32(): number { this.need(4); const v = this.view.getFloat32(this.pos, true); this.pos += 4; return v; }
+  f64(): number { this.need(8); const v = this.view.getFloat64(this.pos, true); this.pos += 8; return v; }
+  u64(): bigint { this.need(8); const v = this.view.getBigUint64(this.pos, true); this.pos += 8; return v; }
+  i64(): bigint { this.need(8); const v = this.view.getBigInt64(this.pos, true); this.pos += 8; return v; }
+  /** A u64 count or offset, which must fit in a JS number. */
+  size(what: string): number {
+    const v = this.u64();
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new LanternError('BAD_MODEL_FILE', `The GGUF header gives ${what} as ${v}, which is impossible; the file is damaged.`);
+    }
+    return Number(v);
+  }
+  string(): string {
+    const n = this.size('a string length');
+    this.need(n);
+    const s = this.utf8.decode(this.bytes.subarray(this.pos, this.pos + n));
+    this.pos += n;
+    return s;
+  }
+  /** A copy of n elements of a typed array (the source may be unaligned). */
+  typed<T>(n: number, width: number, make: (buf: ArrayBuffer) => T): T {
+    this.need(n * width);
+    // Copied into a fresh buffer: a Node Buffer's slice() is a view into a shared pool.
+    const copy = new Uint8Array(n * width);
+    copy.set(this.bytes.subarray(this.pos, this.pos + n * width));
+    this.pos += n * width;
+    return make(copy.buffer);
+  }
+}
+
+enum ValueType { U8 = 0, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 }
+
+function readValue(r: Reader, type: number, key: string): GGUFValue {
+  switch (type) {
+    case ValueType.U8: return r.u8();
+    case ValueType.I8: return r.i8();
+    case ValueType.U16: return r.u16();
+    case ValueType.I16: return r.i16();
+    case ValueType.U32: return r.u32();
+    case ValueType.I32: return r.i32();
+    case ValueType.F32: return r.f32();
+    case ValueType.F64: return r.f64();
+    case ValueType.BOOL: return r.u8() !== 0;
+    case ValueType.STRING: return r.string();
+    case ValueType.U64: return narrow(r.u64());
+    case ValueType.I64: return narrow(r.i64());
+    case ValueType.ARRAY: return readArray(r, key);
+    default:
+      throw new LanternError('BAD_MODEL_FILE', `Metadata key ${key} has unknown value type ${type}; the file is damaged or from a newer GGUF version.`);
+  }
+}
+
+function readArray(r: Reader, key: string): GGUFValue {
+  const type = r.u32();
+  const n = r.size(`the length of array ${key}`);
+  switch (type) {
+    case ValueType.U8: return r.typed(n, 1, (b) => new Uint8Array(b));
+    case ValueType.I8: return r.typed(n, 1, (b) => new Int8Array(b));
+    case ValueType.U16: return r.typed(n, 2, (b) => new Uint16Array(b));
+    case ValueType.I16: return r.typed(n, 2, (b) => new Int16Array(b));
+    case ValueType.U32: return r.typed(n, 4, (b) => new Uint32Array(b));
+    case ValueType.I32: return r.typed(n, 4, (b) => new Int32Array(b));
+    case ValueType.F32: return r.typed(n, 4, (b) => new Float32Array(b));
+    case ValueType.F64: return r.typed(n, 8, (b) => new Float64Array(b));
+    case ValueType.U64: return r.typed(n, 8, (b) => new BigUint64Array(b));
+    case ValueType.I64: return r.typed(n, 8, (b) => new BigInt64Array(b));
+    case ValueType.BOOL: return Array.from(r.typed(n, 1, (b) => new Uint8Array(b)), (v) => v !== 0);
+    case ValueType.STRING: {
+      const out = new Array<string>(n);
+      for (let i = 0; i < n; i++) out[i] = r.string();
+      return out;
+    }
+    case ValueType.ARRAY: {
+      const out = new Array<GGUFValue[]>(n);
+      for (let i = 0; i < n; i++) out[i] = [readArray(r, key)];
+      return out;
+    }
+    default:
+      throw new LanternError('BAD_MODEL_FILE', `Metadata array ${key} has unknown element type ${type}; the file is damaged or from a newer GGUF version.`);
+  }
+}
+
+function narrow(v: bigint): number | bigint {
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
+}
+
+function parseHeader(bytes: Uint8Array, fileSize: number): GGUFFile {
+  const r = new Reader(bytes);
+  if (fileSize < 8) {
+    throw new LanternError('TRUNCATED_FILE', `The file is only ${fileSize} bytes, too short to be a GGUF model; download it again.`);
+  }
+  const magic = r.u32();
+  if (magic !== GGUF_MAGIC) {
+    throw new LanternError('BAD_MODEL_FILE', 'This is not a GGUF file (its first bytes are not "GGUF"); choose a .gguf model file.', { magic });
+  }
+  const version = r.u32();
+  if (version !== 2 && version !== 3) {
+    throw new LanternError('UNSUPPORTED_VERSION', `This GGUF file is version ${version}; Lantern reads versions 2 and 3. Convert it with a current llama.cpp.`, { version });
+  }
+  const nTensors = r.size('the tensor count');
+  const nKV = r.size('the metadata count');
+
+  const metadata = new Map<string, GGUFValue>();
+  for (let i = 0; i < nKV; i++) {
+    const key = r.string();
+    const type = r.u32();
+    metadata.set(key, readValue(r, type, key));
+  }
+
+  const alignment = Number(metadata.get('general.alignment') ?? 32);
+  if (!Number.isInteger(alignment) || alignment <= 0 || (alignment & (alignment - 1)) !== 0) {
+    throw new LanternError('BAD_MODEL_FILE', `general.alignment is ${alignment}, not a power of two; the file is damaged.`);
+  }
+
+  const infos: { name: string; dims: number[]; type: number; rel: number }[] = [];
+  for (let i = 0; i < nTensors; i++) {
+    const name = r.string();
+    const nDims = r.u32();
+    if (nDims > 4) throw new LanternError('BAD_MODEL_FILE', `Tensor ${name} claims ${nDims} dimensions (at most 4); the file is damaged.`);
+    const dims: number[] = [];
+    for (let d = 0; d < nDims; d++) dims.push(r.size(`a dimension of ${name}`));
+    const type = r.u32();
+    const rel = r.size(`the offset of ${name}`);
+    infos.push({ name, dims, type, rel });
+  }
+  const dataOffset = Math.ceil(r.pos / alignment) * alignment;
+
+  const tensors: GGUFTensorInfo[] = infos.map(({ name, dims, type, rel }) => {
+    const nElements = dims.reduce((a, b) => a * b, 1);
+    if (!(type in GGMLType)) {
+      throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Tensor ${name} has unknown ggml type ${type}; use a GGUF quantized as F32, F16, Q8_0, Q4_0, Q4_K or Q6_K.`, { tensor: name, type });
+    }
+    const nBytes = tensorByteSize(type, nElements, name);
+    const offset = dataOffset + rel;
+    if (rel % alignment !== 0 || offset + nBytes > fileSize) {
+      throw new LanternError(
+        'TENSOR_OUT_OF_BOUNDS',
+        `Tensor ${name} lies at bytes ${offset}..${offset + nBytes} but the file has ${fileSize} bytes; the file is truncated or damaged, download it again.`,
+        { tensor: name, offset, nBytes, fileSize },
+      );
+    }
+    return { name, type, dims, nElements, nBytes, offset };
+  });
+
+  return { version, metadata, tensors, alignment, dataOffset, size: fileSize };
+}
+
+/** Typed metadata access with a clear error when a required key is missing. */
+export function metaNumber(file: GGUFFile, key: string, fallback?: number): number {
+  const v = file.metadata.get(key);
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(v);
+  if (v === undefined && fallback !== undefined) return fallback;
+  throw new LanternError('BAD_MODEL_FILE', `The model file lacks the number ${key}; it was not written by a GGUF converter Lantern knows.`, { key });
+}
+
+export function metaString(file: GGUFFile, key: string, fallback?: string): string {
+  const v = file.metadata.get(key);
+  if (typeof v === 'string') return v;
+  if (v === undefined && fallback !== undefined) return fallback;
+  throw new LanternError('BAD_MODEL_FILE', `The model file lacks the string ${key}; it was not written by a GGUF converter Lantern knows.`, { key });
+}

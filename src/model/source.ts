@@ -1,0 +1,76 @@
+import { LanternError } from '../errors.ts';
+
+/**
+ * Random access to a model file. The GGUF reader asks for the header first and then for tensor
+ * data by byte range, so a file never has to sit whole in JS memory.
+ */
+export interface ByteSource {
+  readonly size: number;
+  /** Reads `length` bytes at `offset`; fails with TRUNCATED_FILE when the file is shorter. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+export function bytesSource(bytes: Uint8Array): ByteSource {
+  return {
+    size: bytes.byteLength,
+    async read(offset, length) {
+      checkRange(offset, length, bytes.byteLength);
+      return bytes.subarray(offset, offset + length);
+    },
+  };
+}
+
+export function blobSource(blob: Blob): ByteSource {
+  return {
+    size: blob.size,
+    async read(offset, length) {
+      checkRange(offset, length, blob.size);
+      return new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer());
+    },
+  };
+}
+
+/** A file behind HTTP(S), read with Range requests; the size comes from a HEAD request. */
+export async function urlSource(url: string): Promise<ByteSource> {
+  const head = await fetchOrThrow(url, { method: 'HEAD' });
+  const size = Number(head.headers.get('content-length'));
+  if (!Number.isFinite(size) || size <= 0) {
+    throw new LanternError('FETCH_FAILED', `The server for ${url} did not report the file's size; serve it with a Content-Length header.`);
+  }
+  return {
+    size,
+    async read(offset, length) {
+      checkRange(offset, length, size);
+      if (length === 0) return new Uint8Array(0);
+      const res = await fetchOrThrow(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` } });
+      const body = new Uint8Array(await res.arrayBuffer());
+      // A server that ignores Range answers 200 with the whole file.
+      if (res.status === 200 && body.byteLength === size) return body.subarray(offset, offset + length);
+      if (body.byteLength !== length) {
+        throw new LanternError('FETCH_FAILED', `Asked ${url} for ${length} bytes at ${offset} and got ${body.byteLength}; check that the server supports Range requests.`);
+      }
+      return body;
+    },
+  };
+}
+
+async function fetchOrThrow(url: string, init: RequestInit): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(url, init);
+  } catch (e) {
+    throw new LanternError('FETCH_FAILED', `Could not reach ${url} (${(e as Error).message}); check the address and your connection, then try again.`);
+  }
+  if (!res.ok) throw new LanternError('FETCH_FAILED', `${url} answered HTTP ${res.status}; check the address, then try again.`);
+  return res;
+}
+
+function checkRange(offset: number, length: number, size: number): void {
+  if (offset < 0 || length < 0 || offset + length > size) {
+    throw new LanternError(
+      'TRUNCATED_FILE',
+      `The model file ends at byte ${size} but ${offset + length} bytes were needed; the file is truncated, download it again.`,
+      { offset, length, size },
+    );
+  }
+}
