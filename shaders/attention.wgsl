@@ -1,0 +1,89 @@
+// Causal attention over the KV cache, for prefill (many tokens) and decode (one).
+// Query row t sits at position pos0 + t and attends to cache positions 0..pos0 + t.
+// Grouped-query: query head h reads KV head h / (n_heads / n_kv_heads).
+// Softmax is computed online, one chunk of WG positions at a time, so shared memory stays small
+// whatever the context length.
+// Bindings: 0 step (uniform Step), 1 params (uniform Params {n_heads, n_kv_heads, head_dim, scale}),
+//           2 q [n_tokens, n_heads * head_dim] f32, 3 k_cache [n_ctx, n_kv_heads * head_dim] f32,
+//           4 v_cache [n_ctx, n_kv_heads * head_dim] f32, 5 out [n_tokens, n_heads * head_dim] f32
+// Limits:   head_dim <= 4 * WG (each invocation owns up to 4 output dims).
+// Dispatch: (n_heads, n_tokens); WG invocations per (head, token).
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<uniform> params: Params;
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> k_cache: array<f32>;
+@group(0) @binding(4) var<storage, read> v_cache: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+const WG: u32 = 64u;
+const MAX_HEAD_DIM: u32 = 256u;
+var<workgroup> q_row: array<f32, MAX_HEAD_DIM>;
+var<workgroup> p: array<f32, WG>;       // scores, then probabilities, of the current chunk
+var<workgroup> reduce: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let head = wid.x;
+  let t = wid.y;
+  let hd = params.head_dim;
+  let q_base = t * params.n_heads * hd + head * hd;
+  let kv_head = head / (params.n_heads / params.n_kv_heads);
+  let kv_stride = params.n_kv_heads * hd;
+  let kv_off = kv_head * hd;
+  let last = step.pos0 + t; // inclusive
+
+  for (var d = lid.x; d < hd; d += WG) { q_row[d] = q[q_base + d]; }
+  workgroupBarrier();
+
+  var m = -3.0e38; // running max
+  var l = 0.0;            // running sum of exp
+  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+
+  for (var start = 0u; start <= last; start += WG) {
+    let j = start + lid.x;
+    var s = -3.0e38;
+    if (j <= last) {
+      var dot = 0.0;
+      let k_base = j * kv_stride + kv_off;
+      for (var d = 0u; d < hd; d++) { dot += q_row[d] * k_cache[k_base + d]; }
+      s = dot * params.scale;
+    }
+    p[lid.x] = s;
+    reduce[lid.x] = s;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+      if (lid.x < stride) { reduce[lid.x] = max(reduce[lid.x], reduce[lid.x + stride]); }
+      workgroupBarrier();
+    }
+    let m_new = max(m, reduce[0]);
+    let correction = exp(m - m_new);
+    workgroupBarrier();
+    p[lid.x] = select(0.0, exp(s - m_new), j <= last);
+    reduce[lid.x] = p[lid.x];
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+      if (lid.x < stride) { reduce[lid.x] += reduce[lid.x + stride]; }
+      workgroupBarrier();
+    }
+    l = l * correction + reduce[0];
+    m = m_new;
+    let n_valid = min(WG, last + 1u - start);
+    for (var r = 0u; r < 4u; r++) {
+      let d = lid.x + r * WG;
+      if (d < hd) {
+        var a = acc[r] * correction;
+        for (var jj = 0u; jj < n_valid; jj++) {
+          a += p[jj] * v_cache[(start + jj) * kv_stride + kv_off + d];
+        }
+        acc[r] = a;
+      }
+    }
+    workgroupBarrier();
+  }
+
+  for (var r = 0u; r < 4u; r++) {
+    let d = lid.x + r * WG;
+    if (d < hd) { out[q_base + d] = acc[r] / l; }
+  }
+}

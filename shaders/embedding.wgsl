@@ -1,0 +1,22 @@
+// Embedding lookup: out[t, :] = W[tokens[t], :]
+// Bindings: 0 step (uniform Step), 1 params (uniform Params {n_embd}),
+//           2 tokens [n_tokens] u32, 3 W [n_vocab, n_embd] (F32 or F16 words), 4 out [n_tokens, n_embd] f32
+// Variants: W_F16.   Dispatch: (ceil(n_embd / WG), n_tokens).
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<uniform> params: Params;
+@group(0) @binding(2) var<storage, read> tokens: array<u32>;
+@group(0) @binding(3) var<storage, read> W: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+#include "weights"
+
+override WG: u32 = 64u;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  let t = gid.y;
+  if (i >= params.n_embd || t >= step.n_tokens) { return; }
+  out[t * params.n_embd + i] = w_load(tokens[t] * params.n_embd + i);
+}

@@ -1,0 +1,45 @@
+// RMSNorm: out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w
+// Bindings: 0 step (uniform Step), 1 params (uniform Params {n, eps}),
+//           2 x [n_tokens, n] f32, 3 W [n] (F32 or F16 words), 4 out [n_tokens, n] f32
+// Variants: W_F16; LAST_ROW normalizes only row n_tokens-1 into out row 0 (for the logits).
+// Dispatch: (n_tokens) workgroups, or (1) with LAST_ROW.
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<uniform> params: Params;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> W: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+#include "weights"
+
+override WG: u32 = 64u;
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+#ifdef LAST_ROW
+  let row = step.n_tokens - 1u;
+  let out_row = 0u;
+#else
+  let row = wid.x;
+  let out_row = wid.x;
+  if (row >= step.n_tokens) { return; }
+#endif
+  let n = params.n;
+  let base = row * n;
+  var sum = 0.0;
+  for (var i = lid.x; i < n; i += WG) {
+    let v = x[base + i];
+    sum += v * v;
+  }
+  partial[lid.x] = sum;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+    if (lid.x < stride) { partial[lid.x] += partial[lid.x + stride]; }
+    workgroupBarrier();
+  }
+  let scale = inverseSqrt(partial[0] / f32(n) + params.eps);
+  for (var i = lid.x; i < n; i += WG) {
+    out[out_row * n + i] = x[base + i] * scale * w_load(i);
+  }
+}

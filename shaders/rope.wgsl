@@ -1,0 +1,61 @@
+// Rotary position embedding over [n_tokens, n_heads, head_dim], token t at position pos0 + t.
+// Rotates the first rope_dim dims of each head; the rest pass through.
+// Bindings: 0 step (uniform Step), 1 params (uniform Params {n_heads, head_dim, rope_dim, theta_base}),
+//           2 x [n_tokens, n_heads * head_dim] f32, in place; or with TO_CACHE read-only, and
+//           3 cache [n_ctx, n_heads * head_dim] f32, rows written at pos0 + t
+// Variants: NEOX pairs (i, i + rope_dim/2) as in GPT-NeoX/Qwen2; otherwise adjacent pairs (2i, 2i+1)
+//           as llama.cpp's "norm" style. TO_CACHE writes the rotated rows into the KV cache.
+// Dispatch: (ceil(n_heads * head_dim / 2 / WG), n_tokens); one invocation per pair.
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<uniform> params: Params;
+#ifdef TO_CACHE
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> cache: array<f32>;
+#else
+@group(0) @binding(2) var<storage, read_write> x: array<f32>;
+#endif
+
+override WG: u32 = 64u;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let half_dim = params.head_dim / 2u;
+  let head = gid.x / half_dim;
+  let p = gid.x % half_dim;
+  let t = gid.y;
+  if (head >= params.n_heads || t >= step.n_tokens) { return; }
+  let width = params.n_heads * params.head_dim;
+  let base = t * width + head * params.head_dim;
+  let pos = step.pos0 + t;
+
+  let half_rope = params.rope_dim / 2u;
+  let rotated = p < half_rope;
+  var i0 = 2u * p;
+  var i1 = 2u * p + 1u;
+#ifdef NEOX
+  if (rotated) {
+    i0 = p;
+    i1 = p + half_rope;
+  }
+#endif
+  var a = x[base + i0];
+  var b = x[base + i1];
+  if (rotated) {
+    let theta = f32(pos) * pow(params.theta_base, -2.0 * f32(p) / f32(params.rope_dim));
+    let c = cos(theta);
+    let s = sin(theta);
+    let ra = a * c - b * s;
+    let rb = a * s + b * c;
+    a = ra;
+    b = rb;
+  }
+#ifdef TO_CACHE
+  let out_base = pos * width + head * params.head_dim;
+  cache[out_base + i0] = a;
+  cache[out_base + i1] = b;
+#else
+  x[base + i0] = a;
+  x[base + i1] = b;
+#endif
+}

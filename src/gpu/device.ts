@@ -1,0 +1,67 @@
+import { LanternError } from '../errors.ts';
+import { PipelineCache } from './pipelines.ts';
+
+/** The GPU device and what the rest of the runtime needs to know about it. */
+export interface GpuContext {
+  readonly device: GPUDevice;
+  /** e.g. "nvidia (ampere)" or "google (swiftshader)". */
+  readonly adapterName: string;
+  readonly shaderF16: boolean;
+  readonly pipelines: PipelineCache;
+  /** Resolves when the device is lost, with a DEVICE_LOST error. */
+  readonly lost: Promise<LanternError>;
+  /** First uncaptured GPU error since the last call, if any (errors are watched, not ignored). */
+  takeError(): LanternError | undefined;
+}
+
+/** Requests an adapter and a device with the adapter's full buffer limits. */
+export async function acquireGpu(gpu: GPU | undefined): Promise<GpuContext> {
+  if (!gpu) {
+    throw new LanternError('NO_WEBGPU', 'This browser has no WebGPU. Use a current Chrome, Edge or Safari, or enable WebGPU in the browser settings.');
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) {
+    throw new LanternError('NO_WEBGPU', 'WebGPU is present but no GPU adapter is available. Update the graphics driver, or enable hardware acceleration in the browser.');
+  }
+  const shaderF16 = adapter.features.has('shader-f16');
+  const wanted: (keyof GPUSupportedLimits)[] = [
+    'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize',
+    'maxStorageBuffersPerShaderStage', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX',
+  ];
+  const requiredLimits: Record<string, number> = {};
+  for (const key of wanted) requiredLimits[key] = adapter.limits[key] as number;
+  const requiredFeatures: GPUFeatureName[] = [];
+  if (shaderF16) requiredFeatures.push('shader-f16');
+  if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'lantern' });
+  } catch (e) {
+    throw new LanternError('ADAPTER_LIMITS', `The GPU refused a device with its own limits (${(e as Error).message}); try another browser or GPU.`);
+  }
+
+  const info = adapter.info;
+  const adapterName = [info.vendor, info.architecture || info.device || info.description].filter(Boolean).join(' ') || 'unknown adapter';
+  let pending: LanternError | undefined;
+  device.addEventListener('uncapturederror', (event) => {
+    const error = (event as GPUUncapturedErrorEvent).error;
+    pending ??= new LanternError('GPU_ERROR', `The GPU reported an error: ${error.message}. This is a bug in Lantern; please report it with the model you used.`);
+  });
+  const lost = device.lost.then(
+    (info) => new LanternError('DEVICE_LOST', `The GPU device was lost (${info.reason}: ${info.message}). Load the model again; if it repeats, close other GPU-heavy tabs.`),
+  );
+
+  return {
+    device,
+    adapterName,
+    shaderF16,
+    pipelines: new PipelineCache(device),
+    lost,
+    takeError() {
+      const e = pending;
+      pending = undefined;
+      return e;
+    },
+  };
+}

@@ -1,0 +1,195 @@
+import type { GpuContext } from '../gpu/device.ts';
+import { preprocess } from '../gpu/preprocess.ts';
+import { UniformLayout, type UniformField } from '../gpu/uniforms.ts';
+import { shaderSource } from './shaders.ts';
+
+/**
+ * Kernel dispatch sites. Each builder returns an Op: a pipeline with its bind group fixed at
+ * load time, which a forward pass encodes once per step. Only the shared Step uniform
+ * (token count and start position) changes between steps.
+ */
+
+/** Per-step values every kernel may read, written once before each submit. */
+export const STEP = new UniformLayout('Step', { n_tokens: 'u32', pos0: 'u32' });
+
+/** How a weight matrix is stored on the GPU (raw GGUF bytes, as u32 words). */
+export type WeightFormat = 'f32' | 'f16';
+
+/** A weight matrix of `rows` rows of `cols` elements, row-major as ggml stores it. */
+export interface Weight {
+  buffer: GPUBuffer;
+  format: WeightFormat;
+  rows: number;
+  cols: number;
+}
+
+export interface Op {
+  readonly name: string;
+  encode(pass: GPUComputePassEncoder, nTokens: number): void;
+}
+
+const MAX_DISPATCH = 65535;
+
+export class Kernels {
+  private readonly uniforms = new Map<string, GPUBuffer>();
+
+  constructor(readonly gpu: GpuContext, readonly step: GPUBuffer) {}
+
+  /** out[t, :] = W[tokens[t], :] */
+  async embedding(table: Weight, tokens: GPUBuffer, out: GPUBuffer): Promise<Op> {
+    const params = new UniformLayout('Params', { n_embd: 'u32' });
+    const wg = 64;
+    const pipeline = await this.pipeline('embedding', [weightDefine(table)], params, { WG: wg });
+    const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { n_embd: table.cols }), tokens, table.buffer, out]);
+    return this.op(pipeline, bind, (n) => [Math.ceil(table.cols / wg), n]);
+  }
+
+  /** out[r, :] = x[r, :] / rms(x[r, :]) * w; with lastRow only the last token's row, into row 0. */
+  async rmsnorm(x: GPUBuffer, weight: Weight, out: GPUBuffer, eps: number, lastRow = false): Promise<Op> {
+    const params = new UniformLayout('Params', { n: 'u32', eps: 'f32' });
+    const defines = [weightDefine(weight), ...(lastRow ? ['LAST_ROW'] : [])];
+    const pipeline = await this.pipeline('rmsnorm', defines, params, { WG: 64 });
+    const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { n: weight.cols, eps }), x, weight.buffer, out]);
+    return this.op(pipeline, bind, (n) => [lastRow ? 1 : n]);
+  }
+
+  /**
+   * y = x W^T for every token: a tiled matmul when there are several tokens, a matvec for one.
+   * With outAtPos, token t's row lands at row pos0 + t of y (writing V into the KV cache);
+   * with bias, bias[n] is added to every row.
+   */
+  async linear(x: GPUBuffer, weight: Weight, y: GPUBuffer, options: { outAtPos?: boolean; bias?: GPUBuffer } = {}): Promise<Op> {
+    const { outAtPos = false, bias } = options;
+    const params = new UniformLayout('Params', { k: 'u32', n: 'u32', out_at_pos: 'u32' });
+    const values = this.uniform(params, { k: weight.cols, n: weight.rows, out_at_pos: outAtPos ? 1 : 0 });
+    const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : [])];
+    const tile = 16;
+    const matmul = await this.pipeline('matmul', defines, params, { TILE: tile });
+    const matvec = await this.pipeline('matvec', defines, params, { WG: 64 });
+    const resources = [this.step, values, x, weight.buffer, y, ...(bias ? [bias] : [])];
+    const matmulBind = this.bindGroup(matmul, resources);
+    const matvecBind = this.bindGroup(matvec, resources);
+    const rows = weight.rows;
+    return {
+      name: `linear:${weight.format}`,
+      encode(pass, n) {
+        if (n === 1) {
+          pass.setPipeline(matvec);
+          pass.setBindGroup(0, matvecBind);
+          pass.dispatchWorkgroups(Math.min(rows, MAX_DISPATCH), Math.ceil(rows / MAX_DISPATCH));
+        } else {
+          pass.setPipeline(matmul);
+          pass.setBindGroup(0, matmulBind);
+          pass.dispatchWorkgroups(Math.ceil(rows / tile), Math.ceil(n / tile));
+        }
+      },
+    };
+  }
+
+  /** Rotates [n_tokens, nHeads, headDim] in place, or into `cache` at rows pos0 + t. */
+  async rope(
+    x: GPUBuffer,
+    shape: { nHeads: number; headDim: number; ropeDim: number; thetaBase: number; neox: boolean },
+    cache?: GPUBuffer,
+  ): Promise<Op> {
+    const params = new UniformLayout('Params', { n_heads: 'u32', head_dim: 'u32', rope_dim: 'u32', theta_base: 'f32' });
+    const defines = [...(shape.neox ? ['NEOX'] : []), ...(cache ? ['TO_CACHE'] : [])];
+    const wg = 64;
+    const pipeline = await this.pipeline('rope', defines, params, { WG: wg });
+    const values = this.uniform(params, { n_heads: shape.nHeads, head_dim: shape.headDim, rope_dim: shape.ropeDim, theta_base: shape.thetaBase });
+    const bind = this.bindGroup(pipeline, [this.step, values, x, ...(cache ? [cache] : [])]);
+    const pairs = (shape.nHeads * shape.headDim) / 2;
+    return this.op(pipeline, bind, (n) => [Math.ceil(pairs / wg), n]);
+  }
+
+  /** Causal attention of q [n_tokens, nHeads * headDim] over the cache rows 0..pos0 + t. */
+  async attention(
+    q: GPUBuffer, kCache: GPUBuffer, vCache: GPUBuffer, out: GPUBuffer,
+    shape: { nHeads: number; nKvHeads: number; headDim: number },
+  ): Promise<Op> {
+    if (shape.headDim > 256) throw new Error(`attention supports head_dim <= 256, not ${shape.headDim}`);
+    if (shape.nHeads % shape.nKvHeads !== 0) throw new Error(`n_heads ${shape.nHeads} is not a multiple of n_kv_heads ${shape.nKvHeads}`);
+    const params = new UniformLayout('Params', { n_heads: 'u32', n_kv_heads: 'u32', head_dim: 'u32', scale: 'f32' });
+    const pipeline = await this.pipeline('attention', [], params, {});
+    const values = this.uniform(params, { n_heads: shape.nHeads, n_kv_heads: shape.nKvHeads, head_dim: shape.headDim, scale: 1 / Math.sqrt(shape.headDim) });
+    const bind = this.bindGroup(pipeline, [this.step, values, q, kCache, vCache, out]);
+    return this.op(pipeline, bind, (n) => [shape.nHeads, n]);
+  }
+
+  /** gate = silu(gate) * up, over [n_tokens, width]. */
+  async swiglu(gate: GPUBuffer, up: GPUBuffer, width: number): Promise<Op> {
+    return this.elementwise('swiglu', gate, up, width);
+  }
+
+  /** x += y, over [n_tokens, width]. */
+  async add(x: GPUBuffer, y: GPUBuffer, width: number): Promise<Op> {
+    return this.elementwise('add', x, y, width);
+  }
+
+  /** result[0] = index of the largest of logits[0..n). */
+  async argmax(logits: GPUBuffer, n: number, result: GPUBuffer): Promise<Op> {
+    const params = new UniformLayout('Params', { n: 'u32' });
+    const pipeline = await this.pipeline('argmax', [], params, { WG: 256 });
+    const bind = this.bindGroup(pipeline, [this.uniform(params, { n }), logits, result]);
+    return this.op(pipeline, bind, () => [1]);
+  }
+
+  private async elementwise(kernel: string, a: GPUBuffer, b: GPUBuffer, width: number): Promise<Op> {
+    const params = new UniformLayout('Params', { n: 'u32' });
+    const wg = 256;
+    const pipeline = await this.pipeline(kernel, [], params, { WG: wg });
+    const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { n: width }), a, b]);
+    return this.op(pipeline, bind, (n) => [Math.ceil((n * width) / wg)]);
+  }
+
+  private op(pipeline: GPUComputePipeline, bind: GPUBindGroup, grid: (nTokens: number) => number[]): Op {
+    return {
+      name: pipeline.label,
+      encode(pass, nTokens) {
+        const [x, y = 1, z = 1] = grid(nTokens);
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, bind);
+        pass.dispatchWorkgroups(x, y, z);
+      },
+    };
+  }
+
+  private pipeline<F extends Record<string, UniformField>>(
+    kernel: string,
+    defines: string[],
+    params: UniformLayout<F>,
+    overrides: Record<string, number>,
+  ): Promise<GPUComputePipeline> {
+    const sizes = Object.entries(overrides).map(([k, v]) => `${k.toLowerCase()}${v}`);
+    const name = [kernel, ...defines.map((d) => d.toLowerCase()), ...sizes].join(':');
+    return this.gpu.pipelines.get(name, () => ({
+      code: STEP.wgsl + params.wgsl + preprocess(shaderSource(kernel), new Set(defines), shaderSource),
+      constants: overrides,
+    }));
+  }
+
+  private bindGroup(pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
+    return this.gpu.device.createBindGroup({
+      label: pipeline.label,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+  }
+
+  /** Uniform buffers of static parameters, shared between sites with equal values. */
+  private uniform<F extends Record<string, UniformField>>(layout: UniformLayout<F>, values: { [K in keyof F]: number }): GPUBuffer {
+    const bytes = new Uint8Array(layout.pack(values));
+    const key = `${layout.wgsl}|${bytes.join(',')}`;
+    let buffer = this.uniforms.get(key);
+    if (!buffer) {
+      buffer = this.gpu.device.createBuffer({ label: `uniform ${layout.structName}`, size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      this.gpu.device.queue.writeBuffer(buffer, 0, bytes);
+      this.uniforms.set(key, buffer);
+    }
+    return buffer;
+  }
+}
+
+function weightDefine(weight: Weight): string {
+  return weight.format === 'f16' ? 'W_F16' : 'W_F32';
+}

@@ -1,0 +1,162 @@
+import type { GpuContext } from '../gpu/device.ts';
+import { Kernels, type Op, STEP } from '../kernels/ops.ts';
+import type { LlamaConfig } from '../model/config.ts';
+import type { WeightLoader } from './weights.ts';
+
+/**
+ * The llama-family forward pass on the GPU. Every buffer, the KV cache included, is allocated
+ * once at load; each step writes the token ids and one small uniform, encodes every dispatch
+ * into one compute pass, and submits one command buffer.
+ */
+export class LlamaForward {
+  private constructor(
+    private readonly gpu: GpuContext,
+    readonly config: LlamaConfig,
+    readonly contextLength: number,
+    /** Most tokens one step can take; longer prompts are prefilled in chunks. */
+    readonly maxBatch: number,
+    private readonly buffers: ForwardBuffers,
+    private readonly layerOps: Op[],
+    private readonly headOps: Op[],
+  ) {}
+
+  static async create(gpu: GpuContext, config: LlamaConfig, weights: WeightLoader, contextLength: number, maxBatch: number): Promise<LlamaForward> {
+    const { device } = gpu;
+    const c = config;
+    const qDim = c.nHeads * c.headDim;
+    const kvDim = c.nKvHeads * c.headDim;
+    const f32 = (label: string, elements: number, extra = 0): GPUBuffer =>
+      device.createBuffer({ label, size: Math.max(16, elements * 4), usage: GPUBufferUsage.STORAGE | extra });
+
+    const b: ForwardBuffers = {
+      step: device.createBuffer({ label: 'step', size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
+      tokens: device.createBuffer({ label: 'tokens', size: maxBatch * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST }),
+      x: f32('x', maxBatch * c.nEmbd),                  // [batch, n_embd] residual stream
+      xn: f32('xn', maxBatch * c.nEmbd),                // [batch, n_embd] normed
+      q: f32('q', maxBatch * qDim),                     // [batch, n_heads * head_dim]
+      k: f32('k', maxBatch * kvDim),                    // [batch, n_kv_heads * head_dim]
+      attn: f32('attn', maxBatch * qDim),               // [batch, n_heads * head_dim]
+      proj: f32('proj', maxBatch * c.nEmbd),            // [batch, n_embd] block output before the residual add
+      gate: f32('gate', maxBatch * c.nFF),              // [batch, n_ff]
+      up: f32('up', maxBatch * c.nFF),                  // [batch, n_ff]
+      last: f32('last', c.nEmbd),                       // [1, n_embd] final-normed last token
+      logits: f32('logits', c.vocabSize, GPUBufferUsage.COPY_SRC),  // [vocab]
+      argmax: f32('argmax', 1, GPUBufferUsage.COPY_SRC),            // [1] u32
+      kCache: [],
+      vCache: [],
+      readLogits: device.createBuffer({ label: 'read logits', size: c.vocabSize * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      readArgmax: device.createBuffer({ label: 'read argmax', size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+    };
+    for (let l = 0; l < c.nLayers; l++) {
+      b.kCache.push(f32(`k cache ${l}`, contextLength * kvDim)); // [n_ctx, n_kv_heads * head_dim]
+      b.vCache.push(f32(`v cache ${l}`, contextLength * kvDim));
+    }
+
+    const k = new Kernels(gpu, b.step);
+    const rope = { headDim: c.headDim, ropeDim: c.ropeDim, thetaBase: c.ropeTheta, neox: c.ropeNeox };
+    const layerOps: Op[] = [];
+    const tokenEmbd = await weights.matrix('token_embd.weight');
+    layerOps.push(await k.embedding(tokenEmbd, b.tokens, b.x));
+    for (let l = 0; l < c.nLayers; l++) {
+      const w = (name: string) => weights.matrix(`blk.${l}.${name}.weight`);
+      const bias = async (name: string) => (c.qkvBias ? weights.vectorF32(`blk.${l}.${name}.bias`) : undefined);
+      layerOps.push(
+        await k.rmsnorm(b.x, await w('attn_norm'), b.xn, c.rmsEps),
+        await k.linear(b.xn, await w('attn_q'), b.q, { bias: await bias('attn_q') }),
+        await k.rope(b.q, { nHeads: c.nHeads, ...rope }),
+        await k.linear(b.xn, await w('attn_k'), b.k, { bias: await bias('attn_k') }),
+        await k.rope(b.k, { nHeads: c.nKvHeads, ...rope }, b.kCache[l]),
+        await k.linear(b.xn, await w('attn_v'), b.vCache[l], { outAtPos: true, bias: await bias('attn_v') }),
+        await k.attention(b.q, b.kCache[l], b.vCache[l], b.attn, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim }),
+        await k.linear(b.attn, await w('attn_output'), b.proj),
+        await k.add(b.x, b.proj, c.nEmbd),
+        await k.rmsnorm(b.x, await w('ffn_norm'), b.xn, c.rmsEps),
+        await k.linear(b.xn, await w('ffn_gate'), b.gate),
+        await k.linear(b.xn, await w('ffn_up'), b.up),
+        await k.swiglu(b.gate, b.up, c.nFF),
+        await k.linear(b.gate, await w('ffn_down'), b.proj),
+        await k.add(b.x, b.proj, c.nEmbd),
+      );
+    }
+    // Tied embeddings: models without output.weight reuse the token embedding table.
+    const output = weights.has('output.weight') ? await weights.matrix('output.weight') : tokenEmbd;
+    const headOps = [
+      await k.rmsnorm(b.x, await weights.matrix('output_norm.weight'), b.last, c.rmsEps, true),
+      await k.linear(b.last, output, b.logits),
+      await k.argmax(b.logits, c.vocabSize, b.argmax),
+    ];
+    return new LlamaForward(gpu, config, contextLength, maxBatch, b, layerOps, headOps);
+  }
+
+  /**
+   * Runs `tokens` (at most maxBatch) at positions pos0.. through the model. With `read` the
+   * last token's next-token result comes back: the argmax id, or the full logits.
+   */
+  async step(tokens: readonly number[], pos0: number, read: 'argmax'): Promise<number>;
+  async step(tokens: readonly number[], pos0: number, read: 'logits'): Promise<Float32Array>;
+  async step(tokens: readonly number[], pos0: number, read: 'none'): Promise<void>;
+  async step(tokens: readonly number[], pos0: number, read: 'argmax' | 'logits' | 'none'): Promise<number | Float32Array | void> {
+    const n = tokens.length;
+    if (n === 0 || n > this.maxBatch) throw new Error(`step takes 1..${this.maxBatch} tokens, got ${n}`);
+    if (pos0 + n > this.contextLength) throw new Error(`step would write past the KV cache (${pos0} + ${n} > ${this.contextLength})`);
+    const { device } = this.gpu;
+    const b = this.buffers;
+    device.queue.writeBuffer(b.tokens, 0, new Uint32Array(tokens));
+    device.queue.writeBuffer(b.step, 0, STEP.pack({ n_tokens: n, pos0 }));
+
+    const encoder = device.createCommandEncoder({ label: 'forward' });
+    const pass = encoder.beginComputePass({ label: 'forward' });
+    for (const op of this.layerOps) op.encode(pass, n);
+    if (read !== 'none') for (const op of this.headOps) op.encode(pass, 1);
+    pass.end();
+    if (read === 'argmax') encoder.copyBufferToBuffer(b.argmax, 0, b.readArgmax, 0, 4);
+    if (read === 'logits') encoder.copyBufferToBuffer(b.logits, 0, b.readLogits, 0, this.config.vocabSize * 4);
+    device.queue.submit([encoder.finish()]);
+
+    if (read === 'none') return;
+    const staging = read === 'argmax' ? b.readArgmax : b.readLogits;
+    await staging.mapAsync(GPUMapMode.READ);
+    const error = this.gpu.takeError();
+    try {
+      if (error) throw error;
+      const data = staging.getMappedRange();
+      return read === 'argmax' ? new Uint32Array(data)[0] : new Float32Array(data.slice(0));
+    } finally {
+      staging.unmap();
+    }
+  }
+
+  /** Waits for all submitted work (used before timing and after prefill chunks). */
+  async finish(): Promise<void> {
+    await this.gpu.device.queue.onSubmittedWorkDone();
+    const error = this.gpu.takeError();
+    if (error) throw error;
+  }
+
+  destroy(): void {
+    const b = this.buffers;
+    for (const buffer of [b.step, b.tokens, b.x, b.xn, b.q, b.k, b.attn, b.proj, b.gate, b.up, b.last, b.logits, b.argmax, b.readLogits, b.readArgmax, ...b.kCache, ...b.vCache]) {
+      buffer.destroy();
+    }
+  }
+}
+
+interface ForwardBuffers {
+  step: GPUBuffer;
+  tokens: GPUBuffer;
+  x: GPUBuffer;
+  xn: GPUBuffer;
+  q: GPUBuffer;
+  k: GPUBuffer;
+  attn: GPUBuffer;
+  proj: GPUBuffer;
+  gate: GPUBuffer;
+  up: GPUBuffer;
+  last: GPUBuffer;
+  logits: GPUBuffer;
+  argmax: GPUBuffer;
+  kCache: GPUBuffer[];
+  vCache: GPUBuffer[];
+  readLogits: GPUBuffer;
+  readArgmax: GPUBuffer;
+}

@@ -1,0 +1,105 @@
+import { LanternError } from '../errors.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import type { Weight, WeightFormat } from '../kernels/ops.ts';
+import { GGMLType, type GGUFFile, type GGUFTensorInfo, ggmlTypeName } from '../model/gguf.ts';
+import type { ByteSource } from '../model/source.ts';
+
+/** Tensor data moves from the source to the GPU in reads of at most this many bytes. */
+const UPLOAD_CHUNK = 8 << 20;
+
+const FORMATS: Partial<Record<GGMLType, WeightFormat>> = {
+  [GGMLType.F32]: 'f32',
+  [GGMLType.F16]: 'f16',
+};
+
+/** Reads GGUF tensors by name and uploads them, raw, into GPU buffers. */
+export class WeightLoader {
+  private readonly byName: Map<string, GGUFTensorInfo>;
+
+  constructor(private readonly gpu: GpuContext, private readonly source: ByteSource, file: GGUFFile) {
+    this.byName = new Map(file.tensors.map((t) => [t.name, t]));
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  /** A 1-D or 2-D weight, uploaded as stored: [rows = dims[1], cols = dims[0]]. */
+  async matrix(name: string): Promise<Weight> {
+    const info = this.info(name);
+    const format = FORMATS[info.type];
+    if (!format) {
+      throw new LanternError(
+        'UNSUPPORTED_TENSOR_TYPE',
+        `Tensor ${name} is ${ggmlTypeName(info.type)}, which this build of Lantern cannot run yet; use an F32 or F16 GGUF.`,
+        { tensor: name, type: info.type },
+      );
+    }
+    const buffer = this.createBuffer(name, info.nBytes);
+    for (let done = 0; done < info.nBytes; done += UPLOAD_CHUNK) {
+      const bytes = await this.source.read(info.offset + done, Math.min(UPLOAD_CHUNK, info.nBytes - done));
+      writePadded(this.gpu.device.queue, buffer, done, bytes);
+    }
+    return { buffer, format, rows: info.dims[1] ?? 1, cols: info.dims[0] };
+  }
+
+  /** A small vector (bias), converted to f32 on the way. */
+  async vectorF32(name: string): Promise<GPUBuffer> {
+    const info = this.info(name);
+    const bytes = await this.source.read(info.offset, info.nBytes);
+    let values: Float32Array<ArrayBuffer>;
+    if (info.type === GGMLType.F32) values = new Float32Array(bytes.slice().buffer);
+    else if (info.type === GGMLType.F16) values = halfToFloat(new Uint16Array(bytes.slice().buffer));
+    else throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Vector ${name} is ${ggmlTypeName(info.type)}; expected F32 or F16. The file is unusual; convert it with a current llama.cpp.`);
+    const buffer = this.createBuffer(name, values.byteLength);
+    this.gpu.device.queue.writeBuffer(buffer, 0, values);
+    return buffer;
+  }
+
+  private info(name: string): GGUFTensorInfo {
+    const info = this.byName.get(name);
+    if (!info) throw new LanternError('BAD_MODEL_FILE', `The model file has no tensor ${name}; it is incomplete or not a llama-family model.`, { tensor: name });
+    return info;
+  }
+
+  private createBuffer(label: string, nBytes: number): GPUBuffer {
+    const limits = this.gpu.device.limits;
+    if (nBytes > limits.maxStorageBufferBindingSize || nBytes > limits.maxBufferSize) {
+      throw new LanternError(
+        'ADAPTER_LIMITS',
+        `Tensor ${label} needs ${nBytes} bytes in one buffer but this GPU allows ${Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)}; choose a smaller model.`,
+        { tensor: label, bytes: nBytes },
+      );
+    }
+    return this.gpu.device.createBuffer({ label, size: align4(nBytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  }
+}
+
+/** queue.writeBuffer wants sizes in multiples of 4; the last chunk of an odd-sized tensor is padded. */
+function writePadded(queue: GPUQueue, buffer: GPUBuffer, offset: number, bytes: Uint8Array): void {
+  if (bytes.byteLength % 4 === 0) {
+    queue.writeBuffer(buffer, offset, bytes as Uint8Array<ArrayBuffer>);
+    return;
+  }
+  const padded = new Uint8Array(align4(bytes.byteLength));
+  padded.set(bytes);
+  queue.writeBuffer(buffer, offset, padded);
+}
+
+function align4(n: number): number {
+  return Math.ceil(n / 4) * 4;
+}
+
+export function halfToFloat(halves: Uint16Array): Float32Array<ArrayBuffer> {
+  const out = new Float32Array(halves.length);
+  for (let i = 0; i < halves.length; i++) {
+    const h = halves[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) out[i] = sign * frac * 2 ** -24;
+    else if (exp === 31) out[i] = frac ? NaN : sign * Infinity;
+    else out[i] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  return out;
+}

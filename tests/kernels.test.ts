@@ -1,0 +1,170 @@
+/**
+ * Every WGSL kernel against its float64 CPU twin (tests/kernels/reference.ts), in Chromium's
+ * WebGPU (SwiftShader here), on shapes that are not multiples of the tile or workgroup sizes.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openGpuPage, type GpuPage } from '../src/cli/chromium-host.ts';
+import type { KernelSpec } from './kernels/harness.ts';
+import * as ref from './kernels/reference.ts';
+
+let gpu: GpuPage;
+beforeAll(async () => {
+  gpu = await openGpuPage();
+});
+afterAll(() => gpu?.close());
+
+function runKernel(spec: KernelSpec): Promise<Record<string, number[]>> {
+  return gpu.evaluate(async (s) => {
+    const harness = await window.lanternImport('/tests/kernels/harness.ts');
+    return harness.run(s);
+  }, spec);
+}
+
+/** Fails with the worst few elements listed, so a wrong kernel reads as a diff, not a boolean. */
+function expectClose(got: number[], want: Float64Array | number[], tol: { abs: number; rel: number }, what: string): void {
+  expect(got.length, `${what}: length`).toBe(want.length);
+  const bad: string[] = [];
+  let worst = 0;
+  for (let i = 0; i < got.length; i++) {
+    const err = Math.abs(got[i] - want[i]);
+    const allowed = tol.abs + tol.rel * Math.abs(want[i]);
+    if (!(err <= allowed)) {
+      worst = Math.max(worst, err);
+      if (bad.length < 8) bad.push(`  [${i}] got ${got[i]} want ${want[i]} (|diff| ${err.toExponential(2)} > ${allowed.toExponential(2)})`);
+    }
+  }
+  if (bad.length) throw new Error(`${what}: mismatches (worst |diff| ${worst.toExponential(2)}):\n${bad.join('\n')}`);
+}
+
+/** Weight storage: f32 words, or f16 halves packed two per word (values rounded to f16 first). */
+function packWeight(values: Float64Array, format: 'f32' | 'f16'): { words: number[]; rounded: Float64Array } {
+  if (format === 'f32') {
+    const f = Float32Array.from(values);
+    return { words: Array.from(new Uint32Array(f.buffer)), rounded: Float64Array.from(f) };
+  }
+  const halves = new Uint16Array(values.length + (values.length % 2));
+  values.forEach((v, i) => (halves[i] = ref.floatToHalfBits(v)));
+  const rounded = Float64Array.from(values, (_, i) => halfValue(halves[i]));
+  return { words: Array.from(new Uint32Array(halves.buffer)), rounded };
+}
+
+function halfValue(h: number): number {
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  const sign = h & 0x8000 ? -1 : 1;
+  return exp === 0 ? sign * frac * 2 ** -24 : sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+const f32 = (a: Float64Array): number[] => Array.from(Float32Array.from(a));
+/** Inputs as the GPU sees them (rounded to f32), for the twin. */
+const asF32 = (a: Float64Array): Float64Array => Float64Array.from(Float32Array.from(a));
+
+describe('kernels match their CPU twins', () => {
+  for (const format of ['f32', 'f16'] as const) {
+    it(`embedding (${format}) gathers rows`, async () => {
+      const rows = 37, cols = 45;
+      const table = packWeight(ref.randomArray(rows * cols, 1), format);
+      const tokens = [5, 0, 36, 5, 17];
+      const got = await runKernel({
+        op: 'embedding', nTokens: tokens.length, pos0: 0, inputs: { tokens },
+        weights: { W: { words: table.words, format, rows, cols } }, outputs: { out: tokens.length * cols },
+      });
+      expectClose(got.out, ref.embedding(table.rounded, cols, tokens), { abs: 0, rel: 0 }, 'embedding');
+    });
+
+    // Prefill (matmul) for several token counts around the 16-wide tile, decode (matvec) for one.
+    for (const [nTokens, k, n] of [[1, 67, 45], [1, 300, 131], [5, 67, 45], [17, 70, 33], [33, 129, 19]]) {
+      it(`linear (${format}) ${nTokens} x ${k} -> ${n}`, async () => {
+        const x = asF32(ref.randomArray(nTokens * k, 2));
+        const w = packWeight(ref.randomArray(n * k, 3), format);
+        const got = await runKernel({
+          op: 'linear', nTokens, pos0: 0, inputs: { x: f32(x) },
+          weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: nTokens * n },
+        });
+        expectClose(got.y, ref.linear(x, w.rounded, k, n), { abs: 1e-4, rel: 1e-4 }, 'linear');
+      });
+    }
+
+    it(`rmsnorm (${format}) per row and last row only`, async () => {
+      const nTokens = 3, n = 77, eps = 1e-5;
+      const x = asF32(ref.randomArray(nTokens * n, 4, 3));
+      const w = packWeight(ref.randomArray(n, 5), format);
+      const weights = { W: { words: w.words, format, rows: 1, cols: n } };
+      const want = ref.rmsnorm(x, w.rounded, eps);
+      const all = await runKernel({ op: 'rmsnorm', nTokens, pos0: 0, inputs: { x: f32(x) }, weights, outputs: { out: nTokens * n }, options: { eps } });
+      expectClose(all.out, want, { abs: 1e-5, rel: 1e-5 }, 'rmsnorm');
+      const last = await runKernel({ op: 'rmsnorm', nTokens, pos0: 0, inputs: { x: f32(x) }, weights, outputs: { out: n }, options: { eps, lastRow: true } });
+      expectClose(last.out, want.subarray((nTokens - 1) * n), { abs: 1e-5, rel: 1e-5 }, 'rmsnorm last row');
+    });
+  }
+
+  it('linear with bias, and writing rows at pos0 (V into the KV cache)', async () => {
+    const nTokens = 3, k = 40, n = 24, pos0 = 5;
+    const x = asF32(ref.randomArray(nTokens * k, 6));
+    const w = packWeight(ref.randomArray(n * k, 7), 'f32');
+    const bias = asF32(ref.randomArray(n, 8));
+    const want = ref.linear(x, w.rounded, k, n, bias);
+    for (const tokens of [nTokens, 1]) {
+      const got = await runKernel({
+        op: 'linear', nTokens: tokens, pos0, inputs: { x: f32(x), bias: f32(bias) },
+        weights: { W: { words: w.words, format: 'f32', rows: n, cols: k } }, outputs: { y: (pos0 + tokens) * n }, options: { outAtPos: true },
+      });
+      expectClose(got.y.slice(0, pos0 * n), new Float64Array(pos0 * n), { abs: 0, rel: 0 }, 'rows before pos0 untouched');
+      expectClose(got.y.slice(pos0 * n), want.subarray(0, tokens * n), { abs: 1e-4, rel: 1e-4 }, `linear+bias at pos0 (${tokens} tokens)`);
+    }
+  });
+
+  for (const neox of [false, true]) {
+    it(`rope (${neox ? 'neox' : 'adjacent pairs'}) in place and into the cache, partial rotary dims`, async () => {
+      const nTokens = 3, nHeads = 3, headDim = 12, ropeDim = 8, pos0 = 7, thetaBase = 10000;
+      const shape = { nHeads, headDim, ropeDim, thetaBase, neox };
+      const x = asF32(ref.randomArray(nTokens * nHeads * headDim, 9));
+      const want = ref.rope(x, shape, pos0);
+      const options = { ...shape };
+      const inPlace = await runKernel({ op: 'rope', nTokens, pos0, inputs: { x: f32(x) }, outputs: { x: x.length }, options });
+      // WGSL lets sin/cos be off by 2^-11 absolute (SwiftShader uses that room); the bound follows it.
+      const tol = { abs: 2 ** -11, rel: 1e-5 };
+      expectClose(inPlace.x, want, tol, 'rope in place');
+      const width = nHeads * headDim;
+      const cached = await runKernel({
+        op: 'rope', nTokens, pos0, inputs: { x: f32(x), cache: new Array((pos0 + nTokens) * width).fill(0) },
+        outputs: { cache: (pos0 + nTokens) * width }, options,
+      });
+      expectClose(cached.cache.slice(pos0 * width), want, tol, 'rope into cache');
+    });
+  }
+
+  for (const [nTokens, pos0, nHeads, nKvHeads, headDim] of [[1, 0, 4, 2, 8], [1, 150, 6, 2, 24], [5, 0, 8, 4, 8], [7, 60, 3, 1, 70], [2, 3, 2, 2, 130]]) {
+    it(`attention: ${nTokens} tokens at pos ${pos0}, ${nHeads}/${nKvHeads} heads of ${headDim}`, async () => {
+      const ctx = pos0 + nTokens + 3; // rows past the causal limit hold junk that must be ignored
+      const q = asF32(ref.randomArray(nTokens * nHeads * headDim, 10));
+      const kCache = asF32(ref.randomArray(ctx * nKvHeads * headDim, 11));
+      const vCache = asF32(ref.randomArray(ctx * nKvHeads * headDim, 12));
+      const got = await runKernel({
+        op: 'attention', nTokens, pos0, inputs: { q: f32(q), kCache: f32(kCache), vCache: f32(vCache) },
+        outputs: { out: q.length }, options: { nHeads, nKvHeads, headDim },
+      });
+      expectClose(got.out, ref.attention(q, kCache, vCache, { nHeads, nKvHeads, headDim }, pos0), { abs: 1e-5, rel: 1e-4 }, 'attention');
+    });
+  }
+
+  it('swiglu and residual add over [n_tokens, width]', async () => {
+    const nTokens = 3, width = 301;
+    const a = asF32(ref.randomArray(nTokens * width, 13, 4));
+    const b = asF32(ref.randomArray(nTokens * width, 14, 4));
+    const s = await runKernel({ op: 'swiglu', nTokens, pos0: 0, inputs: { gate: f32(a), up: f32(b) }, outputs: { gate: a.length }, options: { width } });
+    expectClose(s.gate, ref.swiglu(a, b), { abs: 1e-5, rel: 1e-5 }, 'swiglu');
+    const r = await runKernel({ op: 'add', nTokens, pos0: 0, inputs: { x: f32(a), y: f32(b) }, outputs: { x: a.length }, options: { width } });
+    expectClose(r.x, ref.add(a, b), { abs: 1e-6, rel: 0 }, 'add');
+  });
+
+  it('argmax finds the largest logit, first index on ties', async () => {
+    const n = 50_001;
+    const logits = asF32(ref.randomArray(n, 15, 10));
+    logits[31_337] = 50;
+    logits[40_000] = 50;
+    const got = await runKernel({ op: 'argmax', nTokens: 1, pos0: 0, inputs: { logits: f32(logits) }, outputs: { result: 1 }, options: { n } });
+    expect(got.result[0]).toBe(31_337);
+    expect(ref.argmax(logits)).toBe(31_337);
+  });
+});

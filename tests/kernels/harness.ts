@@ -1,0 +1,99 @@
+/**
+ * Runs one kernel on the page's WebGPU device with given inputs and returns its outputs.
+ * Loaded into a Chromium page by tests/kernels.test.ts; every run is inside validation and
+ * out-of-memory error scopes, so a GPU error fails the test instead of passing silently.
+ */
+import { acquireGpu, type GpuContext } from '../../src/gpu/device.ts';
+import { Kernels, type Op, STEP, type Weight } from '../../src/kernels/ops.ts';
+
+export interface KernelSpec {
+  op: 'embedding' | 'rmsnorm' | 'linear' | 'rope' | 'attention' | 'swiglu' | 'add' | 'argmax';
+  nTokens: number;
+  pos0: number;
+  /** f32 arrays, and u32 arrays named in `u32`. */
+  inputs: Record<string, number[]>;
+  /** Weight matrices given as raw storage words: {words, format, rows, cols}. */
+  weights?: Record<string, { words: number[]; format: 'f32' | 'f16'; rows: number; cols: number }>;
+  /** Sizes in elements of the outputs to read back. */
+  outputs: Record<string, number>;
+  options?: Record<string, number | boolean>;
+}
+
+let gpu: GpuContext | undefined;
+
+export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
+  gpu ??= await acquireGpu(navigator.gpu);
+  const { device } = gpu;
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('validation');
+
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const buffers: Record<string, GPUBuffer> = {};
+  const make = (name: string, bytes: number): GPUBuffer => {
+    const buffer = device.createBuffer({ label: name, size: Math.max(16, Math.ceil(bytes / 4) * 4), usage });
+    buffers[name] = buffer;
+    return buffer;
+  };
+  for (const [name, values] of Object.entries(spec.inputs)) {
+    const data = name === 'tokens' ? new Uint32Array(values) : new Float32Array(values);
+    device.queue.writeBuffer(make(name, data.byteLength), 0, data);
+  }
+  const weights: Record<string, Weight> = {};
+  for (const [name, w] of Object.entries(spec.weights ?? {})) {
+    const data = new Uint32Array(w.words);
+    const buffer = make(name, data.byteLength);
+    device.queue.writeBuffer(buffer, 0, data);
+    weights[name] = { buffer, format: w.format, rows: w.rows, cols: w.cols };
+  }
+  for (const [name, size] of Object.entries(spec.outputs)) if (!buffers[name]) make(name, size * 4);
+
+  const step = device.createBuffer({ size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  device.queue.writeBuffer(step, 0, STEP.pack({ n_tokens: spec.nTokens, pos0: spec.pos0 }));
+  const k = new Kernels(gpu, step);
+  const o = spec.options ?? {};
+  const num = (key: string) => Number(o[key]);
+  let op: Op;
+  switch (spec.op) {
+    case 'embedding': op = await k.embedding(weights.W, buffers.tokens, buffers.out); break;
+    case 'rmsnorm': op = await k.rmsnorm(buffers.x, weights.W, buffers.out, num('eps'), Boolean(o.lastRow)); break;
+    case 'linear': op = await k.linear(buffers.x, weights.W, buffers.y, { outAtPos: Boolean(o.outAtPos), bias: buffers.bias }); break;
+    case 'rope': {
+      const shape = { nHeads: num('nHeads'), headDim: num('headDim'), ropeDim: num('ropeDim'), thetaBase: num('thetaBase'), neox: Boolean(o.neox) };
+      op = await k.rope(buffers.x, shape, buffers.cache);
+      break;
+    }
+    case 'attention':
+      op = await k.attention(buffers.q, buffers.kCache, buffers.vCache, buffers.out, { nHeads: num('nHeads'), nKvHeads: num('nKvHeads'), headDim: num('headDim') });
+      break;
+    case 'swiglu': op = await k.swiglu(buffers.gate, buffers.up, num('width')); break;
+    case 'add': op = await k.add(buffers.x, buffers.y, num('width')); break;
+    case 'argmax': op = await k.argmax(buffers.logits, num('n'), buffers.result); break;
+  }
+
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  op.encode(pass, spec.nTokens);
+  pass.end();
+  const reads: Record<string, GPUBuffer> = {};
+  for (const [name, size] of Object.entries(spec.outputs)) {
+    reads[name] = device.createBuffer({ size: Math.max(16, size * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    encoder.copyBufferToBuffer(buffers[name], 0, reads[name], 0, Math.max(16, size * 4));
+  }
+  device.queue.submit([encoder.finish()]);
+
+  const validation = await device.popErrorScope();
+  const oom = await device.popErrorScope();
+  if (validation || oom) throw new Error(`GPU error in ${op.name}: ${(validation ?? oom)!.message}`);
+
+  const result: Record<string, number[]> = {};
+  for (const [name, size] of Object.entries(spec.outputs)) {
+    await reads[name].mapAsync(GPUMapMode.READ);
+    const data = name === 'result' ? new Uint32Array(reads[name].getMappedRange()) : new Float32Array(reads[name].getMappedRange());
+    result[name] = Array.from(data.subarray(0, size));
+    reads[name].unmap();
+    reads[name].destroy();
+  }
+  for (const buffer of Object.values(buffers)) buffer.destroy();
+  step.destroy();
+  return result;
+}

@@ -1,0 +1,145 @@
+/**
+ * CPU twins of the WGSL kernels, accumulating in float64. Shapes and layouts mirror the shaders'
+ * headers; weights arrive already rounded to their storage format.
+ */
+
+export function embedding(table: Float64Array, cols: number, tokens: number[]): Float64Array {
+  const out = new Float64Array(tokens.length * cols);
+  tokens.forEach((tok, t) => out.set(table.subarray(tok * cols, (tok + 1) * cols), t * cols));
+  return out;
+}
+
+export function rmsnorm(x: Float64Array, w: Float64Array, eps: number): Float64Array {
+  const n = w.length;
+  const out = new Float64Array(x.length);
+  for (let r = 0; r < x.length / n; r++) {
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += x[r * n + i] ** 2;
+    const scale = 1 / Math.sqrt(sum / n + eps);
+    for (let i = 0; i < n; i++) out[r * n + i] = x[r * n + i] * scale * w[i];
+  }
+  return out;
+}
+
+/** y[t, n] = sum_k x[t, k] W[n, k] (+ bias[n]) */
+export function linear(x: Float64Array, w: Float64Array, k: number, nOut: number, bias?: Float64Array): Float64Array {
+  const nTokens = x.length / k;
+  const y = new Float64Array(nTokens * nOut);
+  for (let t = 0; t < nTokens; t++) {
+    for (let n = 0; n < nOut; n++) {
+      let acc = bias ? bias[n] : 0;
+      for (let i = 0; i < k; i++) acc += x[t * k + i] * w[n * k + i];
+      y[t * nOut + n] = acc;
+    }
+  }
+  return y;
+}
+
+export function rope(
+  x: Float64Array,
+  shape: { nHeads: number; headDim: number; ropeDim: number; thetaBase: number; neox: boolean },
+  pos0: number,
+): Float64Array {
+  const { nHeads, headDim, ropeDim, thetaBase, neox } = shape;
+  const out = Float64Array.from(x);
+  const width = nHeads * headDim;
+  for (let t = 0; t < x.length / width; t++) {
+    for (let h = 0; h < nHeads; h++) {
+      const base = t * width + h * headDim;
+      for (let p = 0; p < ropeDim / 2; p++) {
+        const [i0, i1] = neox ? [p, p + ropeDim / 2] : [2 * p, 2 * p + 1];
+        const theta = (pos0 + t) * thetaBase ** ((-2 * p) / ropeDim);
+        const a = x[base + i0];
+        const b = x[base + i1];
+        out[base + i0] = a * Math.cos(theta) - b * Math.sin(theta);
+        out[base + i1] = a * Math.sin(theta) + b * Math.cos(theta);
+      }
+    }
+  }
+  return out;
+}
+
+/** Causal attention: query t (at position pos0 + t) over cache rows 0..pos0 + t. */
+export function attention(
+  q: Float64Array, kCache: Float64Array, vCache: Float64Array,
+  shape: { nHeads: number; nKvHeads: number; headDim: number }, pos0: number,
+): Float64Array {
+  const { nHeads, nKvHeads, headDim: hd } = shape;
+  const nTokens = q.length / (nHeads * hd);
+  const kvStride = nKvHeads * hd;
+  const out = new Float64Array(q.length);
+  for (let t = 0; t < nTokens; t++) {
+    for (let h = 0; h < nHeads; h++) {
+      const kvOff = Math.floor(h / (nHeads / nKvHeads)) * hd;
+      const qBase = t * nHeads * hd + h * hd;
+      const scores: number[] = [];
+      for (let j = 0; j <= pos0 + t; j++) {
+        let dot = 0;
+        for (let d = 0; d < hd; d++) dot += q[qBase + d] * kCache[j * kvStride + kvOff + d];
+        scores.push(dot / Math.sqrt(hd));
+      }
+      const max = Math.max(...scores);
+      const e = scores.map((s) => Math.exp(s - max));
+      const total = e.reduce((a, b) => a + b, 0);
+      for (let d = 0; d < hd; d++) {
+        let acc = 0;
+        for (let j = 0; j < e.length; j++) acc += e[j] * vCache[j * kvStride + kvOff + d];
+        out[qBase + d] = acc / total;
+      }
+    }
+  }
+  return out;
+}
+
+export function swiglu(gate: Float64Array, up: Float64Array): Float64Array {
+  return gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]);
+}
+
+export function add(x: Float64Array, y: Float64Array): Float64Array {
+  return x.map((v, i) => v + y[i]);
+}
+
+export function argmax(x: Float64Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
+
+/** Rounds to the nearest IEEE half and returns its bits. */
+export function floatToHalfBits(value: number): number {
+  const f32 = new Float32Array([value]);
+  const bits = new Uint32Array(f32.buffer)[0];
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = (bits >>> 23) & 0xff;
+  let mant = bits & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rem > halfway || (rem === halfway && (half & 1))) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;
+  return sign | half;
+}
+
+/** Deterministic uniform values in [-scale, scale). */
+export function randomArray(n: number, seed: number, scale = 1): Float64Array {
+  let a = seed >>> 0;
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
+  }
+  return out;
+}
