@@ -2,8 +2,8 @@
 // Bindings: 0 step (uniform Step), 1 params (uniform Params {k, n, out_at_pos}),
 //           2 x [k] f32, 3 W [n_out, k] (F32 or F16 words), 4 y [n_out] f32 (at row pos0 when out_at_pos = 1)
 // Variants: W_F16; BIAS adds binding 5 bias [n_out] f32 (Qwen2 q/k/v projections).
-// Overrides: WG (invocations per row).
-// Dispatch: one workgroup per output row, (min(n_out, 65535), ceil(n_out / 65535)).
+// Overrides: WG (invocations per workgroup), TPR (invocations sharing one row; WG / TPR rows per workgroup).
+// Dispatch: ceil(n_out / (WG / TPR)) workgroups, as (min(g, 65535), ceil(g / 65535)).
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> params: Params;
@@ -17,31 +17,34 @@
 
 #include "weights"
 
-override WG: u32 = 64u;
+override WG: u32 = 64u;  // invocations per workgroup
+override TPR: u32 = 8u;  // invocations per row: a power of two dividing WG
 var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.x + wid.y * 65535u;
-  if (row >= params.n) { return; }
+  let row = (wid.x + wid.y * 65535u) * (WG / TPR) + lid.x / TPR;
+  let lane = lid.x % TPR;
   let k = params.k;
-  let base = row * k;
   var sum = 0.0;
-  for (var i = lid.x; i < k; i += WG) {
-    sum += w_load(base + i) * x[i];
+  if (row < params.n) {
+    let base = row * k;
+    for (var i = lane; i < k; i += TPR) {
+      sum += w_load(base + i) * x[i];
+    }
   }
   partial[lid.x] = sum;
   workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (lid.x < stride) { partial[lid.x] += partial[lid.x + stride]; }
+  for (var stride = TPR / 2u; stride > 0u; stride /= 2u) {
+    if (lane < stride) { partial[lid.x] += partial[lid.x + stride]; }
     workgroupBarrier();
   }
-  if (lid.x == 0u) {
-    let out_row = select(0u, step.pos0, params.out_at_pos == 1u);
-    var sum_all = partial[0];
+  if (lane == 0u && row < params.n) {
+    var total = partial[lid.x];
 #ifdef BIAS
-    sum_all += bias[row];
+    total += bias[row];
 #endif
-    y[out_row * params.n + row] = sum_all;
+    let out_row = select(0u, step.pos0, params.out_at_pos == 1u);
+    y[out_row * params.n + row] = total;
   }
 }

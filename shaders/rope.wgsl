@@ -1,19 +1,22 @@
 // Rotary position embedding over [n_tokens, n_heads, head_dim], token t at position pos0 + t.
 // Rotates the first rope_dim dims of each head; the rest pass through.
-// Bindings: 0 step (uniform Step), 1 params (uniform Params {n_heads, head_dim, rope_dim, theta_base}),
-//           2 x [n_tokens, n_heads * head_dim] f32, in place; or with TO_CACHE read-only, and
-//           3 cache [n_ctx, n_heads * head_dim] f32, rows written at pos0 + t
+// Bindings: 0 step (uniform Step), 1 params (uniform Params {n_heads, head_dim, rope_dim}),
+//           2 table [n_positions, rope_dim / 2] vec2<f32>: (cos, sin) of pos * theta_base^(-2i / rope_dim),
+//             computed on the host in f64 (SwiftShader's sin/cos are off by ~1e-4, which WGSL allows),
+//           3 x [n_tokens, n_heads * head_dim] f32, in place; or with TO_CACHE read-only, and
+//           4 cache [n_ctx, n_heads * head_dim] f32, rows written at pos0 + t
 // Variants: NEOX pairs (i, i + rope_dim/2) as in GPT-NeoX/Qwen2; otherwise adjacent pairs (2i, 2i+1)
 //           as llama.cpp's "norm" style. TO_CACHE writes the rotated rows into the KV cache.
 // Dispatch: (ceil(n_heads * head_dim / 2 / WG), n_tokens); one invocation per pair.
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> params: Params;
+@group(0) @binding(2) var<storage, read> table: array<vec2<f32>>;
 #ifdef TO_CACHE
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> cache: array<f32>;
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+@group(0) @binding(4) var<storage, read_write> cache: array<f32>;
 #else
-@group(0) @binding(2) var<storage, read_write> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> x: array<f32>;
 #endif
 
 override WG: u32 = 64u;
@@ -42,9 +45,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var a = x[base + i0];
   var b = x[base + i1];
   if (rotated) {
-    let theta = f32(pos) * pow(params.theta_base, -2.0 * f32(p) / f32(params.rope_dim));
-    let c = cos(theta);
-    let s = sin(theta);
+    let cs = table[pos * half_rope + p];
+    let c = cs.x;
+    let s = cs.y;
     let ra = a * c - b * s;
     let rb = a * s + b * c;
     a = ra;

@@ -7,6 +7,8 @@ export interface GpuContext {
   /** e.g. "nvidia (ampere)" or "google (swiftshader)". */
   readonly adapterName: string;
   readonly shaderF16: boolean;
+  /** A software adapter running on the CPU (SwiftShader, or anything marked as a fallback). */
+  readonly cpuAdapter: boolean;
   readonly pipelines: PipelineCache;
   /** Resolves when the device is lost, with a DEVICE_LOST error. */
   readonly lost: Promise<LanternError>;
@@ -56,6 +58,7 @@ export async function acquireGpu(gpu: GPU | undefined): Promise<GpuContext> {
     device,
     adapterName,
     shaderF16,
+    cpuAdapter: info.isFallbackAdapter === true || /swiftshader|llvmpipe|software|cpu/i.test(`${adapterName} ${info.description}`),
     pipelines: new PipelineCache(device),
     lost,
     takeError() {

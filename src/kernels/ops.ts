@@ -33,7 +33,15 @@ const MAX_DISPATCH = 65535;
 export class Kernels {
   private readonly uniforms = new Map<string, GPUBuffer>();
 
-  constructor(readonly gpu: GpuContext, readonly step: GPUBuffer) {}
+  /**
+   * Invocations that share one matvec row. CPU-backed adapters (SwiftShader) pay dearly for each
+   * workgroup barrier, so there each invocation takes whole rows; GPUs want many per row.
+   */
+  readonly matvecThreadsPerRow: number;
+
+  constructor(readonly gpu: GpuContext, readonly step: GPUBuffer, matvecThreadsPerRow?: number) {
+    this.matvecThreadsPerRow = matvecThreadsPerRow ?? (gpu.cpuAdapter ? 1 : 16);
+  }
 
   /** out[t, :] = W[tokens[t], :] */
   async embedding(table: Weight, tokens: GPUBuffer, out: GPUBuffer): Promise<Op> {
@@ -65,7 +73,9 @@ export class Kernels {
     const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : [])];
     const tile = 16;
     const matmul = await this.pipeline('matmul', defines, params, { TILE: tile });
-    const matvec = await this.pipeline('matvec', defines, params, { WG: 64 });
+    const wg = 64;
+    const tpr = this.matvecThreadsPerRow;
+    const matvec = await this.pipeline('matvec', defines, params, { WG: wg, TPR: tpr });
     const resources = [this.step, values, x, weight.buffer, y, ...(bias ? [bias] : [])];
     const matmulBind = this.bindGroup(matmul, resources);
     const matvecBind = this.bindGroup(matvec, resources);
@@ -76,7 +86,8 @@ export class Kernels {
         if (n === 1) {
           pass.setPipeline(matvec);
           pass.setBindGroup(0, matvecBind);
-          pass.dispatchWorkgroups(Math.min(rows, MAX_DISPATCH), Math.ceil(rows / MAX_DISPATCH));
+          const groups = Math.ceil(rows / (wg / tpr));
+          pass.dispatchWorkgroups(Math.min(groups, MAX_DISPATCH), Math.ceil(groups / MAX_DISPATCH));
         } else {
           pass.setPipeline(matmul);
           pass.setBindGroup(0, matmulBind);
@@ -86,18 +97,30 @@ export class Kernels {
     };
   }
 
-  /** Rotates [n_tokens, nHeads, headDim] in place, or into `cache` at rows pos0 + t. */
+  /** Rotates [n_tokens, nHeads, headDim] in place, or into `cache` at rows pos0 + t (< maxPositions). */
   async rope(
     x: GPUBuffer,
-    shape: { nHeads: number; headDim: number; ropeDim: number; thetaBase: number; neox: boolean },
+    shape: { nHeads: number; headDim: number; ropeDim: number; thetaBase: number; neox: boolean; maxPositions: number },
     cache?: GPUBuffer,
   ): Promise<Op> {
-    const params = new UniformLayout('Params', { n_heads: 'u32', head_dim: 'u32', rope_dim: 'u32', theta_base: 'f32' });
+    const params = new UniformLayout('Params', { n_heads: 'u32', head_dim: 'u32', rope_dim: 'u32' });
     const defines = [...(shape.neox ? ['NEOX'] : []), ...(cache ? ['TO_CACHE'] : [])];
     const wg = 64;
     const pipeline = await this.pipeline('rope', defines, params, { WG: wg });
-    const values = this.uniform(params, { n_heads: shape.nHeads, head_dim: shape.headDim, rope_dim: shape.ropeDim, theta_base: shape.thetaBase });
-    const bind = this.bindGroup(pipeline, [this.step, values, x, ...(cache ? [cache] : [])]);
+    const values = this.uniform(params, { n_heads: shape.nHeads, head_dim: shape.headDim, rope_dim: shape.ropeDim });
+    const half = shape.ropeDim / 2;
+    const table = this.constants(`rope:${shape.thetaBase}:${shape.ropeDim}:${shape.maxPositions}`, () => {
+      const cs = new Float32Array(shape.maxPositions * half * 2);
+      for (let pos = 0; pos < shape.maxPositions; pos++) {
+        for (let i = 0; i < half; i++) {
+          const theta = pos * shape.thetaBase ** ((-2 * i) / shape.ropeDim);
+          cs[(pos * half + i) * 2] = Math.cos(theta);
+          cs[(pos * half + i) * 2 + 1] = Math.sin(theta);
+        }
+      }
+      return cs;
+    });
+    const bind = this.bindGroup(pipeline, [this.step, values, table, x, ...(cache ? [cache] : [])]);
     const pairs = (shape.nHeads * shape.headDim) / 2;
     return this.op(pipeline, bind, (n) => [Math.ceil(pairs / wg), n]);
   }
@@ -174,6 +197,18 @@ export class Kernels {
       layout: pipeline.getBindGroupLayout(0),
       entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
+  }
+
+  /** Read-only tables (RoPE cos/sin), built once per distinct key. */
+  private constants(key: string, build: () => Float32Array<ArrayBuffer>): GPUBuffer {
+    let buffer = this.uniforms.get(key);
+    if (!buffer) {
+      const values = build();
+      buffer = this.gpu.device.createBuffer({ label: key, size: Math.max(16, values.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      this.gpu.device.queue.writeBuffer(buffer, 0, values);
+      this.uniforms.set(key, buffer);
+    }
+    return buffer;
   }
 
   /** Uniform buffers of static parameters, shared between sites with equal values. */

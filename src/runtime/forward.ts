@@ -53,7 +53,7 @@ export class LlamaForward {
     }
 
     const k = new Kernels(gpu, b.step);
-    const rope = { headDim: c.headDim, ropeDim: c.ropeDim, thetaBase: c.ropeTheta, neox: c.ropeNeox };
+    const rope = { headDim: c.headDim, ropeDim: c.ropeDim, thetaBase: c.ropeTheta, neox: c.ropeNeox, maxPositions: contextLength };
     const layerOps: Op[] = [];
     const tokenEmbd = await weights.matrix('token_embd.weight');
     layerOps.push(await k.embedding(tokenEmbd, b.tokens, b.x));

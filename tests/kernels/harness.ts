@@ -49,8 +49,8 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
 
   const step = device.createBuffer({ size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(step, 0, STEP.pack({ n_tokens: spec.nTokens, pos0: spec.pos0 }));
-  const k = new Kernels(gpu, step);
   const o = spec.options ?? {};
+  const k = new Kernels(gpu, step, o.threadsPerRow === undefined ? undefined : Number(o.threadsPerRow));
   const num = (key: string) => Number(o[key]);
   let op: Op;
   switch (spec.op) {
@@ -58,7 +58,7 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
     case 'rmsnorm': op = await k.rmsnorm(buffers.x, weights.W, buffers.out, num('eps'), Boolean(o.lastRow)); break;
     case 'linear': op = await k.linear(buffers.x, weights.W, buffers.y, { outAtPos: Boolean(o.outAtPos), bias: buffers.bias }); break;
     case 'rope': {
-      const shape = { nHeads: num('nHeads'), headDim: num('headDim'), ropeDim: num('ropeDim'), thetaBase: num('thetaBase'), neox: Boolean(o.neox) };
+      const shape = { nHeads: num('nHeads'), headDim: num('headDim'), ropeDim: num('ropeDim'), thetaBase: num('thetaBase'), neox: Boolean(o.neox), maxPositions: spec.pos0 + spec.nTokens };
       op = await k.rope(buffers.x, shape, buffers.cache);
       break;
     }

@@ -1,0 +1,156 @@
+/**
+ * llama.cpp as a test oracle, through node-llama-cpp's prebuilt CPU binaries.
+ *
+ * It never downloads or builds anything: `build: 'never'` with `skipDownload` uses the prebuilt
+ * binary in node_modules/@node-llama-cpp/linux-x64 or throws `NoBinaryFoundError`.
+ * Token ids go in exactly as given: nothing here adds BOS, so callers write `[1, ...]` themselves.
+ *
+ * One Llama instance and one loaded model per path are kept between calls; each call gets a fresh
+ * context, so no KV state leaks from one call to the next. Call `disposeLlamaCpp()` in `afterAll`.
+ */
+import {
+  getLlama,
+  LlamaLogLevel,
+  type ControlledEvaluateInputItem,
+  type Llama,
+  type LlamaContextSequence,
+  type LlamaModel,
+  type Token,
+} from 'node-llama-cpp';
+
+// Pinned: node-llama-cpp's default uses every core, and on these 2-core machines GGML's spinning
+// threads contend with everything else. 256 greedy tokens of stories260K: 0.26 s with 1 thread, 4.7 s with 2.
+const THREADS = 1;
+
+let llamaPromise: Promise<Llama> | undefined;
+const models = new Map<string, Promise<LlamaModel>>();
+
+function loadLlama(): Promise<Llama> {
+  llamaPromise ??= getLlama({
+    gpu: false,
+    build: 'never',
+    skipDownload: true,
+    usePrebuiltBinaries: true,
+    progressLogs: false,
+    maxThreads: THREADS,
+    // Warnings such as "bad special token ... using default id -1" are noise for small GGUFs.
+    logLevel: LlamaLogLevel.error,
+  });
+  return llamaPromise;
+}
+
+function loadModel(modelPath: string): Promise<LlamaModel> {
+  let model = models.get(modelPath);
+  if (!model) {
+    model = loadLlama().then((llama) => llama.loadModel({ modelPath, gpuLayers: 0 }));
+    models.set(modelPath, model);
+    model.catch(() => models.delete(modelPath));
+  }
+  return model;
+}
+
+/** Runs `fn` with a single-sequence CPU context big enough for `nTokens`, then frees it. */
+async function withSequence<T>(
+  modelPath: string,
+  nTokens: number,
+  fn: (sequence: LlamaContextSequence) => Promise<T>,
+): Promise<T> {
+  const model = await loadModel(modelPath);
+  const context = await model.createContext({
+    contextSize: Math.max(nTokens, 1),
+    sequences: 1,
+    threads: THREADS,
+    flashAttention: false,
+    // llama.cpp keeps its KV cache in F16 by default; Lantern keeps f32, so compare like with like.
+    experimentalKvCacheKeyType: 'F32',
+    experimentalKvCacheValueType: 'F32',,
+  });
+  try {
+    // llama.cpp rounds n_ctx up (to 256); anything shorter than asked would mean a silent context shift.
+    if (context.contextSize < nTokens) {
+      throw new Error(`llama.cpp gave a context of ${context.contextSize} tokens, ${nTokens} are needed`);
+    }
+    return await fn(context.getSequence());
+  } finally {
+    await context.dispose();
+  }
+}
+
+/** node-llama-cpp brands token ids; ours are plain numbers from the GGUF vocabulary. */
+function asTokens(promptIds: number[]): Token[] {
+  if (promptIds.length === 0) throw new Error('llama.cpp oracle: promptIds is empty (pass [bos, ...] explicitly)');
+  return promptIds as Token[];
+}
+
+/** Greedy continuation: evaluates promptIds exactly as given (no BOS added) and returns the next n greedy token ids. */
+export async function llamaCppGreedy(modelPath: string, promptIds: number[], n: number): Promise<number[]> {
+  const prompt = asTokens(promptIds);
+  if (n <= 0) return [];
+  // temperature 0 makes node-llama-cpp's sampler chain a lone llama_sampler_init_greedy (plus
+  // token bias / repeat penalty samplers, which are only added when those options are given).
+  const withNext = (id: Token): ControlledEvaluateInputItem => [id, { generateNext: { token: true, options: { temperature: 0 } } }];
+  return withSequence(modelPath, promptIds.length + n, async (sequence) => {
+    const ids: number[] = [];
+    let input: ControlledEvaluateInputItem[] = [...prompt.slice(0, -1), withNext(prompt[prompt.length - 1])];
+    while (ids.length < n) {
+      const out = await sequence.controlledEvaluate(input);
+      const token = out[input.length - 1]?.next.token;
+      if (token == null) throw new Error(`llama.cpp oracle: no token sampled at step ${ids.length}`);
+      ids.push(token);
+      // controlledEvaluate does not stop at EOS: greedy decoding continues through it like the references do.
+      input = [withNext(token)];
+    }
+    return ids;
+  });
+}
+
+/** Next-token logits (full vocab, raw, not softmaxed) after the last prompt id. */
+export async function llamaCppLogits(modelPath: string, promptIds: number[]): Promise<Float32Array> {
+  const prompt = asTokens(promptIds);
+  const model = await loadModel(modelPath);
+  const nVocab = vocabSize(model);
+  return withSequence(modelPath, promptIds.length, async (sequence) => {
+    const last: ControlledEvaluateInputItem = [
+      prompt[prompt.length - 1],
+      { generateNext: { logits: true, options: { temperature: 0 } } },
+    ];
+    const out = await sequence.controlledEvaluate([...prompt.slice(0, -1), last]);
+    // A Map<token, logit>, sorted by logit, read from the greedy sampler's candidates before it picks.
+    const map = out[promptIds.length - 1]?.next.logits;
+    if (!map || map.size !== nVocab) {
+      throw new Error(`llama.cpp oracle: expected ${nVocab} logits, got ${map?.size ?? 'none'}`);
+    }
+    const logits = new Float32Array(nVocab); // [n_vocab] f32
+    for (const [token, logit] of map) logits[token] = logit;
+    return logits;
+  });
+}
+
+/** llama.cpp's tokenization of `text`: BOS (when the model asks for it) + SentencePiece/BPE ids. */
+export async function llamaCppTokenize(modelPath: string, text: string): Promise<number[]> {
+  const model = await loadModel(modelPath);
+  const ids = model.tokenize(text, false);
+  const bos = model.tokens.bos;
+  return model.tokens.shouldPrependBosToken && bos != null ? [bos, ...ids] : ids;
+}
+
+/** llama.cpp's detokenization of `ids` (special tokens rendered as empty text). */
+export async function llamaCppDetokenize(modelPath: string, ids: number[]): Promise<string> {
+  return (await loadModel(modelPath)).detokenize(ids as Token[]);
+}
+
+/** Frees every loaded model and the llama.cpp backend; the next call loads them again. */
+export async function disposeLlamaCpp(): Promise<void> {
+  const loaded = [...models.values()];
+  models.clear();
+  for (const model of loaded) await (await model.catch(() => undefined))?.dispose();
+  const llama = await llamaPromise?.catch(() => undefined);
+  llamaPromise = undefined;
+  await llama?.dispose();
+}
+
+function vocabSize(model: LlamaModel): number {
+  const tokens = model.fileInfo.metadata.tokenizer?.ggml?.tokens;
+  if (!tokens) throw new Error('llama.cpp oracle: the GGUF has no tokenizer.ggml.tokens');
+  return tokens.length;
+}
