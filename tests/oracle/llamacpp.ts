@@ -63,7 +63,7 @@ async function withSequence<T>(
     flashAttention: false,
     // llama.cpp keeps its KV cache in F16 by default; Lantern keeps f32, so compare like with like.
     experimentalKvCacheKeyType: 'F32',
-    experimentalKvCacheValueType: 'F32',,
+    experimentalKvCacheValueType: 'F32',
   });
   try {
     // llama.cpp rounds n_ctx up (to 256); anything shorter than asked would mean a silent context shift.
