@@ -9,7 +9,7 @@ export type MetaValue =
   | { type: 'u64' | 'i64'; value: bigint }
   | { type: 'bool'; value: boolean }
   | { type: 'string'; value: string }
-  | { type: 'array'; itemType: 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'f64' | 'bool' | 'string' | 'u64' | 'i64'; value: (number | bigint | boolean | string)[] };
+  | { type: 'array'; itemType: 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'f64' | 'bool' | 'string' | 'u64' | 'i64'; value: readonly (number | bigint | boolean | string)[] };
 
 export interface TensorSpec {
   name: string;
@@ -69,7 +69,7 @@ function writeScalar(w: ByteWriter, type: string, value: number | bigint | boole
   throw new Error(`unknown GGUF value type ${type}`);
 }
 
-export function writeGGUF(options: { version?: number; metadata: Record<string, MetaValue>; tensors: TensorSpec[]; alignment?: number }): Uint8Array {
+export function writeGGUF(options: { version?: number; metadata: Readonly<Record<string, MetaValue>>; tensors: TensorSpec[]; alignment?: number }): Uint8Array {
   const { version = 3, metadata, tensors } = options;
   const alignment = options.alignment ?? 32;
   const w = new ByteWriter();
