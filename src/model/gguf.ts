@@ -98,7 +98,8 @@ class NeedMoreBytes extends Error {}
 class Reader {
   private readonly view: DataView;
   pos = 0;
-  private readonly utf8 = new TextDecoder('utf-8');
+  // ignoreBOM: a vocabulary may hold U+FEFF as a token of its own (llama-spm, phi-3).
+  private readonly utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
   constructor(private readonly bytes: Uint8Array) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
