@@ -1,0 +1,271 @@
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { LanternError } from '../errors.ts';
+import { readGGUF } from '../model/gguf.ts';
+import { tokenizerFromGGUF } from '../model/tokenizer/index.ts';
+import type { GeneratedToken } from '../runtime/types.ts';
+import { openFileSource } from './file-source.ts';
+import { openSession, type ModelSession } from './session.ts';
+
+/**
+ * `lantern`, the command line: generate, logits, tokenize. bin/lantern.mjs loads this file through
+ * Vite, so the runtime's `?raw` shader imports work without a build.
+ * Exit codes: 0 done, 1 a LanternError (or any failure), 2 bad arguments, 130 interrupted.
+ */
+
+const USAGE = `Usage: lantern <command> [options]
+
+Commands:
+  generate  --model FILE (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N] [--temperature T]
+            [--seed S] [--context N] [--json]
+            Streams the continuation to stdout. --prompt is tokenized with the model's own BOS
+            rules; --prompt-ids are used as given. Default: 64 tokens, temperature 0 (greedy).
+  logits    --model FILE --prompt-ids 1,2,3 [--context N] [--json]
+            Next-token logits after the last id: {"logits":[...]} with --json, else the top 10.
+  tokenize  --model FILE (--text TEXT | --text-file FILE) [--add-special] [--no-parse-special] [--json]
+            No GPU needed. BOS/EOS only with --add-special; special tokens written as text
+            (e.g. <s>) are parsed unless --no-parse-special, as llama.cpp's llama-tokenize does.
+  help      This text.
+
+--json prints one JSON object on stdout; errors then print as {"error":{"code","message"}}.
+
+Environment:
+  LANTERN_GPU=dawn|chromium  Force the WebGPU used (default: Dawn on a real GPU, else Chromium).
+  CHROMIUM_PATH=FILE         The Chromium to use (default: /usr/bin/chromium).
+`;
+
+const OPTIONS = {
+  model: { type: 'string' },
+  prompt: { type: 'string' },
+  'prompt-ids': { type: 'string' },
+  'max-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  seed: { type: 'string' },
+  context: { type: 'string' },
+  text: { type: 'string' },
+  'text-file': { type: 'string' },
+  'add-special': { type: 'boolean' },
+  'no-parse-special': { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Which options each command takes; any other is a usage error. */
+const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
+  generate: ['model', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'json'],
+  logits: ['model', 'prompt-ids', 'context', 'json'],
+  tokenize: ['model', 'text', 'text-file', 'add-special', 'no-parse-special', 'json'],
+};
+
+type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
+
+class UsageError extends Error {}
+
+const EXIT_INTERRUPTED = 130;
+
+export async function main(argv: string[]): Promise<number> {
+  let json = argv.includes('--json'); // until parsing says otherwise: usage errors are JSON too
+  let command: string;
+  let values: Values;
+  try {
+    const parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    values = parsed.values as Values;
+    json = values.json ?? false;
+    command = parsed.positionals[0] ?? 'help';
+    if (values.help || command === 'help') {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    if (!(command in COMMAND_OPTIONS)) throw new UsageError(`unknown command "${command}"`);
+    if (parsed.positionals.length > 1) throw new UsageError(`unexpected argument "${parsed.positionals[1]}"`);
+    for (const name of Object.keys(values) as (keyof typeof OPTIONS)[]) {
+      if (!COMMAND_OPTIONS[command].includes(name)) throw new UsageError(`${command} does not take --${name}`);
+    }
+    if (!values.model) throw new UsageError(`${command} needs --model FILE`);
+  } catch (e) {
+    // parseArgs reports unknown options and missing values as TypeErrors with an ERR_PARSE_ARGS code.
+    if (!(e instanceof UsageError) && !String((e as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS')) throw e;
+    return reportUsageError((e as Error).message, json);
+  }
+
+  // Ctrl-C closes the browser and server before exiting; a second Ctrl-C exits at once.
+  let session: ModelSession | undefined;
+  let interrupted = false;
+  const interrupt = () => {
+    interrupted = true;
+    process.stderr.write('\ninterrupted\n');
+    void session?.close();
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  try {
+    if (command === 'tokenize') {
+      await tokenize(values, json);
+      return 0;
+    }
+    const request = command === 'generate' ? generateRequest(values) : logitsRequest(values);
+    // Reading the header first turns a bad file into an error before any browser starts.
+    const source = await openFileSource(values.model!);
+    try {
+      await readGGUF(source);
+    } finally {
+      await source.close();
+    }
+    session = await openSession(values.model!, { contextLength: request.contextLength });
+    if (interrupted) return EXIT_INTERRUPTED;
+    if (request.kind === 'generate') await generate(session, request, values.prompt, json);
+    else await logits(session, request.promptIds, json);
+    return 0;
+  } catch (e) {
+    if (interrupted) return EXIT_INTERRUPTED;
+    if (e instanceof UsageError) return reportUsageError(e.message, json);
+    reportError(e, json);
+    return 1;
+  } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
+    await session?.close();
+  }
+}
+
+interface GenerateRequest {
+  kind: 'generate';
+  promptIds?: number[];
+  maxTokens: number;
+  temperature: number;
+  seed?: number;
+  contextLength?: number;
+}
+
+function generateRequest(values: Values): GenerateRequest {
+  if ((values.prompt === undefined) === (values['prompt-ids'] === undefined)) {
+    throw new UsageError('generate needs exactly one of --prompt TEXT or --prompt-ids 1,2,3');
+  }
+  const temperature = values.temperature === undefined ? 0 : Number(values.temperature);
+  if (!Number.isFinite(temperature) || temperature < 0) throw new UsageError(`--temperature must be a number >= 0, not "${values.temperature}"`);
+  return {
+    kind: 'generate',
+    promptIds: values['prompt-ids'] === undefined ? undefined : parseIds(values['prompt-ids']),
+    maxTokens: parseCount('--max-tokens', values['max-tokens']) ?? 64,
+    temperature,
+    seed: values.seed === undefined ? undefined : parseInteger('--seed', values.seed, 0),
+    contextLength: parseCount('--context', values.context),
+  };
+}
+
+function logitsRequest(values: Values): { kind: 'logits'; promptIds: number[]; contextLength?: number } {
+  if (values['prompt-ids'] === undefined) throw new UsageError('logits needs --prompt-ids 1,2,3');
+  return { kind: 'logits', promptIds: parseIds(values['prompt-ids']), contextLength: parseCount('--context', values.context) };
+}
+
+async function generate(session: ModelSession, request: GenerateRequest, prompt: string | undefined, json: boolean): Promise<void> {
+  const promptIds = request.promptIds ?? (await session.encode(prompt!, true));
+  const tokens: GeneratedToken[] = [];
+  const stats = await session.generate(
+    promptIds,
+    { maxTokens: request.maxTokens, temperature: request.temperature, seed: request.seed },
+    (token) => {
+      tokens.push(token);
+      if (!json) process.stdout.write(token.text);
+    },
+  );
+  const text = tokens.map((t) => t.text).join('');
+  const prefill = stats?.prefillTokensPerSecond ?? null;
+  const decode = stats?.decodeTokensPerSecond ?? null;
+  if (json) {
+    writeJSON({
+      promptTokens: promptIds,
+      tokens: tokens.map((t) => t.id),
+      text,
+      prefillTokensPerSecond: prefill,
+      decodeTokensPerSecond: decode,
+      adapter: session.info.adapter,
+    });
+  } else {
+    const speed = (value: number | null) => (value === null ? '?' : value.toFixed(1));
+    process.stdout.write('\n');
+    process.stderr.write(
+      `${promptIds.length} prompt tokens at ${speed(prefill)} tok/s, ${tokens.length} generated at ${speed(decode)} tok/s` +
+        ` on ${session.info.adapter} (${session.backend})\n`,
+    );
+  }
+}
+
+async function logits(session: ModelSession, promptIds: number[], json: boolean): Promise<void> {
+  const values = await session.logits(promptIds);
+  if (json) {
+    // JSON has no Infinity or NaN: a masked logit prints as null.
+    writeJSON({ logits: Array.from(values) });
+    return;
+  }
+  const top = Array.from(values.keys()).sort((a, b) => values[b] - values[a]).slice(0, 10);
+  process.stdout.write(`top ${top.length} of ${values.length} logits after ${promptIds.length} tokens:\n`);
+  for (const id of top) process.stdout.write(`${String(id).padStart(8)}  ${values[id].toFixed(4)}\n`);
+}
+
+async function tokenize(values: Values, json: boolean): Promise<void> {
+  if ((values.text === undefined) === (values['text-file'] === undefined)) {
+    throw new UsageError('tokenize needs exactly one of --text TEXT or --text-file FILE');
+  }
+  const text = values.text ?? (await readTextFile(values['text-file']!));
+  const source = await openFileSource(values.model!);
+  let tokenizer;
+  try {
+    tokenizer = tokenizerFromGGUF(await readGGUF(source));
+  } finally {
+    await source.close();
+  }
+  const tokens = tokenizer.encode(text, { addSpecial: values['add-special'] ?? false, parseSpecial: !values['no-parse-special'] });
+  if (json) {
+    writeJSON({ tokens });
+    return;
+  }
+  // The same listing as llama-tokenize: id, then the piece it stands for.
+  for (const id of tokens) process.stdout.write(`${String(id).padStart(6)} -> '${tokenizer.decode([id])}'\n`);
+}
+
+async function readTextFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    throw new LanternError('BAD_ARGUMENT', `Cannot read the text file ${path}: ${(e as Error).message}; check the path.`, { path });
+  }
+}
+
+function parseIds(list: string): number[] {
+  const ids = list.split(',').map((part) => part.trim());
+  if (ids.some((id) => !/^\d+$/.test(id))) throw new UsageError(`--prompt-ids must be token ids separated by commas, like 1,2,3, not "${list}"`);
+  return ids.map(Number);
+}
+
+function parseCount(name: string, value: string | undefined): number | undefined {
+  return value === undefined ? undefined : parseInteger(name, value, 1);
+}
+
+function parseInteger(name: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`${name} must be a whole number >= ${min}, not "${value}"`);
+  return n;
+}
+
+function writeJSON(value: unknown): void {
+  process.stdout.write(JSON.stringify(value) + '\n');
+}
+
+function reportUsageError(message: string, json: boolean): number {
+  if (json) writeJSON({ error: { code: 'BAD_ARGUMENT', message } });
+  process.stderr.write(`lantern: ${message}\nRun "lantern help" for usage.\n`);
+  return 2;
+}
+
+function reportError(e: unknown, json: boolean): void {
+  if (e instanceof LanternError) {
+    if (json) writeJSON({ error: { code: e.code, message: e.message } });
+    else process.stderr.write(`error ${e.code}: ${e.message}\n`);
+    return;
+  }
+  // Not one of ours: a bug, so the stack goes along (code INTERNAL exists only here, in the CLI).
+  const error = e instanceof Error ? e : new Error(String(e));
+  if (json) writeJSON({ error: { code: 'INTERNAL', message: error.message } });
+  process.stderr.write(`error: ${error.stack ?? error.message}\n`);
+}

@@ -1,0 +1,73 @@
+/**
+ * The page side of the Chromium host (chromium-host.ts): loads the model from the host's URL and
+ * exposes the runtime on `window.lanternRunner`. Every call settles to plain data, so that a
+ * LanternError crosses to Node intact instead of as a bare message.
+ */
+import { LanternError } from '../errors.ts';
+import { urlSource } from '../model/source.ts';
+import { Runtime } from '../runtime/runtime.ts';
+import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
+
+export type Settled<T> = { value: T } | { error: { code?: string; message: string; details?: Record<string, unknown>; stack?: string } };
+
+export interface RunnerApi {
+  load(url: string, options: { contextLength?: number }): Promise<Settled<ModelInfo>>;
+  encode(text: string, addSpecial: boolean): Promise<Settled<number[]>>;
+  /** Streams each token to `window.lanternToken(index, token)`; resolves with how many were sent. */
+  generate(promptIds: number[], options: GenerateOptions): Promise<Settled<{ count: number; stats?: GenerationStats }>>;
+  /** [n_vocab] logits as a plain array (a Float32Array would not survive the trip). */
+  logits(promptIds: number[]): Promise<Settled<number[]>>;
+  dispose(): Promise<Settled<void>>;
+}
+
+declare global {
+  interface Window {
+    lanternRunner?: RunnerApi;
+    /** Exposed by the host before the page loads. */
+    lanternToken?: (index: number, token: GeneratedToken) => Promise<void>;
+  }
+}
+
+let runtime: Runtime | undefined;
+
+function loaded(): Runtime {
+  if (!runtime) throw new LanternError('NOT_LOADED', 'No model is loaded in the runner page; call load() first.');
+  return runtime;
+}
+
+function settle<A extends unknown[], T>(fn: (...args: A) => Promise<T> | T): (...args: A) => Promise<Settled<T>> {
+  return async (...args) => {
+    try {
+      return { value: await fn(...args) };
+    } catch (e) {
+      if (e instanceof LanternError) return { error: e.toJSON() };
+      const error = e instanceof Error ? e : new Error(String(e));
+      return { error: { message: error.message, stack: error.stack } };
+    }
+  };
+}
+
+window.lanternRunner = {
+  load: settle(async (url: string, options: { contextLength?: number }) => {
+    if (!navigator.gpu) {
+      throw new LanternError('NO_WEBGPU', 'This Chromium has no navigator.gpu; run it with --enable-unsafe-webgpu, or use a build with WebGPU.');
+    }
+    runtime?.dispose();
+    runtime = await Runtime.load(navigator.gpu, await urlSource(url), options);
+    return runtime.info;
+  }),
+  encode: settle((text: string, addSpecial: boolean) => loaded().encode(text, addSpecial)),
+  generate: settle(async (promptIds: number[], options: GenerateOptions) => {
+    const rt = loaded();
+    let count = 0;
+    // Not awaited: a round trip to Node per token would be counted in the decode speed.
+    // The host puts tokens back in order by index.
+    for await (const token of rt.generate(promptIds, options)) window.lanternToken!(count++, token).catch(() => {});
+    return { count, stats: rt.lastStats };
+  }),
+  logits: settle(async (promptIds: number[]) => Array.from(await loaded().logits(promptIds))),
+  dispose: settle(() => {
+    runtime?.dispose();
+    runtime = undefined;
+  }),
+};
