@@ -1,3 +1,5 @@
+export { floatToHalfBits } from '../../scripts/lib/f16.ts';
+
 /**
  * CPU twins of the WGSL kernels, accumulating in float64. Shapes and layouts mirror the shaders'
  * headers; weights arrive already rounded to their storage format.
@@ -103,32 +105,6 @@ export function argmax(x: Float64Array): number {
   let best = 0;
   for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
   return best;
-}
-
-/** Rounds to the nearest IEEE half and returns its bits. */
-export function floatToHalfBits(value: number): number {
-  const f32 = new Float32Array([value]);
-  const bits = new Uint32Array(f32.buffer)[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  let mant = bits & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rem > halfway || (rem === halfway && (half & 1))) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;
-  return sign | half;
 }
 
 /** Deterministic uniform values in [-scale, scale). */

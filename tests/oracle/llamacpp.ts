@@ -57,7 +57,9 @@ async function withSequence<T>(
 ): Promise<T> {
   const model = await loadModel(modelPath);
   const context = await model.createContext({
-    contextSize: Math.max(nTokens, 1),
+    // A context of exactly the prompt's length gave wrong logits for some models (seen with
+    // node-llama-cpp 3.22 on 9-token prompts); a little headroom gives llama.cpp's usual result.
+    contextSize: nTokens + 8,
     sequences: 1,
     threads: THREADS,
     flashAttention: false,

@@ -1,0 +1,135 @@
+/**
+ * Writes llama-family GGUF models for tests and benchmarks: random weights at any shape, or the
+ * weights of an existing GGUF re-stored in another type; the vocabulary is copied from a GGUF.
+ */
+import { GGMLType, type GGUFFile, type GGUFValue } from '../../src/model/gguf.ts';
+import { floatToHalfBits } from './f16.ts';
+import { type MetaValue, type TensorSpec, writeGGUF } from './gguf-writer.ts';
+
+export interface ModelShape {
+  architecture: 'llama' | 'qwen2';
+  nLayers: number;
+  nEmbd: number;
+  nFF: number;
+  nHeads: number;
+  nKvHeads: number;
+  contextLength: number;
+  ropeTheta?: number;
+  /** No output.weight: the logits reuse token_embd. */
+  tiedOutput?: boolean;
+}
+
+/** Stores f32 values as the given type. */
+export function encodeTensor(values: Float32Array, type: GGMLType.F32 | GGMLType.F16): Uint8Array {
+  if (type === GGMLType.F32) return new Uint8Array(values.slice().buffer);
+  return new Uint8Array(Uint16Array.from(values, floatToHalfBits).buffer);
+}
+
+/** Tokenizer metadata (tokenizer.ggml.*) of another GGUF, to reuse its vocabulary. */
+export function vocabularyOf(file: GGUFFile): Record<string, MetaValue> {
+  const out: Record<string, MetaValue> = {};
+  for (const [key, value] of file.metadata) {
+    if (!key.startsWith('tokenizer.')) continue;
+    out[key] = toMeta(value);
+  }
+  return out;
+}
+
+function toMeta(value: GGUFValue): MetaValue {
+  if (typeof value === 'string') return { type: 'string', value };
+  if (typeof value === 'boolean') return { type: 'bool', value };
+  if (typeof value === 'bigint') return { type: 'u64', value };
+  if (typeof value === 'number') return Number.isInteger(value) ? { type: value < 0 ? 'i32' : 'u32', value } : { type: 'f32', value };
+  if (Array.isArray(value)) {
+    if (value.every((v) => typeof v === 'string')) return { type: 'array', itemType: 'string', value: value as string[] };
+    if (value.every((v) => typeof v === 'boolean')) return { type: 'array', itemType: 'bool', value: value as boolean[] };
+  }
+  if (value instanceof Float32Array) return { type: 'array', itemType: 'f32', value: Array.from(value) };
+  if (value instanceof Int32Array) return { type: 'array', itemType: 'i32', value: Array.from(value) };
+  if (value instanceof Uint32Array) return { type: 'array', itemType: 'u32', value: Array.from(value) };
+  throw new Error('unsupported metadata value in vocabulary copy');
+}
+
+/** Deterministic normal-ish values (sum of uniforms), scaled. */
+export function randomWeights(n: number, seed: number, scale: number): Float32Array {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (next() + next() + next() - 1.5) * 2 * scale;
+  return out;
+}
+
+/**
+ * A random-weight model of the given shape. `type` stores the 2-D weights; norms and biases
+ * stay F32 as llama.cpp's converter keeps them.
+ */
+export function writeRandomModel(shape: ModelShape, vocabulary: Record<string, MetaValue>, type: GGMLType.F32 | GGMLType.F16, seed = 1): Uint8Array {
+  const tokens = vocabulary['tokenizer.ggml.tokens'];
+  if (!tokens || tokens.type !== 'array') throw new Error('vocabulary lacks tokenizer.ggml.tokens');
+  const nVocab = tokens.value.length;
+  const { nEmbd, nFF, nHeads, nKvHeads } = shape;
+  const headDim = nEmbd / nHeads;
+  const tensors: TensorSpec[] = [];
+  let s = seed;
+  const matrix = (name: string, cols: number, rows: number, scale = 1 / Math.sqrt(cols)) =>
+    tensors.push({ name, type, dims: [cols, rows], data: encodeTensor(randomWeights(cols * rows, s++, scale), type) });
+  const vector = (name: string, n: number, base: number, scale: number) => {
+    const v = randomWeights(n, s++, scale).map((x) => x + base);
+    tensors.push({ name, type: GGMLType.F32, dims: [n], data: encodeTensor(v, GGMLType.F32) });
+  };
+  matrix('token_embd.weight', nEmbd, nVocab, 1);
+  vector('output_norm.weight', nEmbd, 1, 0.1);
+  if (!shape.tiedOutput) matrix('output.weight', nEmbd, nVocab);
+  for (let l = 0; l < shape.nLayers; l++) {
+    const p = `blk.${l}.`;
+    vector(`${p}attn_norm.weight`, nEmbd, 1, 0.1);
+    matrix(`${p}attn_q.weight`, nEmbd, nHeads * headDim);
+    matrix(`${p}attn_k.weight`, nEmbd, nKvHeads * headDim);
+    matrix(`${p}attn_v.weight`, nEmbd, nKvHeads * headDim);
+    if (shape.architecture === 'qwen2') {
+      vector(`${p}attn_q.bias`, nHeads * headDim, 0, 0.5);
+      vector(`${p}attn_k.bias`, nKvHeads * headDim, 0, 0.5);
+      vector(`${p}attn_v.bias`, nKvHeads * headDim, 0, 0.5);
+    }
+    matrix(`${p}attn_output.weight`, nHeads * headDim, nEmbd);
+    vector(`${p}ffn_norm.weight`, nEmbd, 1, 0.1);
+    matrix(`${p}ffn_gate.weight`, nEmbd, nFF);
+    matrix(`${p}ffn_up.weight`, nEmbd, nFF);
+    matrix(`${p}ffn_down.weight`, nFF, nEmbd);
+  }
+  const a = shape.architecture;
+  const metadata: Record<string, MetaValue> = {
+    'general.architecture': { type: 'string', value: a },
+    'general.name': { type: 'string', value: `random ${a} ${nEmbd}x${shape.nLayers}` },
+    [`${a}.context_length`]: { type: 'u32', value: shape.contextLength },
+    [`${a}.embedding_length`]: { type: 'u32', value: nEmbd },
+    [`${a}.feed_forward_length`]: { type: 'u32', value: nFF },
+    [`${a}.block_count`]: { type: 'u32', value: shape.nLayers },
+    [`${a}.attention.head_count`]: { type: 'u32', value: nHeads },
+    [`${a}.attention.head_count_kv`]: { type: 'u32', value: nKvHeads },
+    [`${a}.rope.freq_base`]: { type: 'f32', value: shape.ropeTheta ?? 10000 },
+    [`${a}.attention.layer_norm_rms_epsilon`]: { type: 'f32', value: 1e-6 },
+    'general.file_type': { type: 'u32', value: type === GGMLType.F16 ? 1 : 0 },
+    ...vocabulary,
+  };
+  return writeGGUF({ metadata, tensors });
+}
+
+/** The same model with every 2-D weight re-stored as `type` (norms stay F32). */
+export function restoreModel(file: GGUFFile, bytes: Uint8Array, type: GGMLType.F32 | GGMLType.F16): Uint8Array {
+  const metadata: Record<string, MetaValue> = {};
+  for (const [key, value] of file.metadata) if (key !== 'general.alignment') metadata[key] = toMeta(value);
+  const tensors: TensorSpec[] = file.tensors.map((t) => {
+    if (t.type !== GGMLType.F32) throw new Error(`restoreModel reads F32 tensors only; ${t.name} is not`);
+    // Copied out: a Node Buffer's slice() shares its (pooled) memory.
+    const values = new Float32Array(new Uint8Array(bytes.subarray(t.offset, t.offset + t.nBytes)).buffer);
+    const storeAs = t.dims.length >= 2 ? type : GGMLType.F32;
+    return { name: t.name, type: storeAs, dims: t.dims, data: encodeTensor(values, storeAs) };
+  });
+  return writeGGUF({ metadata, tensors });
+}
