@@ -40,7 +40,9 @@ ensure_node_modules() {
   # its postinstall would otherwise try to download and compile llama.cpp when they do not load.
   export NODE_LLAMA_CPP_POSTINSTALL=skip NODE_LLAMA_CPP_SKIP_DOWNLOAD=true
   if [[ -f package-lock.json ]] && npm ci --no-audit --no-fund; then return 0; fi
-  # npm ci refuses a lock file that is out of step with package.json; npm install repairs it.
+  # npm ci refuses this lock file: node-llama-cpp 3.22 lists optional binaries for other platforms
+  # (win-*, mac-*) at versions the registry does not serve, so they cannot be locked; npm install
+  # skips them.
   log "npm ci did not succeed; falling back to npm install"
   npm install --no-audit --no-fund
 }
