@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 log() { printf '[test] %s\n' "$*" >&2; }
+# shellcheck source=lib/ensure-node-modules.sh
+source scripts/lib/ensure-node-modules.sh
 
 ensure_chromium() {
   if [[ -n "${CHROMIUM_PATH:-}" ]]; then
@@ -31,20 +33,6 @@ ensure_chromium() {
   log "Chromium not found at /usr/bin/chromium. Install it (Debian/Ubuntu: sudo apt-get install chromium)"
   log "or point CHROMIUM_PATH at a Chromium/Chrome binary, e.g. CHROMIUM_PATH=/path/to/chrome npm test"
   exit 1
-}
-
-ensure_node_modules() {
-  [[ -d node_modules ]] && return 0
-  log "node_modules is missing; installing dependencies..."
-  # node-llama-cpp (the llama.cpp test oracle) ships prebuilt CPU binaries as optional packages;
-  # its postinstall would otherwise try to download and compile llama.cpp when they do not load.
-  export NODE_LLAMA_CPP_POSTINSTALL=skip NODE_LLAMA_CPP_SKIP_DOWNLOAD=true
-  if [[ -f package-lock.json ]] && npm ci --no-audit --no-fund; then return 0; fi
-  # npm ci refuses this lock file: node-llama-cpp 3.22 lists optional binaries for other platforms
-  # (win-*, mac-*) at versions the registry does not serve, so they cannot be locked; npm install
-  # skips them.
-  log "npm ci did not succeed; falling back to npm install"
-  npm install --no-audit --no-fund
 }
 
 ensure_chromium

@@ -1,3 +1,5 @@
+import { LanternError } from '../errors.ts';
+
 /**
  * One cache of compute pipelines, keyed by a readable variant name such as `matvec:f16:wg64`.
  * The name is also the GPU object's label, so validation errors name the kernel.
@@ -22,7 +24,7 @@ export class PipelineCache {
         .catch(async (e: Error) => {
           const info = await module.getCompilationInfo();
           const messages = info.messages.map((m) => `${m.type} at ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n');
-          throw new Error(`Pipeline ${name} failed: ${e.message}${messages ? `\n${messages}` : ''}`);
+          throw new LanternError('GPU_ERROR', `The GPU could not build kernel ${name} (${e.message}); this is a bug in Lantern or the browser's WebGPU, please report it.${messages ? `\n${messages}` : ''}`, { kernel: name });
         });
       this.pipelines.set(name, pipeline);
     }

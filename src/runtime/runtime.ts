@@ -85,6 +85,8 @@ export class Runtime {
     };
 
     this.enter();
+    let decodeMs = 0;
+    let decodeSteps = 0;
     const stats: GenerationStats = { promptTokens: promptIds.length, generatedTokens: 0, prefillTokensPerSecond: 0, decodeTokensPerSecond: 0 };
     try {
       const decoder = this.tokenizer.decoder();
@@ -93,7 +95,6 @@ export class Runtime {
       const t1 = performance.now();
       stats.prefillTokensPerSecond = promptIds.length / ((t1 - t0) / 1000);
       let pos = promptIds.length;
-      let decodeMs = 0;
       while (stats.generatedTokens < maxTokens && !this.tokenizer.isEndOfGeneration(id)) {
         stats.generatedTokens++;
         yield { id, text: decoder.push(id) };
@@ -101,12 +102,14 @@ export class Runtime {
         const ts = performance.now();
         id = await next([id], pos);
         decodeMs += performance.now() - ts;
+        decodeSteps++;
         pos++;
       }
       const rest = decoder.flush();
       if (rest) yield { id: -1, text: rest };
-      stats.decodeTokensPerSecond = stats.generatedTokens > 1 ? (stats.generatedTokens - 1) / (decodeMs / 1000) : 0;
     } finally {
+      // Also when the caller stops early: a stopped run still reports its speed.
+      stats.decodeTokensPerSecond = decodeMs > 0 ? decodeSteps / (decodeMs / 1000) : 0;
       this._lastStats = stats;
       this.busy = false;
     }
