@@ -13,7 +13,7 @@ export { createWorkerClient, type WorkerClient } from './worker/client.ts';
 export { Runtime, type LoadOptions } from './runtime/runtime.ts';
 
 /** Where model bytes come from: a URL (Range requests), a File/Blob, or bytes in memory. */
-export { urlSource, blobSource, bytesSource, type ByteSource } from './model/source.ts';
+export { urlSource, blobSource, bytesSource, type ByteSource } from './storage/source.ts';
 
 /** Every error Lantern throws: a `code` to branch on and a message that says what to do. */
 export { LanternError, type LanternErrorCode } from './errors.ts';

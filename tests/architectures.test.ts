@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSession, type ModelSession } from '../src/cli/session.ts';
 import { GGMLType, readGGUF } from '../src/model/gguf.ts';
-import { bytesSource } from '../src/model/source.ts';
+import { bytesSource } from '../src/storage/source.ts';
 import { restoreModel, vocabularyOf, writeRandomModel } from '../scripts/lib/model-writer.ts';
 import { STORIES_GGUF } from './helpers/paths.ts';
 import { disposeLlamaCpp, llamaCppGreedy, llamaCppLogits } from './oracle/llamacpp.ts';

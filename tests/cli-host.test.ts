@@ -21,7 +21,7 @@ describe('openGpuPage', () => {
 
   it('imports project sources and reads the model by range', async () => {
     const header = await gpu.evaluate(async () => {
-      const { urlSource } = await window.lanternImport('/src/model/source.ts');
+      const { urlSource } = await window.lanternImport('/src/storage/source.ts');
       const { readGGUF, metaString } = await window.lanternImport('/src/model/gguf.ts');
       const file = await readGGUF(await urlSource('/__lantern/model.gguf'));
       return { arch: metaString(file, 'general.architecture'), tensors: file.tensors.length, size: file.size };

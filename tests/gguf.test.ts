@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { LanternError } from '../src/errors.ts';
 import { llamaConfig } from '../src/model/config.ts';
 import { GGMLType, readGGUF } from '../src/model/gguf.ts';
-import { bytesSource, type ByteSource } from '../src/model/source.ts';
+import { bytesSource, type ByteSource } from '../src/storage/source.ts';
 import { f32Bytes, writeGGUF } from '../scripts/lib/gguf-writer.ts';
 import { STORIES_GGUF } from './helpers/paths.ts';
 

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { readGGUF } from '../src/model/gguf.ts';
-import { bytesSource } from '../src/model/source.ts';
+import { bytesSource } from '../src/storage/source.ts';
 import { tokenizerFromGGUF, type Tokenizer } from '../src/model/tokenizer/index.ts';
 import { cleanSpaces } from '../src/model/tokenizer/decoder.ts';
 

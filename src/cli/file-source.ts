@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { LanternError } from '../errors.ts';
-import type { ByteSource } from '../model/source.ts';
+import type { ByteSource } from '../storage/source.ts';
 
 /** A model file on disk, read by byte range like any other ByteSource. Node only. */
 export interface FileSource extends ByteSource {

@@ -4,7 +4,7 @@
  * LanternError crosses to Node intact instead of as a bare message.
  */
 import { LanternError } from '../errors.ts';
-import { urlSource } from '../model/source.ts';
+import { urlSource } from '../storage/source.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
 

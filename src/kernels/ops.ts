@@ -165,7 +165,8 @@ export class Kernels {
     return this.op(pipeline, bind, (n) => [Math.ceil((n * width) / wg)]);
   }
 
-  private op(pipeline: GPUComputePipeline, bind: GPUBindGroup, grid: (nTokens: number) => number[]): Op {
+  /** Building blocks below are shared with kernel modules outside this file (e.g. sampling). */
+  op(pipeline: GPUComputePipeline, bind: GPUBindGroup, grid: (nTokens: number) => number[]): Op {
     return {
       name: pipeline.label,
       encode(pass, nTokens) {
@@ -177,7 +178,7 @@ export class Kernels {
     };
   }
 
-  private pipeline<F extends Record<string, UniformField>>(
+  pipeline<F extends Record<string, UniformField>>(
     kernel: string,
     defines: string[],
     params: UniformLayout<F>,
@@ -191,7 +192,7 @@ export class Kernels {
     }));
   }
 
-  private bindGroup(pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
+  bindGroup(pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
     return this.gpu.device.createBindGroup({
       label: pipeline.label,
       layout: pipeline.getBindGroupLayout(0),
@@ -200,7 +201,7 @@ export class Kernels {
   }
 
   /** Read-only tables (RoPE cos/sin), built once per distinct key. */
-  private constants(key: string, build: () => Float32Array<ArrayBuffer>): GPUBuffer {
+  constants(key: string, build: () => Float32Array<ArrayBuffer>): GPUBuffer {
     let buffer = this.uniforms.get(key);
     if (!buffer) {
       const values = build();
@@ -212,7 +213,7 @@ export class Kernels {
   }
 
   /** Uniform buffers of static parameters, shared between sites with equal values. */
-  private uniform<F extends Record<string, UniformField>>(layout: UniformLayout<F>, values: { [K in keyof F]: number }): GPUBuffer {
+  uniform<F extends Record<string, UniformField>>(layout: UniformLayout<F>, values: { [K in keyof F]: number }): GPUBuffer {
     const bytes = new Uint8Array(layout.pack(values));
     const key = `${layout.wgsl}|${bytes.join(',')}`;
     let buffer = this.uniforms.get(key);

@@ -1,5 +1,5 @@
 import { LanternError } from '../errors.ts';
-import type { ByteSource } from './source.ts';
+import type { ByteSource } from '../storage/source.ts';
 
 /**
  * GGUF reader (versions 2 and 3). The header (metadata and tensor infos) is parsed from the first

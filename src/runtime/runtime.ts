@@ -2,7 +2,7 @@ import { LanternError } from '../errors.ts';
 import { acquireGpu, type GpuContext } from '../gpu/device.ts';
 import { llamaConfig } from '../model/config.ts';
 import { readGGUF } from '../model/gguf.ts';
-import type { ByteSource } from '../model/source.ts';
+import type { ByteSource } from '../storage/source.ts';
 import { type Tokenizer, tokenizerFromGGUF } from '../model/tokenizer/index.ts';
 import { LlamaForward } from './forward.ts';
 import { sampleTemperature, seededRandom } from './sampler.ts';

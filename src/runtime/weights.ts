@@ -2,7 +2,7 @@ import { LanternError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { Weight, WeightFormat } from '../kernels/ops.ts';
 import { GGMLType, type GGUFFile, type GGUFTensorInfo, ggmlTypeName } from '../model/gguf.ts';
-import type { ByteSource } from '../model/source.ts';
+import type { ByteSource } from '../storage/source.ts';
 
 /** Tensor data moves from the source to the GPU in reads of at most this many bytes. */
 const UPLOAD_CHUNK = 8 << 20;

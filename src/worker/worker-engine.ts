@@ -1,5 +1,5 @@
 import { LanternError } from '../errors.ts';
-import { urlSource } from '../model/source.ts';
+import { urlSource } from '../storage/source.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
 
