@@ -1,0 +1,724 @@
+import { del, get, set } from 'idb-keyval';
+import { LanternError } from '../errors.ts';
+import {
+  type CacheStores,
+  type ChunkRecord,
+  type DownloadRecord,
+  type ModelManifest,
+  deleteModelRecords,
+  openCacheStores,
+  storedChunkIndices,
+} from './cache.ts';
+import { Sha256, sha256Hex } from './sha256.ts';
+import { type ByteSource, blobSource, bytesSource, urlSource } from './source.ts';
+
+/**
+ * openModel(): a model file from a URL, a File/Blob or bytes, delivered through the IndexedDB
+ * cache (cache.ts). A URL is downloaded once, chunk by chunk, into IndexedDB; later visits read
+ * it from there without touching the network. Every chunk is checked against its SHA-256 when it
+ * is stored and again when it is read back; a bad or missing chunk is fetched again on its own.
+ * The JS heap holds a few chunks at a time, whatever the model's size.
+ */
+
+export type LoadPhase = 'download' | 'verify' | 'cache' | 'upload';
+
+/** Monotonic within a phase; `totalBytes` is the model file's size. */
+export interface LoadProgress {
+  phase: LoadPhase;
+  loadedBytes: number;
+  totalBytes: number;
+}
+
+/** A URL (any CORS-enabled host), a File or Blob, or the file's bytes. */
+export type ModelInput = string | URL | Blob | Uint8Array | ArrayBuffer;
+
+export interface OpenModelOptions {
+  /** The file's SHA-256 in hex; a file that does not match fails with CHECKSUM_MISMATCH. */
+  expectedSha256?: string;
+  /** May return a promise (a comlink proxy across the worker boundary); it is not awaited. */
+  onProgress?(progress: LoadProgress): void | Promise<void>;
+  /** Called once, with the reason, when the model cannot be cached (no usable IndexedDB). */
+  onCacheUnavailable?(reason: string): void;
+  /** false: read the input directly and store nothing. Default true. */
+  cache?: boolean;
+  /**
+   * The cache key. Defaults to the URL, or to a File's name, size and modification time; a plain
+   * Blob or bytes are cached only when given an id.
+   */
+  id?: string;
+  /** Bytes per stored chunk for a new download. Default 4 MiB. */
+  chunkSize?: number;
+  /** Network failures retried within this call, each resuming where the last stopped. Default 3. */
+  retries?: number;
+  signal?: AbortSignal;
+}
+
+/** The model file, ready for Runtime.load(); reads count towards the 'upload' phase. */
+export interface ModelSource extends ByteSource {
+  /** The cache key, or undefined when uncached. */
+  readonly id: string | undefined;
+  /** True when reads come from IndexedDB. */
+  readonly cached: boolean;
+  /** Why the model is not cached, when it is not. */
+  readonly uncachedReason: string | undefined;
+  /** Reports the 'upload' phase complete: call it once the runtime has loaded the weights. */
+  uploadDone(): void;
+}
+
+export const DEFAULT_CHUNK_SIZE = 4 << 20;
+const DEFAULT_RETRIES = 3;
+/** Progress events come every 256 KiB or 1% of the file, whichever is less, and for every stored chunk. */
+const PROGRESS_STEP = 1 << 18;
+
+export async function openModel(input: ModelInput, options: OpenModelOptions = {}): Promise<ModelSource> {
+  const origin = describeInput(input);
+  const expected = checkExpectedSha256(options.expectedSha256);
+  const report = progressReporter(options.onProgress);
+  const id = options.id ?? origin.defaultId;
+
+  let uncachedReason: string | undefined;
+  if (options.cache === false) uncachedReason = 'caching was turned off (cache: false)';
+  else if (id === undefined) uncachedReason = 'a Blob or bytes are cached only when given an id';
+  let stores: CacheStores | undefined;
+  if (!uncachedReason) {
+    try {
+      stores = await openCacheStores();
+    } catch (e) {
+      uncachedReason = `IndexedDB is not available (${(e as Error).message || (e as Error).name}); the model loads without a cache`;
+      options.onCacheUnavailable?.(uncachedReason);
+    }
+  }
+  if (!stores || id === undefined) return openUncached(origin, expected, report, uncachedReason!, options.signal);
+
+  const cache = new ModelCache(stores, id, origin, report, options);
+  const manifest = await cache.complete(expected);
+  return cachedSource(cache, manifest, report);
+}
+
+// ---- Inputs --------------------------------------------------------------------------------
+
+/** Where the file's bytes come from: a server, or something already in memory or on disk. */
+type Origin =
+  | { kind: 'url'; url: string; defaultId: string }
+  | { kind: 'blob'; blob: Blob; defaultId: string | undefined; bytes?: Uint8Array };
+
+const SPLIT_GGUF = /-(\d{5})-of-(\d{5})\.gguf$/i;
+
+function describeInput(input: ModelInput): Origin {
+  if (typeof input === 'string' || input instanceof URL) {
+    const url = String(input);
+    refuseSplit(url.split(/[?#]/)[0]);
+    return { kind: 'url', url, defaultId: url };
+  }
+  if (input instanceof Blob) {
+    const file = typeof File !== 'undefined' && input instanceof File ? input : undefined;
+    if (file) refuseSplit(file.name);
+    return { kind: 'blob', blob: input, defaultId: file && `file:${file.name}:${file.size}:${file.lastModified}` };
+  }
+  if (input instanceof Uint8Array || input instanceof ArrayBuffer) {
+    const bytes = input instanceof ArrayBuffer ? new Uint8Array(input) : input;
+    return { kind: 'blob', blob: new Blob([bytes as Uint8Array<ArrayBuffer>]), defaultId: undefined, bytes };
+  }
+  throw new LanternError('BAD_ARGUMENT', 'A model is a URL, a File or Blob, or a Uint8Array of the GGUF file; pass one of those.');
+}
+
+function refuseSplit(name: string): void {
+  const match = SPLIT_GGUF.exec(name);
+  if (match && match[2] !== '00001') {
+    throw new LanternError(
+      'BAD_ARGUMENT',
+      `${name} is one part of a split GGUF, which Lantern cannot load yet; merge the parts with llama.cpp's \`llama-gguf-split --merge\` and load the merged file.`,
+      { part: Number(match[1]), parts: Number(match[2]) },
+    );
+  }
+}
+
+function checkExpectedSha256(hex: string | undefined): string | undefined {
+  if (hex === undefined) return undefined;
+  const normalized = hex.trim().toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(normalized)) {
+    throw new LanternError('BAD_ARGUMENT', `expectedSha256 must be 64 hex digits, not "${hex}"; copy it from the model's page.`);
+  }
+  return normalized;
+}
+
+type Report = (phase: LoadPhase, loadedBytes: number, totalBytes: number, force?: boolean) => void;
+
+/** Drops events that would go backwards, and thins out ones that move less than a step. */
+function progressReporter(onProgress: OpenModelOptions['onProgress']): Report {
+  const last = new Map<LoadPhase, number>();
+  return (phase, loadedBytes, totalBytes, force = false) => {
+    if (!onProgress) return;
+    const previous = last.get(phase);
+    const done = loadedBytes >= totalBytes;
+    if (previous !== undefined && loadedBytes <= previous) return;
+    if (previous !== undefined && !force && !done && loadedBytes - previous < Math.min(PROGRESS_STEP, totalBytes / 100)) return;
+    last.set(phase, loadedBytes);
+    void Promise.resolve(onProgress({ phase, loadedBytes, totalBytes })).catch(() => {});
+  };
+}
+
+// ---- Without a cache -----------------------------------------------------------------------
+
+async function openUncached(origin: Origin, expected: string | undefined, report: Report, reason: string, signal?: AbortSignal): Promise<ModelSource> {
+  let source: ByteSource;
+  if (origin.kind === 'url') {
+    // Checking a whole-file hash needs the whole file once; the runtime then reads it again by range.
+    if (expected) await checkStream(await fetchOrThrow(origin.url, {}, signal), expected, report);
+    source = await urlSource(origin.url);
+  } else {
+    if (expected) await checkStream(new Response(origin.blob), expected, report);
+    source = origin.bytes ? bytesSource(origin.bytes) : blobSource(origin.blob);
+  }
+  return countingSource(source, { id: undefined, cached: false, uncachedReason: reason }, report, origin.kind === 'url');
+}
+
+async function checkStream(response: Response, expected: string, report: Report): Promise<void> {
+  const size = Number(response.headers.get('content-length')) || 0;
+  const hasher = new Sha256();
+  let seen = 0;
+  const reader = response.body!.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    hasher.update(value);
+    seen += value.byteLength;
+    report('verify', seen, Math.max(size, seen));
+  }
+  report('verify', seen, seen, true);
+  const actual = hasher.hex();
+  if (actual !== expected) throw checksumError(actual, expected);
+}
+
+// ---- Reading ---------------------------------------------------------------------------------
+
+/** Counts bytes read as 'upload' (and as 'download' when every read goes to the network). */
+function countingSource(
+  source: ByteSource,
+  facts: Pick<ModelSource, 'id' | 'cached' | 'uncachedReason'>,
+  report: Report,
+  readsAreDownloads = false,
+): ModelSource {
+  let read = 0;
+  const count = (n: number) => {
+    read = Math.min(source.size, read + n);
+    report('upload', read, source.size);
+    if (readsAreDownloads) report('download', read, source.size);
+  };
+  return {
+    ...facts,
+    size: source.size,
+    async read(offset, length) {
+      const bytes = await source.read(offset, length);
+      count(length);
+      return bytes;
+    },
+    uploadDone() {
+      report('upload', source.size, source.size, true);
+      if (readsAreDownloads) report('download', source.size, source.size, true);
+    },
+  };
+}
+
+/**
+ * Reads a complete cached model. Each chunk is checked against the manifest when it comes out of
+ * IndexedDB; the last two are kept, because the runtime reads consecutive small tensors.
+ */
+function cachedSource(cache: ModelCache, manifest: ModelManifest, report: Report): ModelSource {
+  const { size, chunkSize } = manifest;
+  const recent = new Map<number, Promise<Uint8Array>>();
+  const chunk = (index: number): Promise<Uint8Array> => {
+    let bytes = recent.get(index);
+    if (bytes) {
+      recent.delete(index);
+    } else {
+      bytes = cache.readVerified(index, manifest.chunkSha256[index], chunkSize, size);
+      bytes.catch(() => recent.delete(index));
+    }
+    recent.set(index, bytes);
+    if (recent.size > 2) recent.delete(recent.keys().next().value!);
+    return bytes;
+  };
+  const source: ByteSource = {
+    size,
+    async read(offset, length) {
+      checkRange(offset, length, size);
+      if (length === 0) return new Uint8Array(0);
+      const first = Math.floor(offset / chunkSize);
+      const last = Math.floor((offset + length - 1) / chunkSize);
+      if (first === last) {
+        const start = offset - first * chunkSize;
+        return (await chunk(first)).subarray(start, start + length);
+      }
+      // [length] u8, assembled from the chunks it spans.
+      const out = new Uint8Array(length);
+      for (let index = first; index <= last; index++) {
+        const bytes = await chunk(index);
+        const from = Math.max(offset, index * chunkSize);
+        const to = Math.min(offset + length, index * chunkSize + bytes.byteLength);
+        out.set(bytes.subarray(from - index * chunkSize, to - index * chunkSize), from - offset);
+      }
+      return out;
+    },
+  };
+  return countingSource(source, { id: manifest.id, cached: true, uncachedReason: undefined }, report);
+}
+
+// ---- The cache -----------------------------------------------------------------------------
+
+/** One model's records in IndexedDB, and the origin to fetch its bytes from. */
+class ModelCache {
+  /** Bytes the download still had to store when it started, for a QUOTA_EXCEEDED message. */
+  private neededBytes: number | undefined;
+
+  constructor(
+    private readonly stores: CacheStores,
+    private readonly id: string,
+    private readonly origin: Origin,
+    private readonly report: Report,
+    private readonly options: OpenModelOptions,
+  ) {}
+
+  /** The manifest of the complete, checked model: from the cache, or after downloading it. */
+  async complete(expected: string | undefined): Promise<ModelManifest> {
+    const found = await get<ModelManifest>(this.id, this.stores.manifests);
+    if (found && (!expected || found.sha256 === expected || (!found.sha256 && (await this.wholeFileMatches(found, expected))))) {
+      const manifest = { ...found, sha256: found.sha256 ?? expected, lastUsed: Date.now() };
+      await set(this.id, manifest, this.stores.manifests).catch(() => {}); // lastUsed is best effort, even with the disk full
+      return manifest;
+    }
+    // A cached file with another hash is a different version: replace it.
+    if (found) await deleteModelRecords(this.stores, this.id);
+    return this.download(expected);
+  }
+
+  /** A chunk from IndexedDB, checked; fetched again from the origin when missing or corrupt. */
+  async readVerified(index: number, sha256: string, chunkSize: number, size: number): Promise<Uint8Array> {
+    const length = chunkLength(index, size, chunkSize);
+    const record = await get<ChunkRecord>([this.id, index], this.stores.chunks);
+    if (record) {
+      const bytes = new Uint8Array(record.bytes);
+      if (bytes.byteLength === length && (await sha256Hex(bytes)) === sha256) return bytes;
+    }
+    const bytes = await this.fetchChunk(index * chunkSize, length);
+    const actual = await sha256Hex(bytes);
+    if (actual !== sha256) {
+      throw new LanternError(
+        'CHECKSUM_MISMATCH',
+        `Chunk ${index} of ${this.id} was damaged in the browser's storage and the copy fetched again differs from the one cached; the file has changed at its source. Delete the cached model (deleteCachedModel) and load it again.`,
+        { id: this.id, chunk: index },
+      );
+    }
+    // The bytes are checked, so they are handed on even if storing the repair fails (a full disk).
+    await set([this.id, index], { sha256, bytes: bytes.buffer as ArrayBuffer } satisfies ChunkRecord, this.stores.chunks).catch(() => {});
+    return bytes;
+  }
+
+  /** Checks a cached model, chunk by chunk, against a whole-file hash. */
+  private async wholeFileMatches(manifest: ModelManifest, expected: string): Promise<boolean> {
+    const hasher = new Sha256();
+    for (let index = 0; index < manifest.chunkSha256.length; index++) {
+      hasher.update(await this.readVerified(index, manifest.chunkSha256[index], manifest.chunkSize, manifest.size));
+      this.report('verify', Math.min(manifest.size, (index + 1) * manifest.chunkSize), manifest.size);
+    }
+    return hasher.hex() === expected;
+  }
+
+  /**
+   * Downloads the file into chunks, resuming a download an earlier call or page left unfinished,
+   * then writes the manifest.
+   */
+  private async download(expected: string | undefined): Promise<ModelManifest> {
+    let pending = await get<DownloadRecord>(this.id, this.stores.downloads);
+    const stored = pending ? await storedChunkIndices(this.stores, this.id) : [];
+    // Chunks are written in order, so the first gap is where the download stopped.
+    let next = 0;
+    while (stored[next] === next) next++;
+    const hashes: (string | undefined)[] = [];
+
+    const retries = this.options.retries ?? DEFAULT_RETRIES;
+    // Every chunk may be stored already, when a page closed just before the manifest was written.
+    const allStored = pending !== undefined && next >= Math.ceil(pending.size / pending.chunkSize);
+    for (let attempt = 0; !allStored; attempt++) {
+      try {
+        const opened = await this.openOrigin(pending, next);
+        if (opened.restart) hashes.length = 0;
+        pending = opened.record;
+        next = await this.storeChunks(opened, hashes);
+        break;
+      } catch (e) {
+        const retryable = e instanceof LanternError && e.code === 'FETCH_FAILED' && e.details?.retryable === true;
+        if (!retryable || attempt >= retries || this.options.signal?.aborted) throw e;
+        // A dropped connection: the chunks stored so far stay, the next attempt asks for the rest.
+        pending = (await get<DownloadRecord>(this.id, this.stores.downloads)) ?? pending;
+        const stored = await storedChunkIndices(this.stores, this.id);
+        for (next = 0; stored[next] === next; ) next++;
+        await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+      }
+    }
+    const record = pending!;
+    const chunkSha256 = await this.sealChunks(record, hashes, expected);
+    const now = Date.now();
+    const manifest: ModelManifest = {
+      id: this.id,
+      url: record.url,
+      size: record.size,
+      chunkSize: record.chunkSize,
+      chunkSha256,
+      sha256: expected,
+      etag: record.etag,
+      lastModified: record.lastModified,
+      createdAt: now,
+      lastUsed: now,
+    };
+    await this.write(() => set(this.id, manifest, this.stores.manifests));
+    await del(this.id, this.stores.downloads);
+    return manifest;
+  }
+
+  /**
+   * Starts reading the file at chunk `next`: a Range request for a URL that already has chunks
+   * stored, the whole file otherwise. Checks the quota before any byte is stored.
+   */
+  private async openOrigin(pending: DownloadRecord | undefined, next: number): Promise<OpenedOrigin> {
+    const chunkSize = pending?.chunkSize ?? this.options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    if (!(Number.isInteger(chunkSize) && chunkSize >= 1024)) {
+      throw new LanternError('BAD_ARGUMENT', `chunkSize must be a whole number of bytes, at least 1024, not ${chunkSize}.`);
+    }
+    if (this.origin.kind === 'blob') {
+      const { blob } = this.origin;
+      const restart = pending !== undefined && pending.size !== blob.size;
+      const record = restart || !pending ? { id: this.id, size: blob.size, chunkSize, startedAt: Date.now() } : pending;
+      const start = restart ? 0 : next * chunkSize;
+      // A different file under the same id: what is stored is of no use.
+      if (restart) await deleteModelRecords(this.stores, this.id);
+      await this.prepareStorage(record, start, restart || !pending);
+      return { record, restart, skip: 0, start, body: blob.slice(start).stream(), fromNetwork: false };
+    }
+
+    const url = this.origin.url;
+    const start = pending ? next * chunkSize : 0;
+    const controller = new AbortController();
+    const signal = this.options.signal ? AbortSignal.any([this.options.signal, controller.signal]) : controller.signal;
+    const response = await fetchOrThrow(url, start > 0 ? { headers: { Range: `bytes=${start}-` } } : {}, signal);
+    try {
+      const etag = response.headers.get('etag') ?? undefined;
+      const lastModified = response.headers.get('last-modified') ?? undefined;
+      let size: number;
+      let skip = 0;
+      let restart = false;
+      if (response.status === 206) {
+        const match = /^bytes (\d+)-\d+\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
+        if (!match || Number(match[1]) !== start) {
+          throw new LanternError('FETCH_FAILED', `${url} answered a Range request from byte ${start} with "${response.headers.get('content-range')}"; check the server's Range support.`);
+        }
+        size = Number(match[2]);
+      } else {
+        size = Number(response.headers.get('content-length'));
+        // Asked for a range and got the whole file: a server without Range support; skip what is stored.
+        skip = start;
+      }
+      if (!Number.isFinite(size) || size <= 0) {
+        throw new LanternError('FETCH_FAILED', `${url} did not say how large the file is; serve it with a Content-Length header (and without Content-Encoding).`);
+      }
+      if (pending && (pending.size !== size || (pending.etag && etag && pending.etag !== etag) || (!pending.etag && pending.lastModified && lastModified && pending.lastModified !== lastModified))) {
+        restart = true;
+      }
+      if (restart && response.status === 206) {
+        // Changed at the source: the rest of this response belongs to the new file; start over.
+        controller.abort();
+        await deleteModelRecords(this.stores, this.id);
+        return { ...(await this.openOrigin(undefined, 0)), restart: true };
+      }
+      const record: DownloadRecord = !pending || restart ? { id: this.id, url, size, chunkSize, etag, lastModified, startedAt: Date.now() } : pending;
+      const from = restart ? 0 : start;
+      // The file changed since the download started: what is stored is of no use.
+      if (restart) await deleteModelRecords(this.stores, this.id);
+      await this.prepareStorage(record, from, !pending || restart);
+      return { record, restart, skip: restart ? 0 : skip, start: from, body: response.body!, fromNetwork: true };
+    } catch (e) {
+      controller.abort();
+      throw e;
+    }
+  }
+
+  /** Quota check, persistence request, and the download record written before the first chunk. */
+  private async prepareStorage(record: DownloadRecord, start: number, isNew: boolean): Promise<void> {
+    const needed = record.size - start;
+    const estimate = await navigator.storage?.estimate?.().catch(() => undefined);
+    if (estimate?.quota !== undefined && estimate.usage !== undefined) {
+      const available = estimate.quota - estimate.usage;
+      if (available < needed) {
+        // Leave nothing behind; other models stay, deleting them is the user's call.
+        await deleteModelRecords(this.stores, this.id);
+        throw quotaError(this.id, needed, estimate);
+      }
+    }
+    // Without persistence the browser may evict the cache under storage pressure; the answer
+    // (often "no" until the site is bookmarked or installed) changes nothing here.
+    if (!(await navigator.storage?.persisted?.().catch(() => false))) await navigator.storage?.persist?.().catch(() => false);
+    this.neededBytes = needed;
+    if (isNew) await this.write(() => set(this.id, record, this.stores.downloads));
+  }
+
+  /**
+   * Streams the body into chunks of record.chunkSize, hashes and stores each, one write in flight
+   * while the next chunk fills. Returns the index after the last chunk stored.
+   */
+  private async storeChunks(opened: OpenedOrigin, hashes: (string | undefined)[]): Promise<number> {
+    const { record } = opened;
+    const { size, chunkSize } = record;
+    const count = Math.ceil(size / chunkSize);
+    const body = new PieceReader(opened.body);
+    let index = opened.start / chunkSize;
+    let received = opened.start;
+    let writing: Promise<void> = Promise.resolve();
+    const onBytes = (n: number) => {
+      received += n;
+      if (opened.fromNetwork) this.report('download', received, size);
+    };
+    this.report('cache', received, size);
+    if (opened.fromNetwork) this.report('download', received, size);
+    try {
+      // Body bytes that are stored already (a server that ignored the Range header), read and dropped.
+      for (let skip = opened.skip; skip > 0; ) {
+        const dropped = await this.readPiece(body, Math.min(skip, chunkSize), received, () => {});
+        if (dropped.byteLength === 0) break;
+        skip -= dropped.byteLength;
+      }
+      while (index < count) {
+        const length = chunkLength(index, size, chunkSize);
+        const bytes = await this.readPiece(body, length, received, onBytes);
+        if (bytes.byteLength < length) break;
+        await writing; // at most one chunk waits for IndexedDB while the next arrives
+        writing = this.storeChunk(index++, bytes, hashes, record);
+        writing.catch(() => {});
+      }
+      await writing;
+    } catch (e) {
+      await writing; // the chunk being written still counts for the next attempt (or fails first)
+      throw e;
+    } finally {
+      body.cancel();
+    }
+    if (index < count) {
+      throw new LanternError('FETCH_FAILED', `The download of ${this.id} ended at byte ${received} of ${size}; loading it again resumes from there.`, { retryable: true, received });
+    }
+    return index;
+  }
+
+  private async readPiece(body: PieceReader, length: number, received: number, onBytes: (n: number) => void): Promise<Uint8Array> {
+    try {
+      return await body.read(length, onBytes);
+    } catch (e) {
+      if (this.options.signal?.aborted) throw abortError();
+      throw new LanternError('FETCH_FAILED', `The download of ${this.id} broke off near byte ${received} (${(e as Error).message}); loading it again resumes from there.`, { retryable: true, received });
+    }
+  }
+
+  private async storeChunk(index: number, bytes: Uint8Array, hashes: (string | undefined)[], { size, chunkSize }: DownloadRecord): Promise<void> {
+    const sha256 = await sha256Hex(bytes);
+    await this.write(() => set([this.id, index], { sha256, bytes: bytes.buffer as ArrayBuffer } satisfies ChunkRecord, this.stores.chunks));
+    hashes[index] = sha256;
+    this.report('cache', Math.min(size, (index + 1) * chunkSize), size, true);
+  }
+
+  /**
+   * The per-chunk hashes for the manifest. Chunks stored by an earlier visit are read back and
+   * checked (refetched alone when bad); with an expected whole-file hash every chunk is read.
+   */
+  private async sealChunks(record: DownloadRecord, hashes: (string | undefined)[], expected: string | undefined): Promise<string[]> {
+    const { size, chunkSize } = record;
+    const count = Math.ceil(size / chunkSize);
+    const hasher = expected ? new Sha256() : undefined;
+    const sealed: string[] = [];
+    for (let index = 0; index < count; index++) {
+      const length = chunkLength(index, size, chunkSize);
+      let sha256 = hashes[index];
+      if (sha256 === undefined || hasher) {
+        const chunk = await get<ChunkRecord>([this.id, index], this.stores.chunks);
+        let bytes: Uint8Array | undefined = chunk && new Uint8Array(chunk.bytes);
+        const actual = bytes && bytes.byteLength === length ? await sha256Hex(bytes) : undefined;
+        if (actual === undefined || actual !== (sha256 ?? chunk!.sha256)) {
+          bytes = await this.fetchChunk(index * chunkSize, length);
+          await this.storeChunk(index, bytes, hashes, record);
+        }
+        sha256 = hashes[index] ?? actual!;
+        hasher?.update(bytes!);
+        if (hasher) this.report('verify', Math.min(size, (index + 1) * chunkSize), size);
+      }
+      sealed.push(sha256);
+    }
+    const actual = hasher?.hex();
+    if (expected && actual !== expected) {
+      await deleteModelRecords(this.stores, this.id);
+      throw checksumError(actual!, expected);
+    }
+    return sealed;
+  }
+
+  /** One chunk from the origin: a Range request (or the whole file, sliced, without Range support). */
+  private async fetchChunk(start: number, length: number): Promise<Uint8Array> {
+    if (this.origin.kind === 'blob') return new Uint8Array(await this.origin.blob.slice(start, start + length).arrayBuffer());
+    const source = await rangeReader(this.origin.url, this.options.signal);
+    return source(start, length);
+  }
+
+  /** An IndexedDB write; running out of space there is QUOTA_EXCEEDED, with this model removed. */
+  private async write(put: () => Promise<unknown>): Promise<void> {
+    try {
+      await put();
+    } catch (e) {
+      if ((e as DOMException)?.name !== 'QuotaExceededError') throw e;
+      await deleteModelRecords(this.stores, this.id).catch(() => {});
+      throw quotaError(this.id, this.neededBytes, await navigator.storage?.estimate?.().catch(() => undefined));
+    }
+  }
+}
+
+interface OpenedOrigin {
+  record: DownloadRecord;
+  /** The file changed since the download began; stored chunks were discarded. */
+  restart: boolean;
+  /** Leading body bytes that are already stored (a server that ignored the Range header). */
+  skip: number;
+  /** File offset of the first byte stored from this body: a chunk boundary. */
+  start: number;
+  body: ReadableStream<Uint8Array>;
+  fromNetwork: boolean;
+}
+
+/**
+ * Reads a body in pieces of an exact size, each in a buffer of its own. A byte stream (a fetch
+ * body in Chromium) is read with a BYOB reader straight into that buffer, so the stream pulls only
+ * as fast as chunks are stored and no queue of network buffers builds up while IndexedDB writes.
+ */
+class PieceReader {
+  private readonly byob: ReadableStreamBYOBReader | undefined;
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  /** Bytes a default reader delivered beyond the last piece. */
+  private carry: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+
+  constructor(private readonly stream: ReadableStream<Uint8Array>) {
+    try {
+      this.byob = stream.getReader({ mode: 'byob' });
+    } catch {
+      this.reader = stream.getReader(); // not a byte stream
+    }
+  }
+
+  /** `length` bytes, or fewer where the body ends. */
+  async read(length: number, onBytes: (n: number) => void): Promise<Uint8Array> {
+    let buffer = new ArrayBuffer(length);
+    let filled = 0;
+    if (this.byob) {
+      while (filled < length) {
+        // The view's buffer is transferred to the stream and comes back in `value`.
+        const { done, value } = await this.byob.read(new Uint8Array(buffer, filled, length - filled));
+        if (value) buffer = value.buffer as ArrayBuffer;
+        if (done || !value) break;
+        filled += value.byteLength;
+        onBytes(value.byteLength);
+      }
+      return new Uint8Array(buffer, 0, filled);
+    }
+    const out = new Uint8Array(buffer);
+    while (filled < length) {
+      if (this.carry.byteLength === 0) {
+        const { done, value } = await this.reader!.read();
+        if (done) break;
+        this.carry = value as Uint8Array<ArrayBuffer>;
+      }
+      const take = Math.min(length - filled, this.carry.byteLength);
+      out.set(this.carry.subarray(0, take), filled);
+      this.carry = this.carry.subarray(take);
+      filled += take;
+      onBytes(take);
+    }
+    return filled === length ? out : out.slice(0, filled);
+  }
+
+  cancel(): void {
+    (this.byob ?? this.reader)!.cancel().catch(() => {});
+  }
+}
+
+/** Reads [start, start + length) of a URL; tolerates servers that answer a Range request with 200. */
+async function rangeReader(url: string, signal: AbortSignal | undefined) {
+  return async (start: number, length: number): Promise<Uint8Array> => {
+    const response = await fetchOrThrow(url, { headers: { Range: `bytes=${start}-${start + length - 1}` } }, signal);
+    if (response.status === 206) {
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      if (bytes.byteLength === length) return bytes;
+      throw new LanternError('FETCH_FAILED', `Asked ${url} for ${length} bytes at ${start} and got ${bytes.byteLength}; check the server's Range support.`);
+    }
+    // The whole file came back: keep only the slice, so memory stays at one chunk.
+    const out = new Uint8Array(length);
+    let at = 0;
+    const reader = response.body!.getReader();
+    try {
+      while (at < start + length) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        const from = Math.max(start, at), to = Math.min(start + length, at + value.byteLength);
+        if (from < to) out.set(value.subarray(from - at, to - at), from - start);
+        at += value.byteLength;
+      }
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+    if (at < start + length) throw new LanternError('FETCH_FAILED', `${url} ended at byte ${at}, before byte ${start + length}; try again.`, { retryable: true });
+    return out;
+  };
+}
+
+async function fetchOrThrow(url: string, init: RequestInit, signal: AbortSignal | undefined): Promise<Response> {
+  let response: Response;
+  try {
+    // no-store: the HTTP cache would keep a second copy of a file that is already chunked in IndexedDB.
+    response = await fetch(url, { ...init, signal, cache: 'no-store' });
+  } catch (e) {
+    if (signal?.aborted) throw abortError();
+    throw new LanternError('FETCH_FAILED', `Could not reach ${url} (${(e as Error).message}); check the address and your connection, then try again.`, { retryable: true });
+  }
+  if (!response.ok) throw new LanternError('FETCH_FAILED', `${url} answered HTTP ${response.status}; check the address, then try again.`, { status: response.status });
+  return response;
+}
+
+function chunkLength(index: number, size: number, chunkSize: number): number {
+  return Math.max(0, Math.min(chunkSize, size - index * chunkSize));
+}
+
+function checkRange(offset: number, length: number, size: number): void {
+  if (offset < 0 || length < 0 || offset + length > size) {
+    throw new LanternError('TRUNCATED_FILE', `The model file ends at byte ${size} but ${offset + length} bytes were needed; the file is truncated, download it again.`, { offset, length, size });
+  }
+}
+
+/**
+ * Chrome's estimate() reports a fixed headroom (about 10 GiB) whatever the real limit, to resist
+ * fingerprinting, so the browser refusing a write is the check that counts there; both say so.
+ */
+function quotaError(id: string, needed: number | undefined, estimate: StorageEstimate | undefined): LanternError {
+  const mb = (n: number | undefined) => (n === undefined ? '?' : `${(n / 1e6).toFixed(1)} MB`);
+  const quota = estimate?.quota;
+  const usage = estimate?.usage;
+  const available = quota !== undefined && usage !== undefined ? quota - usage : undefined;
+  return new LanternError(
+    'QUOTA_EXCEEDED',
+    `${id} needs ${mb(needed)} of browser storage but the browser has less free for this site (it reports ${mb(available)} free: quota ${mb(quota)}, used ${mb(usage)}); free space by deleting cached models (deleteCachedModel) or other site data, or load it with cache: false.`,
+    { id, neededBytes: needed, availableBytes: available, quotaBytes: quota, usageBytes: usage },
+  );
+}
+
+function checksumError(actual: string, expected: string): LanternError {
+  return new LanternError(
+    'CHECKSUM_MISMATCH',
+    `The model file's SHA-256 is ${actual}, not the expected ${expected}; the download is damaged or the file is another version. Check the address and the expected hash, then load it again.`,
+    { actual, expected },
+  );
+}
+
+function abortError(): LanternError {
+  return new LanternError('ABORTED', 'Loading the model was cancelled; the part already downloaded stays cached and the next load resumes from it.');
+}
