@@ -17,7 +17,12 @@ export type LanternErrorCode =
   | 'CONTEXT_OVERFLOW'
   | 'BAD_ARGUMENT'
   | 'NOT_LOADED'
-  | 'FETCH_FAILED';
+  | 'FETCH_FAILED'
+  | 'QUOTA_EXCEEDED'
+  | 'CHECKSUM_MISMATCH'
+  | 'ABORTED'
+  | 'NO_CHAT_TEMPLATE'
+  | 'BAD_CHAT_TEMPLATE';
 
 export class LanternError extends Error {
   override readonly name = 'LanternError';

@@ -1,16 +1,39 @@
 /**
  * Lantern: open language models in the browser on WebGPU, from a GGUF file.
  *
- *   const engine = createWorkerClient();
- *   await engine.load('/models/stories260K.gguf');
- *   for await (const { text } of engine.generate('Once upon a time', { maxTokens: 64 })) show(text);
+ *   const engine = createEngine();                       // a Web Worker; { worker: 'shared' } for all tabs
+ *   await engine.load('/models/model.gguf', { onProgress: (p) => show(p.loadedBytes / p.totalBytes) });
+ *   const chunks = await engine.chat.completions.create({ messages, stream: true, temperature: 0.7 });
+ *   for await (const chunk of chunks) show(chunk.choices[0].delta.content ?? '');
  */
 
-/** A model in a dedicated Web Worker, driven from the page; tokens arrive as an async iterator. */
-export { createWorkerClient, type WorkerClient } from './worker/client.ts';
+/** Starts an engine: a model in a Web Worker (default), a SharedWorker, or on this thread. */
+export {
+  createEngine,
+  type Engine,
+  type EngineOptions,
+  type EngineWorker,
+  type EngineLoadOptions,
+  type GenerateRequestOptions,
+  type GenerateChunk,
+  type GenerationStream,
+  type ChatCompletions,
+} from './worker/client.ts';
 
-/** A model on this thread's GPU device (Node over Dawn, tests, or a worker of your own). */
+/** OpenAI's chat completion request and response shapes, as the engine fills them. */
+export type { ChatCompletionRequest, ChatCompletion, ChatCompletionChunk, ChatFinishReason, CompletionUsage } from './worker/openai.ts';
+
+/** What load() takes (a URL, a File/Blob, bytes) and the progress it reports, phase by phase. */
+export type { LoadProgress, LoadPhase, ModelInput } from './storage/open.ts';
+
+/** The IndexedDB model cache: list what is stored (id, size, last used), delete one or all. */
+export { listCachedModels, deleteCachedModel, deleteAllCachedModels, type CachedModel } from './storage/cache.ts';
+
+/** A model on this thread's GPU device, below the engine: token ids in, token ids out (Node over Dawn, tools). */
 export { Runtime, type LoadOptions } from './runtime/runtime.ts';
+
+/** Renders a conversation with a Jinja chat template, as the engine does for chat.completions. */
+export { renderChatTemplate, type ChatMessage, type ChatTemplateContext } from './runtime/chat.ts';
 
 /** Where model bytes come from: a URL (Range requests), a File/Blob, or bytes in memory. */
 export { urlSource, blobSource, bytesSource, type ByteSource } from './storage/source.ts';
@@ -18,4 +41,5 @@ export { urlSource, blobSource, bytesSource, type ByteSource } from './storage/s
 /** Every error Lantern throws: a `code` to branch on and a message that says what to do. */
 export { LanternError, type LanternErrorCode } from './errors.ts';
 
-export type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from './runtime/types.ts';
+/** Options and figures of a generation: sampling, stop strings, token counts, speeds, finish reason. */
+export type { GenerateOptions, SamplingOptions, GeneratedToken, GenerationStats, FinishReason, ModelInfo } from './runtime/types.ts';

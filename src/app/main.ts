@@ -1,6 +1,6 @@
 import { LanternError } from '../errors.ts';
 import type { GenerationStats, ModelInfo } from '../runtime/types.ts';
-import { createWorkerClient, type WorkerClient } from '../worker/client.ts';
+import { createEngine, type Engine } from '../worker/client.ts';
 
 /** The minimal demo: load the bundled model in a worker, stream a completion, show its speed. */
 
@@ -18,6 +18,7 @@ const outputEl = element<HTMLOutputElement>('output');
 type State = 'loading' | 'ready' | 'generating' | 'error';
 let modelLoaded = false;
 let stopRequested = false;
+let running: AbortController | undefined;
 
 async function start(): Promise<void> {
   // navigator.gpu exists only in secure contexts (https or localhost) of browsers that ship WebGPU.
@@ -28,10 +29,10 @@ async function start(): Promise<void> {
     ));
     return;
   }
-  const client = createWorkerClient();
+  const engine = createEngine();
   let info: ModelInfo;
   try {
-    info = await client.load(MODEL_URL);
+    info = await engine.load(MODEL_URL);
   } catch (error) {
     showError(error);
     return;
@@ -41,30 +42,34 @@ async function start(): Promise<void> {
 
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    void generate(client, info);
+    void generate(engine, info);
   });
   stopButton.addEventListener('click', () => {
     stopRequested = true;
-    void client.abort();
+    running?.abort();
   });
 }
 
-async function generate(client: WorkerClient, info: ModelInfo): Promise<void> {
+async function generate(engine: Engine, info: ModelInfo): Promise<void> {
   outputEl.value = '';
   stopRequested = false;
+  running = new AbortController();
   setState('generating', 'Generating…');
+  let stats: GenerationStats;
   try {
-    const tokens = client.generate(promptEl.value, {
+    const stream = engine.generate(promptEl.value, {
       maxTokens: maxTokensEl.valueAsNumber,
       temperature: temperatureEl.valueAsNumber,
+      signal: running.signal,
     });
-    for await (const token of tokens) outputEl.append(token.text);
+    for await (const chunk of stream) outputEl.append(chunk.text);
+    stats = await stream.result;
   } catch (error) {
     showError(error);
     return;
   }
   const outcome = stopRequested ? 'Stopped' : 'Done';
-  setState('ready', client.stats ? `${outcome}: ${describeSpeed(client.stats, info)}` : `${outcome}.`);
+  setState('ready', `${outcome}: ${describeSpeed(stats, info)}`);
 }
 
 function describeSpeed(stats: GenerationStats, info: ModelInfo): string {

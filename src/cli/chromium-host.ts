@@ -191,6 +191,7 @@ export async function openChromiumSession(modelFile: string, options: SessionOpt
         }
       },
       logits: async (promptIds) => new Float32Array(await call('logits', promptIds)),
+      bench: (benchOptions) => call('bench', benchOptions),
       close: () => gpuPage.close(),
     };
   } catch (e) {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { benchRuntime } from '../runtime/bench.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { openFileSource } from './file-source.ts';
 import type { ModelSession, SessionOptions } from './session.ts';
@@ -84,6 +85,7 @@ export async function openDawnSession(modelFile: string, options: SessionOptions
       return runtime.lastStats;
     },
     logits: (promptIds) => runtime.logits(promptIds),
+    bench: (benchOptions) => benchRuntime(runtime, benchOptions),
     close: () =>
       (closing ??= (async () => {
         runtime.dispose();

@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LanternError } from '../errors.ts';
 import { readGGUF } from '../model/gguf.ts';
 import { tokenizerFromGGUF } from '../model/tokenizer/index.ts';
-import type { GeneratedToken } from '../runtime/types.ts';
+import { chatPromptIds, chatTemplateOf, type ChatMessage } from '../runtime/chat.ts';
+import type { GeneratedToken, GenerateOptions } from '../runtime/types.ts';
 import { openFileSource } from './file-source.ts';
 import { openSession, type ModelSession } from './session.ts';
 
@@ -17,14 +19,24 @@ const USAGE = `Usage: lantern <command> [options]
 
 Commands:
   generate  --model FILE (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N] [--temperature T]
-            [--seed S] [--context N] [--json]
+            [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]...
+            [--context N] [--json]
             Streams the continuation to stdout. --prompt is tokenized with the model's own BOS
             rules; --prompt-ids are used as given. Default: 64 tokens, temperature 0 (greedy).
+            --stop (repeatable) ends before that text, which is not printed.
+  chat      --model FILE --message TEXT [--system TEXT] [--chat-template FILE] [sampling flags
+            as for generate] [--json]
+            One assistant reply to --message, in the model's chat template (or --chat-template,
+            a Jinja file); a model without one is an error NO_CHAT_TEMPLATE.
   logits    --model FILE --prompt-ids 1,2,3 [--context N] [--json]
             Next-token logits after the last id: {"logits":[...]} with --json, else the top 10.
   tokenize  --model FILE (--text TEXT | --text-file FILE) [--add-special] [--no-parse-special] [--json]
             No GPU needed. BOS/EOS only with --add-special; special tokens written as text
             (e.g. <s>) are parsed unless --no-parse-special, as llama.cpp's llama-tokenize does.
+  bench     --model FILE [--prompt-tokens N] [--gen-tokens N] [--json]
+            Prefill (N=128 prompt tokens) and greedy decode (N=64) tokens/s, the weight bandwidth
+            decoding reaches and the adapter's streaming-read bandwidth, on GPU timestamps where
+            the adapter has them.
   help      This text.
 
 --json prints one JSON object on stdout; errors then print as {"error":{"code","message"}}.
@@ -46,13 +58,25 @@ const OPTIONS = {
   'text-file': { type: 'string' },
   'add-special': { type: 'boolean' },
   'no-parse-special': { type: 'boolean' },
+  'prompt-tokens': { type: 'string' },
+  'top-k': { type: 'string' },
+  'top-p': { type: 'string' },
+  'min-p': { type: 'string' },
+  'repeat-penalty': { type: 'string' },
+  stop: { type: 'string', multiple: true },
+  message: { type: 'string' },
+  system: { type: 'string' },
+  'chat-template': { type: 'string' },
+  'gen-tokens': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 /** Which options each command takes; any other is a usage error. */
 const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
-  generate: ['model', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'json'],
+  bench: ['model', 'prompt-tokens', 'gen-tokens', 'json'],
+  generate: ['model', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
+  chat: ['model', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
   logits: ['model', 'prompt-ids', 'context', 'json'],
   tokenize: ['model', 'text', 'text-file', 'add-special', 'no-parse-special', 'json'],
 };
@@ -103,7 +127,14 @@ export async function main(argv: string[]): Promise<number> {
       await tokenize(values, json);
       return 0;
     }
-    const request = command === 'generate' ? generateRequest(values) : logitsRequest(values);
+    if (command === 'chat') {
+      const request = await chatRequest(values); // the template is rendered before any browser starts
+      session = await openSession(values.model!, { contextLength: request.contextLength });
+      if (interrupted) return EXIT_INTERRUPTED;
+      await chat(session, request, json);
+      return 0;
+    }
+    const request = command === 'generate' ? generateRequest(values) : command === 'bench' ? benchRequest(values) : logitsRequest(values);
     // Reading the header first turns a bad file into an error before any browser starts.
     const source = await openFileSource(values.model!);
     try {
@@ -114,6 +145,7 @@ export async function main(argv: string[]): Promise<number> {
     session = await openSession(values.model!, { contextLength: request.contextLength });
     if (interrupted) return EXIT_INTERRUPTED;
     if (request.kind === 'generate') await generate(session, request, values.prompt, json);
+    else if (request.kind === 'bench') await bench(session, request, values.model!, json);
     else await logits(session, request.promptIds, json);
     return 0;
   } catch (e) {
@@ -135,6 +167,8 @@ interface GenerateRequest {
   temperature: number;
   seed?: number;
   contextLength?: number;
+  /** --top-k, --top-p, --min-p, --repeat-penalty, --stop. */
+  sampling: GenerateOptions;
 }
 
 function generateRequest(values: Values): GenerateRequest {
@@ -150,6 +184,7 @@ function generateRequest(values: Values): GenerateRequest {
     temperature,
     seed: values.seed === undefined ? undefined : parseInteger('--seed', values.seed, 0),
     contextLength: parseCount('--context', values.context),
+    sampling: samplingFlags(values),
   };
 }
 
@@ -163,7 +198,7 @@ async function generate(session: ModelSession, request: GenerateRequest, prompt:
   const tokens: GeneratedToken[] = [];
   const stats = await session.generate(
     promptIds,
-    { maxTokens: request.maxTokens, temperature: request.temperature, seed: request.seed },
+    { maxTokens: request.maxTokens, temperature: request.temperature, seed: request.seed, ...request.sampling },
     (token) => {
       tokens.push(token);
       if (!json) process.stdout.write(token.text);
@@ -177,6 +212,7 @@ async function generate(session: ModelSession, request: GenerateRequest, prompt:
       promptTokens: promptIds,
       tokens: tokens.map((t) => t.id),
       text,
+      finishReason: stats?.finishReason ?? null,
       prefillTokensPerSecond: prefill,
       decodeTokensPerSecond: decode,
       adapter: session.info.adapter,
@@ -188,6 +224,107 @@ async function generate(session: ModelSession, request: GenerateRequest, prompt:
       `${promptIds.length} prompt tokens at ${speed(prefill)} tok/s, ${tokens.length} generated at ${speed(decode)} tok/s` +
         ` on ${session.info.adapter} (${session.backend})\n`,
     );
+  }
+}
+
+interface BenchRequest {
+  kind: 'bench';
+  promptTokens: number;
+  genTokens: number;
+  contextLength: number;
+}
+
+function benchRequest(values: Values): BenchRequest {
+  const promptTokens = parseCount('--prompt-tokens', values['prompt-tokens']) ?? 128;
+  const genTokens = parseCount('--gen-tokens', values['gen-tokens']) ?? 64;
+  // Headroom: a generation that ends early (end-of-generation token) is restarted a little further on.
+  return { kind: 'bench', promptTokens, genTokens, contextLength: promptTokens + genTokens + 16 };
+}
+
+/** `lantern bench`: one object with --json (the keys of BenchResult, plus model file and backend), else a few lines. */
+async function bench(session: ModelSession, request: BenchRequest, modelFile: string, json: boolean): Promise<void> {
+  const result = await session.bench({ promptTokens: request.promptTokens, genTokens: request.genTokens });
+  if (json) {
+    writeJSON({ ...result, model: basename(modelFile), modelName: result.model, backend: session.backend });
+    return;
+  }
+  const f = (value: number) => value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2);
+  process.stdout.write(
+    `${basename(modelFile)} on ${result.adapter} (${session.backend}), timed by ${result.timing}\n` +
+      `prefill  ${request.promptTokens} tokens: ${f(result.prefillTokensPerSecond)} tok/s (wall clock ${f(result.wallClock.prefillTokensPerSecond)})\n` +
+      `decode   ${request.genTokens} tokens: ${f(result.decodeTokensPerSecond)} tok/s (wall clock ${f(result.wallClock.decodeTokensPerSecond)})\n` +
+      `weights  ${f(result.weightBytesPerToken / 1e6)} MB per token: decode reads ${f(result.decodeGBps)} GB/s, ` +
+      `${f(100 * result.decodeBandwidthFraction)}% of the ${f(result.streamReadGBps)} GB/s a streaming read gets\n`,
+  );
+}
+
+/** --top-k, --top-p, --min-p, --repeat-penalty and --stop, shared by generate and chat. */
+function samplingFlags(values: Values): GenerateOptions {
+  const number = (name: string, value: string | undefined, ok: (n: number) => boolean, want: string) => {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (value.trim() === '' || !ok(n)) throw new UsageError(`--${name} must be ${want}, not "${value}"`);
+    return n;
+  };
+  return {
+    topK: values['top-k'] === undefined ? undefined : parseInteger('--top-k', values['top-k'], 0),
+    topP: number('top-p', values['top-p'], (n) => n > 0 && n <= 1, 'a number in (0, 1]'),
+    minP: number('min-p', values['min-p'], (n) => n >= 0 && n <= 1, 'a number in [0, 1]'),
+    repetitionPenalty: number('repeat-penalty', values['repeat-penalty'], (n) => n > 0 && Number.isFinite(n), 'a number > 0'),
+    // parseArgs gives a repeatable option as an array.
+    stop: values.stop as unknown as string[] | undefined,
+  };
+}
+
+interface ChatRequest {
+  promptIds: number[];
+  options: GenerateOptions;
+  contextLength?: number;
+}
+
+/** Reads the model's header and tokenizer, renders the conversation with its chat template, tokenizes it. */
+async function chatRequest(values: Values): Promise<ChatRequest> {
+  if (values.message === undefined) throw new UsageError('chat needs --message TEXT');
+  const messages: ChatMessage[] = [];
+  if (values.system !== undefined) messages.push({ role: 'system', content: values.system });
+  messages.push({ role: 'user', content: values.message });
+  const template = values['chat-template'] === undefined ? undefined : await readTextFile(values['chat-template']);
+  // The flags chat shares with generate, checked the same way (the prompt is the rendered template).
+  const base = generateRequest({ ...values, prompt: '' });
+  const source = await openFileSource(values.model!);
+  try {
+    const file = await readGGUF(source);
+    const promptIds = chatPromptIds(tokenizerFromGGUF(file), chatTemplateOf(file), messages, template);
+    return {
+      promptIds,
+      options: { maxTokens: base.maxTokens, temperature: base.temperature, seed: base.seed, ...base.sampling },
+      contextLength: base.contextLength,
+    };
+  } finally {
+    await source.close();
+  }
+}
+
+/** `lantern chat`: the reply streamed to stdout, or one JSON object with --json. */
+async function chat(session: ModelSession, request: ChatRequest, json: boolean): Promise<void> {
+  const tokens: GeneratedToken[] = [];
+  const stats = await session.generate(request.promptIds, request.options, (token) => {
+    tokens.push(token);
+    if (!json) process.stdout.write(token.text);
+  });
+  const text = tokens.map((t) => t.text).join('');
+  if (json) {
+    writeJSON({
+      message: { role: 'assistant', content: text },
+      finishReason: stats?.finishReason ?? null,
+      promptTokens: request.promptIds.length,
+      tokens: tokens.filter((t) => t.id >= 0).map((t) => t.id),
+      prefillTokensPerSecond: stats?.prefillTokensPerSecond ?? null,
+      decodeTokensPerSecond: stats?.decodeTokensPerSecond ?? null,
+      adapter: session.info.adapter,
+    });
+  } else {
+    process.stdout.write('\n');
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { LanternError } from '../errors.ts';
 import { urlSource } from '../storage/source.ts';
+import { type BenchOptions, type BenchResult, benchRuntime } from '../runtime/bench.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
 
@@ -17,6 +18,7 @@ export interface RunnerApi {
   generate(promptIds: number[], options: GenerateOptions): Promise<Settled<{ count: number; stats?: GenerationStats }>>;
   /** [n_vocab] logits as a plain array (a Float32Array would not survive the trip). */
   logits(promptIds: number[]): Promise<Settled<number[]>>;
+  bench(options: BenchOptions): Promise<Settled<BenchResult>>;
   dispose(): Promise<Settled<void>>;
 }
 
@@ -66,6 +68,7 @@ window.lanternRunner = {
     return { count, stats: rt.lastStats };
   }),
   logits: settle(async (promptIds: number[]) => Array.from(await loaded().logits(promptIds))),
+  bench: settle((options: BenchOptions) => benchRuntime(loaded(), options)),
   dispose: settle(() => {
     runtime?.dispose();
     runtime = undefined;

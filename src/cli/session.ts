@@ -1,4 +1,5 @@
 import { LanternError } from '../errors.ts';
+import type { BenchOptions, BenchResult } from '../runtime/bench.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
 
 /**
@@ -14,6 +15,8 @@ export interface ModelSession {
   generate(promptIds: number[], options: GenerateOptions, onToken: (token: GeneratedToken) => void): Promise<GenerationStats | undefined>;
   /** Next-token logits after the last prompt id: [n_vocab] f32. */
   logits(promptIds: number[]): Promise<Float32Array>;
+  /** Prefill and decode speed and bandwidth figures (runtime/bench.ts benchRuntime). */
+  bench(options: BenchOptions): Promise<BenchResult>;
   /** Frees the GPU and stops whatever was started for it (browser, server); safe to call again. */
   close(): Promise<void>;
 }

@@ -1,5 +1,6 @@
 import type { GpuContext } from '../gpu/device.ts';
 import { Kernels, type Op, STEP } from '../kernels/ops.ts';
+import { topK, TOPK_MAX, type TopKOp } from '../kernels/topk.ts';
 import type { LlamaConfig } from '../model/config.ts';
 import type { WeightLoader } from './weights.ts';
 
@@ -18,6 +19,7 @@ export class LlamaForward {
     private readonly buffers: ForwardBuffers,
     private readonly layerOps: Op[],
     private readonly headOps: Op[],
+    private readonly topKOp: TopKOp,
   ) {}
 
   static async create(gpu: GpuContext, config: LlamaConfig, weights: WeightLoader, contextLength: number, maxBatch: number): Promise<LlamaForward> {
@@ -42,10 +44,12 @@ export class LlamaForward {
       last: f32('last', c.nEmbd),                       // [1, n_embd] final-normed last token
       logits: f32('logits', c.vocabSize, GPUBufferUsage.COPY_SRC),  // [vocab]
       argmax: f32('argmax', 1, GPUBufferUsage.COPY_SRC),            // [1] u32
+      topK: f32('top-k', 2 * TOPK_MAX, GPUBufferUsage.COPY_SRC),   // [TOPK_MAX] u32 ids, [TOPK_MAX] f32 logits
       kCache: [],
       vCache: [],
       readLogits: device.createBuffer({ label: 'read logits', size: c.vocabSize * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
       readArgmax: device.createBuffer({ label: 'read argmax', size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      readTopK: device.createBuffer({ label: 'read top-k', size: 2 * TOPK_MAX * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
     };
     for (let l = 0; l < c.nLayers; l++) {
       b.kCache.push(f32(`k cache ${l}`, contextLength * kvDim)); // [n_ctx, n_kv_heads * head_dim]
@@ -85,17 +89,20 @@ export class LlamaForward {
       await k.linear(b.last, output, b.logits),
       await k.argmax(b.logits, c.vocabSize, b.argmax),
     ];
-    return new LlamaForward(gpu, config, contextLength, maxBatch, b, layerOps, headOps);
+    const topKOp = await topK(k, b.logits, c.vocabSize, b.topK);
+    return new LlamaForward(gpu, config, contextLength, maxBatch, b, layerOps, headOps, topKOp);
   }
 
   /**
    * Runs `tokens` (at most maxBatch) at positions pos0.. through the model. With `read` the
-   * last token's next-token result comes back: the argmax id, or the full logits.
+   * last token's next-token result comes back: the argmax id, the full logits, or the `k`
+   * largest logits and their ids, best first (k <= TOPK_MAX).
    */
   async step(tokens: readonly number[], pos0: number, read: 'argmax'): Promise<number>;
   async step(tokens: readonly number[], pos0: number, read: 'logits'): Promise<Float32Array>;
+  async step(tokens: readonly number[], pos0: number, read: 'topk', k: number): Promise<{ ids: number[]; logits: number[] }>;
   async step(tokens: readonly number[], pos0: number, read: 'none'): Promise<void>;
-  async step(tokens: readonly number[], pos0: number, read: 'argmax' | 'logits' | 'none'): Promise<number | Float32Array | void> {
+  async step(tokens: readonly number[], pos0: number, read: 'argmax' | 'logits' | 'topk' | 'none', k = 0): Promise<number | Float32Array | { ids: number[]; logits: number[] } | void> {
     const n = tokens.length;
     if (n === 0 || n > this.maxBatch) throw new Error(`step takes 1..${this.maxBatch} tokens, got ${n}`);
     if (pos0 + n > this.contextLength) throw new Error(`step would write past the KV cache (${pos0} + ${n} > ${this.contextLength})`);
@@ -108,18 +115,27 @@ export class LlamaForward {
     const pass = encoder.beginComputePass({ label: 'forward' });
     for (const op of this.layerOps) op.encode(pass, n);
     if (read !== 'none') for (const op of this.headOps) op.encode(pass, 1);
+    if (read === 'topk') {
+      this.topKOp.setK(k);
+      this.topKOp.encode(pass, 1);
+    }
     pass.end();
     if (read === 'argmax') encoder.copyBufferToBuffer(b.argmax, 0, b.readArgmax, 0, 4);
     if (read === 'logits') encoder.copyBufferToBuffer(b.logits, 0, b.readLogits, 0, this.config.vocabSize * 4);
+    if (read === 'topk') encoder.copyBufferToBuffer(b.topK, 0, b.readTopK, 0, 2 * TOPK_MAX * 4);
     device.queue.submit([encoder.finish()]);
 
     if (read === 'none') return;
-    const staging = read === 'argmax' ? b.readArgmax : b.readLogits;
+    const staging = read === 'argmax' ? b.readArgmax : read === 'topk' ? b.readTopK : b.readLogits;
     await staging.mapAsync(GPUMapMode.READ);
     const error = this.gpu.takeError();
     try {
       if (error) throw error;
       const data = staging.getMappedRange();
+      if (read === 'topk') {
+        const ids = Array.from(new Uint32Array(data, 0, k));
+        return { ids, logits: Array.from(new Float32Array(data, TOPK_MAX * 4, k)) };
+      }
       return read === 'argmax' ? new Uint32Array(data)[0] : new Float32Array(data.slice(0));
     } finally {
       staging.unmap();
@@ -135,7 +151,7 @@ export class LlamaForward {
 
   destroy(): void {
     const b = this.buffers;
-    for (const buffer of [b.step, b.tokens, b.x, b.xn, b.q, b.k, b.attn, b.proj, b.gate, b.up, b.last, b.logits, b.argmax, b.readLogits, b.readArgmax, ...b.kCache, ...b.vCache]) {
+    for (const buffer of [b.step, b.tokens, b.x, b.xn, b.q, b.k, b.attn, b.proj, b.gate, b.up, b.last, b.logits, b.argmax, b.topK, b.readLogits, b.readArgmax, b.readTopK, ...b.kCache, ...b.vCache]) {
       buffer.destroy();
     }
   }
@@ -155,8 +171,10 @@ interface ForwardBuffers {
   last: GPUBuffer;
   logits: GPUBuffer;
   argmax: GPUBuffer;
+  topK: GPUBuffer;
   kCache: GPUBuffer[];
   vCache: GPUBuffer[];
   readLogits: GPUBuffer;
   readArgmax: GPUBuffer;
+  readTopK: GPUBuffer;
 }

@@ -4,9 +4,13 @@ import { llamaConfig } from '../model/config.ts';
 import { readGGUF } from '../model/gguf.ts';
 import type { ByteSource } from '../storage/source.ts';
 import { type Tokenizer, tokenizerFromGGUF } from '../model/tokenizer/index.ts';
+import { chatPromptIds, chatTemplateOf, type ChatMessage } from './chat.ts';
+import { weightBytesPerToken } from './bench.ts';
+import { TOPK_MAX } from '../kernels/topk.ts';
 import { LlamaForward } from './forward.ts';
-import { sampleTemperature, seededRandom } from './sampler.ts';
-import type { GeneratedToken, GenerateOptions, GenerationStats, ModelInfo } from './types.ts';
+import { Sampler } from './sampler.ts';
+import { StopMatcher } from './stop.ts';
+import type { FinishReason, GeneratedToken, GenerateOptions, GenerationStats, ModelInfo } from './types.ts';
 import { WeightLoader } from './weights.ts';
 
 export interface LoadOptions {
@@ -19,18 +23,27 @@ const PREFILL_CHUNK = 64;
 
 /**
  * A loaded model on a GPU device: tokenizer, weights, KV cache and the generation loop. The same
- * class runs in a Web Worker, on a page, and in Node over Dawn.
+ * class runs in a Web Worker, on a page, and in Node over Dawn. One generation at a time: the
+ * Scheduler (scheduler.ts) queues the rest.
  */
 export class Runtime {
   private _lastStats: GenerationStats | undefined;
   private busy = false;
+  /** The token ids whose keys and values the KV cache holds, at positions 0..length-1. */
+  private cachedIds: number[] = [];
+  private lostError: LanternError | undefined;
+  private _weightBytesPerToken = 0;
 
   private constructor(
     private readonly gpu: GpuContext,
     private readonly forward: LlamaForward,
     readonly tokenizer: Tokenizer,
     readonly info: ModelInfo,
-  ) {}
+    /** The model's own tokenizer.chat_template, if it has one. */
+    readonly chatTemplate: string | undefined,
+  ) {
+    void gpu.lost.then((error) => (this.lostError = error));
+  }
 
   static async load(gpu: GPU | undefined, source: ByteSource, options: LoadOptions = {}): Promise<Runtime> {
     const file = await readGGUF(source);
@@ -48,6 +61,7 @@ export class Runtime {
       context.device.destroy();
       throw e;
     }
+    const chatTemplate = chatTemplateOf(file);
     const info: ModelInfo = {
       architecture: config.architecture,
       name: config.name,
@@ -55,8 +69,11 @@ export class Runtime {
       vocabSize: config.vocabSize,
       adapter: context.adapterName,
       shaderF16: context.shaderF16,
+      hasChatTemplate: chatTemplate !== undefined,
     };
-    return new Runtime(context, forward, tokenizer, info);
+    const runtime = new Runtime(context, forward, tokenizer, info, chatTemplate);
+    runtime._weightBytesPerToken = weightBytesPerToken(file.tensors);
+    return runtime;
   }
 
   /** Tokenizes text as the model's own settings say (BOS where the model adds it, when addSpecial). */
@@ -64,87 +81,181 @@ export class Runtime {
     return this.tokenizer.encode(text, { addSpecial, parseSpecial: false });
   }
 
+  /** Prompt ids for a conversation, with the model's chat template or `template` (NO_CHAT_TEMPLATE when neither). */
+  encodeChat(messages: readonly ChatMessage[], template?: string): number[] {
+    return chatPromptIds(this.tokenizer, this.chatTemplate, messages, template);
+  }
+
+  /** Figures of the last generation, set when its iterator ends (also when it was stopped early). */
   get lastStats(): GenerationStats | undefined {
     return this._lastStats;
   }
 
+  /** Resolves with DEVICE_LOST when the GPU device goes away; the runtime is unusable afterwards. */
+  get lost(): Promise<LanternError> {
+    return this.gpu.lost;
+  }
+
+  /** The device this runtime runs on, read-only, for measurements (bench.ts). */
+  get gpuContext(): GpuContext {
+    return this.gpu;
+  }
+
+  /** Bytes of weights one decode step reads (bench.ts weightBytesPerToken). */
+  get weightBytesPerToken(): number {
+    return this._weightBytesPerToken;
+  }
+
   /**
-   * Streams generated tokens after the prompt. Greedy (temperature 0) keeps the logits on the
-   * GPU and reads back one id per token. Stops at an end-of-generation token (not yielded), at
-   * maxTokens, or when the context is full.
+   * Streams generated tokens after the prompt. Keys and values of the longest prefix this prompt
+   * shares with what the KV cache holds are reused; only the rest is prefilled, in chunks, and an
+   * abort of `signal` lands between chunks and between tokens (finishReason "abort"). Greedy
+   * sampling with no bias or penalty keeps the logits on the GPU and reads back one id per token.
+   * Ends at an end-of-generation token (not yielded) or a stop string ("stop"), or at maxTokens or
+   * a full context ("length").
    */
-  async *generate(promptIds: number[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
-    const maxTokens = options.maxTokens ?? 128;
-    const temperature = options.temperature ?? 0;
+  async *generate(promptIds: number[], options: GenerateOptions = {}, signal?: AbortSignal): AsyncGenerator<GeneratedToken> {
     this.checkPrompt(promptIds);
-    if (!(temperature >= 0)) throw new LanternError('BAD_ARGUMENT', `temperature must be 0 or more, not ${temperature}.`);
-    const random = seededRandom(options.seed ?? Date.now());
-    const next = async (tokens: number[], pos: number): Promise<number> => {
-      if (temperature === 0) return this.prefill(tokens, pos, 'argmax');
-      return sampleTemperature(await this.prefill(tokens, pos, 'logits'), temperature, random);
-    };
+    const sampler = new Sampler(options);
+    const maxTokens = options.maxTokens ?? Infinity;
+    if (!(maxTokens >= 1)) throw new LanternError('BAD_ARGUMENT', `maxTokens must be at least 1, not ${options.maxTokens}.`);
+    const stops = (typeof options.stop === 'string' ? [options.stop] : options.stop ?? []).filter((s) => s !== '');
 
     this.enter();
+    let finishReason: FinishReason = 'abort'; // unless the loop reaches a natural end
     let decodeMs = 0;
     let decodeSteps = 0;
-    const stats: GenerationStats = { promptTokens: promptIds.length, generatedTokens: 0, prefillTokensPerSecond: 0, decodeTokensPerSecond: 0 };
+    const reused = Math.min(commonPrefixLength(this.cachedIds, promptIds), promptIds.length - 1);
+    const stats: GenerationStats = {
+      promptTokens: promptIds.length,
+      cachedTokens: reused,
+      prefilledTokens: promptIds.length - reused,
+      generatedTokens: 0,
+      prefillTokensPerSecond: 0,
+      decodeTokensPerSecond: 0,
+      finishReason,
+    };
     try {
-      const decoder = this.tokenizer.decoder();
+      const history = promptIds.slice(); // what the penalties look at
       const t0 = performance.now();
-      let id = await next(promptIds, 0);
-      const t1 = performance.now();
-      stats.prefillTokensPerSecond = promptIds.length / ((t1 - t0) / 1000);
+      let id = await this.run(promptIds.slice(reused), reused, sampler, history, signal);
+      stats.prefillTokensPerSecond = stats.prefilledTokens / ((performance.now() - t0) / 1000);
+      if (id === undefined) return;
+      const decoder = this.tokenizer.decoder();
+      const stop = new StopMatcher(stops);
       let pos = promptIds.length;
-      while (stats.generatedTokens < maxTokens && !this.tokenizer.isEndOfGeneration(id)) {
+      for (;;) {
+        if (this.tokenizer.isEndOfGeneration(id)) {
+          finishReason = 'stop';
+          break;
+        }
         stats.generatedTokens++;
-        yield { id, text: decoder.push(id) };
-        if (stats.generatedTokens >= maxTokens || pos >= this.info.contextLength) break;
+        history.push(id);
+        const visible = stop.push(decoder.push(id));
+        yield { id, text: visible.text };
+        if (visible.stopped) {
+          finishReason = 'stop';
+          return;
+        }
+        if (stats.generatedTokens >= maxTokens || pos >= this.info.contextLength) {
+          finishReason = 'length';
+          break;
+        }
+        if (signal?.aborted) return;
         const ts = performance.now();
-        id = await next([id], pos);
+        const next = await this.run([id], pos, sampler, history, signal);
+        if (next === undefined) return;
+        id = next;
         decodeMs += performance.now() - ts;
         decodeSteps++;
         pos++;
       }
-      const rest = decoder.flush();
-      if (rest) yield { id: -1, text: rest };
+      const rest = stop.push(decoder.flush());
+      const text = rest.text + stop.flush();
+      if (text) yield { id: -1, text };
+    } catch (e) {
+      this.cachedIds = []; // what the cache holds is unknown now
+      throw await this.explain(e);
     } finally {
-      // Also when the caller stops early: a stopped run still reports its speed.
+      stats.finishReason = finishReason;
       stats.decodeTokensPerSecond = decodeMs > 0 ? decodeSteps / (decodeMs / 1000) : 0;
       this._lastStats = stats;
       this.busy = false;
     }
   }
 
-  /** Next-token logits after the last prompt id. */
+  /** Next-token logits after the last prompt id ([n_vocab] f32), reusing a cached prefix as generate does. */
   async logits(promptIds: number[]): Promise<Float32Array> {
     this.checkPrompt(promptIds);
     this.enter();
     try {
-      return await this.prefill(promptIds, 0, 'logits');
+      const reused = Math.min(commonPrefixLength(this.cachedIds, promptIds), promptIds.length - 1);
+      const last = (await this.prefillAllButLast(promptIds.slice(reused), reused))!;
+      const logits = await this.forward.step(last.chunk, reused + last.start, 'logits');
+      this.cachedIds.push(...last.chunk);
+      return logits;
+    } catch (e) {
+      this.cachedIds = [];
+      throw await this.explain(e);
     } finally {
       this.busy = false;
     }
   }
 
   dispose(): void {
+    this.cachedIds = [];
     this.forward.destroy();
     this.gpu.device.destroy();
   }
 
-  /** Runs tokens from position pos0 in chunks; only the last chunk reads anything back. */
-  private async prefill(tokens: number[], pos0: number, read: 'argmax'): Promise<number>;
-  private async prefill(tokens: number[], pos0: number, read: 'logits'): Promise<Float32Array>;
-  private async prefill(tokens: number[], pos0: number, read: 'argmax' | 'logits'): Promise<number | Float32Array> {
-    const chunk = this.forward.maxBatch;
+  /**
+   * Runs `tokens` from position pos0 (prefill chunks, then the last chunk with a readback) and
+   * picks the next id; undefined when `signal` aborted between chunks.
+   */
+  private async run(tokens: number[], pos0: number, sampler: Sampler, history: readonly number[], signal?: AbortSignal): Promise<number | undefined> {
+    const last = await this.prefillAllButLast(tokens, pos0, signal);
+    if (last === undefined) return undefined;
+    const pos = pos0 + last.start;
+    let id: number;
+    const k = sampler.topKOnly;
+    if (sampler.gpuGreedy) id = await this.forward.step(last.chunk, pos, 'argmax');
+    else if (k !== undefined && k <= TOPK_MAX && k < this.info.vocabSize) {
+      // Only k candidates come back from the GPU, not the [n_vocab] logits.
+      const top = await this.forward.step(last.chunk, pos, 'topk', k);
+      id = sampler.sampleTopK(top.ids, top.logits);
+    } else id = sampler.sample(await this.forward.step(last.chunk, pos, 'logits'), history);
+    this.cachedIds.push(...last.chunk);
+    return id;
+  }
+
+  /** Prefills all full chunks but the last; returns the last chunk, or undefined when aborted. */
+  private async prefillAllButLast(tokens: number[], pos0: number, signal?: AbortSignal): Promise<{ chunk: number[]; start: number } | undefined> {
+    this.cachedIds.length = pos0; // positions from pos0 on are overwritten
+    const size = this.forward.maxBatch;
     let start = 0;
-    for (; start + chunk < tokens.length; start += chunk) {
-      await this.forward.step(tokens.slice(start, start + chunk), pos0 + start, 'none');
+    for (; start + size < tokens.length; start += size) {
+      if (signal?.aborted) return undefined;
+      const chunk = tokens.slice(start, start + size);
+      await this.forward.step(chunk, pos0 + start, 'none');
+      // Waiting for each chunk lets an abort (a message event) be seen before the next one.
+      await this.forward.finish();
+      this.cachedIds.push(...chunk);
     }
-    const rest = tokens.slice(start);
-    return read === 'argmax' ? this.forward.step(rest, pos0 + start, 'argmax') : this.forward.step(rest, pos0 + start, 'logits');
+    if (signal?.aborted) return undefined;
+    return { chunk: tokens.slice(start), start };
+  }
+
+  /** A failure after the device was lost is reported as DEVICE_LOST, whatever the failing call said. */
+  private async explain(e: unknown): Promise<unknown> {
+    if (this.lostError) return this.lostError;
+    if (e instanceof LanternError && e.code !== 'GPU_ERROR') return e;
+    // device.lost settles a moment after the failed mapAsync that noticed it.
+    const lost = await Promise.race([this.gpu.lost, new Promise<undefined>((r) => setTimeout(r, 100, undefined))]);
+    return lost ?? e;
   }
 
   private checkPrompt(promptIds: number[]): void {
+    if (this.lostError) throw this.lostError;
     if (promptIds.length === 0) throw new LanternError('BAD_ARGUMENT', 'The prompt is empty; give at least one token (usually BOS).');
     const bad = promptIds.find((id) => !Number.isInteger(id) || id < 0 || id >= this.info.vocabSize);
     if (bad !== undefined) throw new LanternError('BAD_ARGUMENT', `Token id ${bad} is outside this model's vocabulary of ${this.info.vocabSize}.`);
@@ -161,4 +272,10 @@ export class Runtime {
     if (this.busy) throw new LanternError('BAD_ARGUMENT', 'This runtime is already generating; wait for it to finish or abort it first.');
     this.busy = true;
   }
+}
+
+function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  let n = 0;
+  while (n < a.length && n < b.length && a[n] === b[n]) n++;
+  return n;
 }

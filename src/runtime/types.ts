@@ -1,4 +1,7 @@
 /** The runtime's surface, shared by the in-thread runtime, the Web Worker and the CLI. */
+import type { SamplingOptions } from './sampler.ts';
+
+export type { SamplingOptions } from './sampler.ts';
 
 export interface ModelInfo {
   architecture: string;
@@ -9,25 +12,37 @@ export interface ModelInfo {
   /** Human-readable adapter description, e.g. "swiftshader (Google)". */
   adapter: string;
   shaderF16: boolean;
+  /** Whether the GGUF file carries tokenizer.chat_template (chat needs one, or a chatTemplate option). */
+  hasChatTemplate: boolean;
 }
 
-export interface GenerateOptions {
-  /** Tokens to generate after the prompt (stops early at an end-of-generation token). */
+/** Plain data, so that it crosses the worker boundary as it is. */
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to generate; default: until the context is full. */
   maxTokens?: number;
-  /** 0 (default) is greedy decoding on the GPU. */
-  temperature?: number;
-  seed?: number;
+  /** Generation ends before any of these strings; they may span tokens and are never returned. */
+  stop?: string | string[];
 }
 
 export interface GeneratedToken {
+  /** The sampled token id, or -1 for text released at the end (a held-back partial stop string, or bytes of an unfinished character). */
   id: number;
-  /** Text this token completes; '' while a UTF-8 character is still incomplete. */
+  /** Text this token makes visible; '' while a UTF-8 character or a possible stop string is incomplete. */
   text: string;
 }
 
+/** Why a generation ended: an end-of-generation token or stop string, the token or context limit, or an abort. */
+export type FinishReason = 'stop' | 'length' | 'abort';
+
 export interface GenerationStats {
+  /** Prompt tokens, counting those that were already in the KV cache. */
   promptTokens: number;
+  /** Prompt tokens whose keys and values were reused from the previous request (a shared prefix). */
+  cachedTokens: number;
+  /** Prompt tokens that were run through the model: promptTokens - cachedTokens. */
+  prefilledTokens: number;
   generatedTokens: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
+  finishReason: FinishReason;
 }

@@ -1,87 +1,320 @@
 import { proxy, wrap, type Remote } from 'comlink';
+import { LanternError } from '../errors.ts';
+import type { ChatMessage } from '../runtime/chat.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CompletionUsage } from './openai.ts';
 import { registerLanternErrorTransfer } from './transfer.ts';
-import type { WorkerEngine } from './worker-engine.ts';
+import type { EngineRequest, LoadProgress, ModelInput, Probe, WorkerEngine, WorkerLoadOptions } from './worker-engine.ts';
 
-/** A model running in a Web Worker, seen from the page. Errors are thrown as LanternError. */
-export interface WorkerClient {
-  /** Loads the GGUF model at `url` (Range requests), replacing the one loaded before. */
-  load(url: string, options?: { contextLength?: number }): Promise<ModelInfo>;
-  info(): Promise<ModelInfo>;
+/** Where the model runs: a dedicated Web Worker, a SharedWorker for every tab of the origin, or this thread. */
+export type EngineWorker = 'dedicated' | 'shared' | 'none';
+
+export interface EngineOptions {
   /**
-   * Tokenizes `prompt` with BOS and yields tokens as the worker samples them. Breaking out of the
-   * loop stops the worker's generation too.
+   * 'dedicated' (default): a Web Worker of this page. 'shared': one SharedWorker, and one loaded
+   * model, for every tab of this origin; where SharedWorkers have no WebGPU it falls back to
+   * 'dedicated'. 'none': this thread (Node over Dawn, tests, or a worker of your own).
    */
-  generate(prompt: string, options?: GenerateOptions): AsyncIterable<GeneratedToken>;
-  /** Speeds of the last generation, set when its iterator ends. */
-  readonly stats: GenerationStats | undefined;
-  /** Stops the running generation after the current token; its iterator then ends normally. */
-  abort(): Promise<void>;
-  /** Ends the worker and frees its GPU device; the client is unusable afterwards. */
+  worker?: EngineWorker;
+}
+
+export interface EngineLoadOptions extends WorkerLoadOptions {
+  /** Download, verify, cache and upload progress, each phase rising from 0 to totalBytes. */
+  onProgress?: (progress: LoadProgress) => void;
+}
+
+export interface GenerateRequestOptions extends GenerateOptions {
+  /** Cancels the request, queued or running; the stream then ends with finishReason "abort". */
+  signal?: AbortSignal;
+  /** Your own request id, for engine.abort(id); one is made up when left out. */
+  id?: string;
+}
+
+/** Text a step of generation made visible, and the token ids behind it. */
+export interface GenerateChunk {
+  text: string;
+  tokens: number[];
+}
+
+/** A running request: iterate it for chunks; `result` resolves with its figures when it ends. */
+export interface GenerationStream extends AsyncIterable<GenerateChunk> {
+  readonly id: string;
+  /** Token counts, speeds and finishReason ("stop", "length" or "abort"); rejects with the request's LanternError. */
+  readonly result: Promise<GenerationStats>;
+}
+
+export interface ChatCompletions {
+  /** OpenAI's call: streams ChatCompletionChunks with `stream: true`, else resolves to one ChatCompletion. */
+  create(request: ChatCompletionRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
+  create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+  create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
+}
+
+/** A language model engine. Every method may throw a LanternError; its `code` says what went wrong. */
+export interface Engine {
+  /** Where the engine ended up running, once it has started (after a SharedWorker fallback, 'dedicated'). */
+  readonly worker: Promise<EngineWorker>;
+  /**
+   * Loads a GGUF model, replacing the one loaded before: a URL (any CORS host; cached in IndexedDB,
+   * so the next visit needs no network), a File/Blob, or bytes.
+   */
+  load(source: ModelInput, options?: EngineLoadOptions): Promise<ModelInfo>;
+  /** Frees the model and its GPU memory (in a SharedWorker, for every tab); requests in flight end with finishReason "abort". */
+  unload(): Promise<void>;
+  info(): Promise<ModelInfo>;
+  /** Continues `prompt` (tokenized with the model's BOS rules). Requests queue; callers take turns. */
+  generate(prompt: string, options?: GenerateRequestOptions): GenerationStream;
+  readonly chat: { readonly completions: ChatCompletions };
+  /** Cancels request `id` (queued or running) in the worker; false when no request has that id. */
+  abort(id: string): Promise<boolean>;
+  /** Stops this page's use of the engine: its requests are cancelled and a dedicated worker ends. */
   terminate(): void;
 }
 
-/** Starts a worker with its own GPU device; call load() before generate(). */
-export function createWorkerClient(): WorkerClient {
-  registerLanternErrorTransfer();
-  const worker = new Worker(new URL('./engine-worker.ts', import.meta.url), { type: 'module', name: 'lantern-engine' });
-  const engine = wrap<WorkerEngine>(worker);
-  let stats: GenerationStats | undefined;
+/** Starts an engine; call load() before generating. */
+export function createEngine(options: EngineOptions = {}): Engine {
+  const caller = randomId();
+  const connection = connect(options.worker ?? 'dedicated');
+  connection.catch(() => {}); // reported by the first call that needs it
+  let nextId = 0;
+  const worker = connection.then((c) => c.kind);
+  worker.catch(() => {}); // the same failure reaches every call; unread, it is no unhandled rejection
 
+  const start = (request: Omit<EngineRequest, 'caller' | 'id'>, id: string | undefined, signal: AbortSignal | undefined) =>
+    startRequest(connection, { ...request, id: id ?? `${caller}-${nextId++}`, caller }, signal);
+
+  const engine: Engine = {
+    worker,
+    async load(source, { onProgress, ...loadOptions } = {}) {
+      requestPersistentStorage();
+      return (await connection).calls.load(source, loadOptions, onProgress);
+    },
+    async unload() {
+      return (await connection).calls.unload();
+    },
+    async info() {
+      return (await connection).calls.info();
+    },
+    generate(prompt, { signal, id, ...generateOptions } = {}) {
+      return start({ prompt, options: generateOptions }, id, signal);
+    },
+    chat: {
+      completions: {
+        create: ((request: ChatCompletionRequest) => createChatCompletion(connection, request, start)) as ChatCompletions['create'],
+      },
+    },
+    async abort(id) {
+      return (await connection).calls.cancel(id);
+    },
+    terminate() {
+      void connection.then((c) => c.close(caller), () => {});
+    },
+  };
+  return engine;
+}
+
+/** The engine's calls, the same whether the engine is across a worker boundary or on this thread. */
+interface EngineCalls {
+  probe(): Promise<Probe>;
+  load(input: ModelInput, options: WorkerLoadOptions, onProgress?: (progress: LoadProgress) => void): Promise<ModelInfo>;
+  unload(): Promise<void>;
+  info(): Promise<ModelInfo>;
+  request(request: EngineRequest, onToken: (token: GeneratedToken) => void): Promise<GenerationStats>;
+  cancel(id: string): Promise<boolean>;
+  cancelCaller(caller: string): Promise<void>;
+}
+
+interface Connection {
+  kind: EngineWorker;
+  calls: EngineCalls;
+  close(caller: string): void;
+}
+
+async function connect(kind: EngineWorker): Promise<Connection> {
+  if (kind === 'none') {
+    // Imported only here, so that a page whose engine runs in a worker does not load the runtime itself.
+    const { WorkerEngine } = await import('./worker-engine.ts');
+    const engine = new WorkerEngine();
+    return { kind, calls: directCalls(engine), close: (caller) => engine.cancelCaller(caller) };
+  }
+  registerLanternErrorTransfer();
+  if (kind === 'shared') {
+    if (typeof SharedWorker === 'undefined') return connect('dedicated'); // e.g. Chrome on Android
+    const shared = new SharedWorker(new URL('./engine-shared-worker.ts', import.meta.url), { type: 'module', name: 'lantern-engine' });
+    shared.port.start();
+    const calls = remoteCalls(wrap<WorkerEngine>(shared.port));
+    const close = (caller: string) => {
+      void calls.cancelCaller(caller).finally(() => shared.port.close());
+    };
+    // Some browsers give SharedWorkers no navigator.gpu (or no adapter): ask the worker itself.
+    const failed = new Promise<Probe>((resolve) => shared.addEventListener('error', () => resolve({ webgpu: false })));
+    const timeout = new Promise<Probe>((resolve) => setTimeout(resolve, 10_000, { webgpu: false }));
+    const probe = await Promise.race([calls.probe(), failed, timeout]);
+    if (probe.webgpu) return { kind, calls, close };
+    shared.port.close();
+    return connect('dedicated');
+  }
+  const worker = new Worker(new URL('./engine-worker.ts', import.meta.url), { type: 'module', name: 'lantern-engine' });
+  return { kind: 'dedicated', calls: remoteCalls(wrap<WorkerEngine>(worker)), close: () => worker.terminate() };
+}
+
+function directCalls(engine: WorkerEngine): EngineCalls {
   return {
-    load: (url, options) => engine.load(url, options),
+    probe: () => engine.probe(),
+    load: (url, options, onProgress) => engine.load(url, options, onProgress),
+    unload: () => engine.unload(),
     info: () => engine.info(),
-    generate(prompt, options = {}) {
-      return streamTokens(engine, prompt, options, (s) => (stats = s));
-    },
-    get stats() {
-      return stats;
-    },
-    abort: () => engine.abort(),
-    terminate: () => worker.terminate(),
+    request: (request, onToken) => engine.request(request, onToken),
+    cancel: async (id) => engine.cancel(id),
+    cancelCaller: async (caller) => engine.cancelCaller(caller),
   };
 }
 
-/** Turns the worker's per-token callbacks back into an async iterator. */
-async function* streamTokens(
-  engine: Remote<WorkerEngine>,
-  prompt: string,
-  options: GenerateOptions,
-  onStats: (stats: GenerationStats | undefined) => void,
-): AsyncGenerator<GeneratedToken> {
-  onStats(undefined);
+function remoteCalls(engine: Remote<WorkerEngine>): EngineCalls {
+  return {
+    probe: () => engine.probe(),
+    load: (url, options, onProgress) => engine.load(url, options, onProgress && proxy(onProgress)),
+    unload: () => engine.unload(),
+    info: () => engine.info(),
+    request: (request, onToken) => engine.request(request, proxy(onToken)),
+    cancel: (id) => engine.cancel(id),
+    cancelCaller: (caller) => engine.cancelCaller(caller),
+  };
+}
+
+/**
+ * Sends one request and turns the engine's per-token callbacks back into an async iterator of
+ * chunks: tokens that arrived while the consumer was busy come out together as one chunk.
+ */
+function startRequest(connection: Promise<Connection>, request: EngineRequest, signal: AbortSignal | undefined): GenerationStream {
   const queue: GeneratedToken[] = [];
   let wake: (() => void) | undefined;
   let finished = false;
-  let failure: { error: unknown } | undefined;
-
-  const onToken = proxy((token: GeneratedToken) => {
+  const onToken = (token: GeneratedToken) => {
     queue.push(token);
     wake?.();
-  });
-  const run = engine.generate(prompt, options, onToken).then(
-    (stats) => onStats(stats),
-    (error: unknown) => {
-      failure = { error };
-    },
-  ).finally(() => {
+  };
+  const result = (async () => {
+    const { calls } = await connection;
+    if (signal?.aborted) return notStarted();
+    const cancel = () => void calls.cancel(request.id);
+    signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      return await calls.request(request, onToken);
+    } finally {
+      signal?.removeEventListener('abort', cancel);
+    }
+  })().finally(() => {
     finished = true;
     wake?.();
   });
+  result.catch(() => {}); // the iterator rethrows it; an unread stream must not be an unhandled rejection
 
-  try {
-    for (;;) {
-      while (queue.length > 0) yield queue.shift()!;
-      if (finished) break;
-      await new Promise<void>((resolve) => (wake = resolve));
-      wake = undefined;
-    }
-    if (failure) throw failure.error;
-  } finally {
-    // The consumer left the loop early: stop the worker, and wait so the next generate() finds it idle.
-    if (!finished) {
-      await engine.abort();
-      await run;
+  let iterated = false;
+  async function* chunks(): AsyncGenerator<GenerateChunk> {
+    if (iterated) throw new LanternError('BAD_ARGUMENT', 'A generation stream can be iterated once; keep the chunks if you need them again.');
+    iterated = true;
+    try {
+      for (;;) {
+        if (queue.length > 0) {
+          const tokens = queue.splice(0);
+          yield { text: tokens.map((t) => t.text).join(''), tokens: tokens.filter((t) => t.id >= 0).map((t) => t.id) };
+          continue;
+        }
+        if (finished) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+      await result; // throws the request's error
+    } finally {
+      // The consumer left the loop early: stop the request, and wait so that the engine is free.
+      if (!finished) {
+        void (await connection).calls.cancel(request.id);
+        await result.catch(() => {});
+      }
     }
   }
+  return { id: request.id, result, [Symbol.asyncIterator]: chunks };
+}
+
+type Start = (request: Omit<EngineRequest, 'caller' | 'id'>, id: string | undefined, signal: AbortSignal | undefined) => GenerationStream;
+
+async function createChatCompletion(
+  connection: Promise<Connection>,
+  request: ChatCompletionRequest,
+  start: Start,
+): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>> {
+  const options: GenerateOptions = {
+    maxTokens: request.max_completion_tokens ?? request.max_tokens,
+    temperature: request.temperature ?? 1, // OpenAI's default
+    topP: request.top_p,
+    topK: request.top_k,
+    minP: request.min_p,
+    repetitionPenalty: request.repetition_penalty,
+    presencePenalty: request.presence_penalty,
+    frequencyPenalty: request.frequency_penalty,
+    logitBias: request.logit_bias,
+    seed: request.seed,
+    stop: request.stop,
+  };
+  const messages: ChatMessage[] = request.messages;
+  const stream = start({ messages, chatTemplate: request.chat_template, options }, request.request_id, request.signal);
+  const { calls } = await connection;
+  const model = (await calls.info()).name;
+  const id = `chatcmpl-${stream.id}`;
+  const created = Math.floor(Date.now() / 1000);
+
+  if (!request.stream) {
+    let content = '';
+    for await (const chunk of stream) content += chunk.text;
+    const stats = await stream.result;
+    return {
+      id,
+      object: 'chat.completion',
+      created,
+      model,
+      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: stats.finishReason, logprobs: null }],
+      usage: usage(stats),
+    };
+  }
+  return (async function* (): AsyncGenerator<ChatCompletionChunk> {
+    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish: ChatCompletionChunk['choices'][0]['finish_reason']): ChatCompletionChunk => ({
+      id,
+      object: 'chat.completion.chunk',
+      created,
+      model,
+      choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+    });
+    yield chunk({ role: 'assistant', content: '' }, null);
+    for await (const { text } of stream) if (text) yield chunk({ content: text }, null);
+    const stats = await stream.result;
+    yield { ...chunk({}, stats.finishReason), usage: usage(stats) };
+  })();
+}
+
+function usage(stats: GenerationStats): CompletionUsage {
+  return {
+    prompt_tokens: stats.promptTokens,
+    completion_tokens: stats.generatedTokens,
+    total_tokens: stats.promptTokens + stats.generatedTokens,
+    prompt_tokens_details: { cached_tokens: stats.cachedTokens },
+  };
+}
+
+function notStarted(): GenerationStats {
+  return { promptTokens: 0, cachedTokens: 0, prefilledTokens: 0, generatedTokens: 0, prefillTokensPerSecond: 0, decodeTokensPerSecond: 0, finishReason: 'abort' };
+}
+
+function randomId(): string {
+  return globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+/**
+ * Asks the browser not to evict cached models under storage pressure. Only a page can ask:
+ * navigator.storage.persist() does not exist inside workers. The answer is advisory.
+ */
+function requestPersistentStorage(): void {
+  const storage = (globalThis.navigator as Navigator | undefined)?.storage;
+  if (typeof document === 'undefined' || !storage?.persist) return;
+  void storage.persist().catch(() => {});
 }

@@ -1,68 +1,190 @@
 import { LanternError } from '../errors.ts';
-import { urlSource } from '../storage/source.ts';
-import { Runtime } from '../runtime/runtime.ts';
+import { openModel, type LoadProgress, type ModelInput } from '../storage/open.ts';
+import type { ChatMessage } from '../runtime/chat.ts';
+import { Runtime, type LoadOptions } from '../runtime/runtime.ts';
+import { Scheduler } from '../runtime/scheduler.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
+
+export interface WorkerLoadOptions extends LoadOptions {
+  /** The file's SHA-256 in hex; a download that does not match fails with CHECKSUM_MISMATCH. */
+  expectedSha256?: string;
+}
 
 /** Called in the page for each generated token; the worker waits for it before the next one. */
 export type TokenCallback = (token: GeneratedToken) => void | Promise<void>;
 
+export type { LoadProgress, ModelInput };
+
+export type ProgressCallback = (progress: LoadProgress) => void | Promise<void>;
+
+/** One generation request as it crosses the worker boundary: plain data. */
+export interface EngineRequest {
+  /** Unique across every caller of this engine (a SharedWorker serves several tabs). */
+  id: string;
+  /** Who asked: callers take turns in the queue. */
+  caller: string;
+  /** Plain text, tokenized with the model's BOS rules... */
+  prompt?: string;
+  /** ...or a conversation, rendered with the model's chat template (or `chatTemplate`). */
+  messages?: ChatMessage[];
+  chatTemplate?: string;
+  options: GenerateOptions;
+}
+
+/** What WebGPU this worker sees: SharedWorkers have no navigator.gpu in some browsers. */
+export interface Probe {
+  webgpu: boolean;
+  adapter?: string;
+}
+
 /**
- * Everything that lives in the worker: the GPU device (inside the Runtime) and one loaded model.
- * comlink exposes an instance of this class as-is, so every method takes and returns plain data,
- * except `onToken`, which the page passes as a comlink proxy.
+ * A page that went away (a closed tab of a SharedWorker) never answers a token callback; after this
+ * long its request is cancelled, so that it does not hold the model for the other callers. The
+ * page side only queues tokens, so a live page answers at once.
+ */
+const CALLBACK_TIMEOUT_MS = 15_000;
+
+/**
+ * Everything that lives in the worker: the GPU device (inside the Runtime), one loaded model and
+ * the scheduler that queues requests for it. comlink exposes an instance of this class as-is
+ * (to one page, or to every tab of a SharedWorker), so every method takes and returns plain data,
+ * except callbacks, which pages pass as comlink proxies.
  */
 export class WorkerEngine {
   private runtime: Runtime | undefined;
-  private generating = false;
-  private abortRequested = false;
+  private loaded: { input: ModelInput; options: LoadOptions } | undefined;
+  private lostError: LanternError | undefined;
+  /** The load in progress, which a second caller asking for the same model waits for. */
+  private loading: { input: ModelInput; options: LoadOptions; info: Promise<ModelInfo> } | undefined;
+  private readonly scheduler = new Scheduler();
+  private nextLegacyId = 0;
 
-  /** Loads the GGUF model at `url`, replacing the one loaded before. */
-  async load(url: string, options: { contextLength?: number } = {}): Promise<ModelInfo> {
-    if (this.generating) {
-      throw new LanternError('BAD_ARGUMENT', 'A generation is still running; call abort() and wait for it to end before loading another model.');
-    }
-    this.runtime?.dispose();
-    this.runtime = undefined;
-    // Runtime.load answers NO_WEBGPU when this worker has no navigator.gpu or no adapter.
-    this.runtime = await Runtime.load(navigator.gpu, await urlSource(url), options);
-    return this.runtime.info;
-  }
-
-  info(): ModelInfo {
-    return this.loaded().info;
+  /** Whether this worker can reach a GPU adapter. */
+  async probe(): Promise<Probe> {
+    const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+    if (!gpu) return { webgpu: false };
+    const adapter = await gpu.requestAdapter().catch(() => null);
+    if (!adapter) return { webgpu: false };
+    return { webgpu: true, adapter: [adapter.info.vendor, adapter.info.architecture].filter(Boolean).join(' ') };
   }
 
   /**
-   * Tokenizes `prompt` (with the model's BOS token), generates, and hands each token to `onToken`
-   * as it is sampled. Resolves with the run's speeds, also when it was stopped with abort().
+   * Loads a GGUF model (a URL, a File/Blob or bytes) through the IndexedDB cache, replacing the one
+   * loaded before (requests in flight end with finishReason "abort"). When the same URL is already
+   * loaded with the same options, as when a second tab joins a SharedWorker, it is shared rather
+   * than loaded again.
    */
-  async generate(prompt: string, options: GenerateOptions, onToken: TokenCallback): Promise<GenerationStats> {
-    const runtime = this.loaded();
-    if (this.generating) {
-      throw new LanternError('BAD_ARGUMENT', 'A generation is already running; call abort() or wait for it to end before starting another.');
-    }
-    this.generating = true;
-    this.abortRequested = false;
+  async load(input: ModelInput, options: WorkerLoadOptions = {}, onProgress?: ProgressCallback): Promise<ModelInfo> {
+    const same = (m: { input: ModelInput; options: LoadOptions } | undefined) =>
+      typeof input === 'string' && m?.input === input && m.options.contextLength === options.contextLength;
+    if (this.runtime && same(this.loaded)) return this.runtime.info;
+    if (this.loading && same(this.loading)) return this.loading.info; // a second tab asking while the first loads
+    this.scheduler.cancelAll();
+    // Through the scheduler, so that it starts after the aborted request has let go of the runtime.
+    const info = this.scheduler.submit(`load:${Date.now()}:${Math.random()}`, 'engine', async () => {
+      this.dispose();
+      const source = await openModel(input, { onProgress, expectedSha256: options.expectedSha256 });
+      const runtime = await Runtime.load((globalThis.navigator as Navigator | undefined)?.gpu, source, options);
+      source.uploadDone();
+      this.runtime = runtime;
+      this.loaded = { input, options };
+      this.lostError = undefined;
+      void runtime.lost.then((error) => {
+        if (this.runtime !== runtime) return; // unloaded on purpose
+        this.runtime = undefined;
+        this.loaded = undefined;
+        this.lostError = error;
+        this.scheduler.cancelAll();
+      });
+      return runtime.info;
+    });
+    const loading = { input, options, info };
+    this.loading = loading;
     try {
-      const promptIds = runtime.encode(prompt, true);
-      for await (const token of runtime.generate(promptIds, options)) {
-        await onToken(token);
-        // Leaving the loop returns the runtime's generator; its `finally` records the stats.
-        if (this.abortRequested) break;
-      }
-      return runtime.lastStats!;
+      return await info;
     } finally {
-      this.generating = false;
+      if (this.loading === loading) this.loading = undefined;
     }
   }
 
-  /** Stops the running generation after the token being computed now; does nothing when idle. */
-  abort(): void {
-    if (this.generating) this.abortRequested = true;
+  /** Frees the model and its GPU device; requests in flight end with finishReason "abort". */
+  async unload(): Promise<void> {
+    this.scheduler.cancelAll();
+    await this.scheduler.submit(`unload:${Date.now()}:${Math.random()}`, 'engine', async () => this.dispose());
   }
 
-  private loaded(): Runtime {
-    if (!this.runtime) throw new LanternError('NOT_LOADED', 'No model is loaded yet; call load() with a model URL first.');
-    return this.runtime;
+  /** The loaded model; waits for a load in progress. */
+  async info(): Promise<ModelInfo> {
+    if (!this.runtime && this.loading) await this.loading.info.catch(() => {});
+    return this.model().info;
   }
+
+  /**
+   * Queues a request and streams its tokens to `onToken` once it runs. Resolves with its figures,
+   * finishReason included; a request cancelled before it started resolves with finishReason
+   * "abort" and no tokens.
+   */
+  async request(request: EngineRequest, onToken: TokenCallback): Promise<GenerationStats> {
+    try {
+      return await this.scheduler.submit(request.id, request.caller, async (signal) => {
+        const runtime = this.model();
+        const promptIds = request.messages ? runtime.encodeChat(request.messages, request.chatTemplate) : runtime.encode(request.prompt ?? '', true);
+        for await (const token of runtime.generate(promptIds, request.options, signal)) {
+          if (!(await answered(onToken(token)))) this.scheduler.cancel(request.id);
+        }
+        return runtime.lastStats!;
+      });
+    } catch (e) {
+      if (e instanceof LanternError && e.code === 'ABORTED') return notStarted();
+      throw e;
+    }
+  }
+
+  /** Cancels a queued request, or aborts a running one after its current step; false for an unknown id. */
+  cancel(id: string): boolean {
+    return this.scheduler.cancel(id);
+  }
+
+  /** Cancels every request of one caller (a page that is going away). */
+  cancelCaller(caller: string): void {
+    this.scheduler.cancelCaller(caller);
+  }
+
+  /** The older single-caller call (src/embed uses it): a prompt, options and a token callback. */
+  async generate(prompt: string, options: GenerateOptions, onToken: TokenCallback): Promise<GenerationStats> {
+    return this.request({ id: `legacy-${this.nextLegacyId++}`, caller: 'legacy', prompt, options }, onToken);
+  }
+
+  /** The older single-caller abort: stops the running request of generate(). */
+  abort(): void {
+    this.scheduler.cancelCaller('legacy');
+  }
+
+  private model(): Runtime {
+    if (this.runtime) return this.runtime;
+    if (this.lostError) throw this.lostError;
+    throw new LanternError('NOT_LOADED', 'No model is loaded yet; call load() with a model URL first.');
+  }
+
+  private dispose(): void {
+    this.runtime?.dispose();
+    this.runtime = undefined;
+    this.loaded = undefined;
+  }
+}
+
+/** Whether a callback settled in time (see CALLBACK_TIMEOUT_MS). */
+async function answered(result: void | Promise<void>): Promise<boolean> {
+  if (!(result instanceof Promise)) return true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(resolve, CALLBACK_TIMEOUT_MS, false)));
+  try {
+    return await Promise.race([result.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function notStarted(): GenerationStats {
+  return { promptTokens: 0, cachedTokens: 0, prefilledTokens: 0, generatedTokens: 0, prefillTokensPerSecond: 0, decodeTokensPerSecond: 0, finishReason: 'abort' };
 }

@@ -1,0 +1,56 @@
+// Top-k of logits [n] f32, best first: ids and values of the k largest, ties to the lower index
+// (the order the CPU sampler uses), so that sampling reads back 2k words instead of n.
+// Bindings: 0 params (uniform Params {n, k}), 1 logits [n] f32,
+//           2 result [2 * K_MAX] u32: ids in [0, k), f32 bits of their logits in [K_MAX, K_MAX + k)
+// Overrides: WG (invocations), K_MAX (capacity of result; k <= K_MAX).
+// Dispatch: (1). k rounds; round j finds, in one strided scan and a tree reduction, the best logit
+// ordered strictly after pick j-1 (value descending, index ascending), so no candidate list is kept.
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read_write> result: array<u32>;
+
+override WG: u32 = 256u;
+override K_MAX: u32 = 256u;
+var<workgroup> best_val: array<f32, WG>;
+var<workgroup> best_idx: array<u32, WG>;
+
+// Whether (v, i) comes before (w, j) in the order value descending, index ascending.
+fn before(v: f32, i: u32, w: f32, j: u32) -> bool {
+  return v > w || (v == w && i < j);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+  // Pick j-1; the first round takes everything after a sentinel above any logit.
+  var prev_val = 3.4e38;
+  var prev_idx = 0u;
+  var first = true;
+  for (var j = 0u; j < params.k; j++) {
+    var v = -3.4e38;
+    var idx = 0xffffffffu;
+    for (var i = lid.x; i < params.n; i += WG) {
+      let x = logits[i];
+      let after_prev = first || before(prev_val, prev_idx, x, i);
+      if (after_prev && before(x, i, v, idx)) { v = x; idx = i; }
+    }
+    best_val[lid.x] = v;
+    best_idx[lid.x] = idx;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+      if (lid.x < stride && before(best_val[lid.x + stride], best_idx[lid.x + stride], best_val[lid.x], best_idx[lid.x])) {
+        best_val[lid.x] = best_val[lid.x + stride];
+        best_idx[lid.x] = best_idx[lid.x + stride];
+      }
+      workgroupBarrier();
+    }
+    prev_val = best_val[0];
+    prev_idx = best_idx[0];
+    first = false;
+    if (lid.x == 0u) {
+      result[j] = prev_idx;
+      result[K_MAX + j] = bitcast<u32>(prev_val);
+    }
+    workgroupBarrier(); // best_* is rewritten by the next round
+  }
+}

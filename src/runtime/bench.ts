@@ -1,0 +1,388 @@
+/**
+ * The benchmark of a loaded Runtime: prefill and decode tokens/s, the weight bandwidth decoding
+ * reaches, and the bandwidth a plain streaming read (shaders/stream_read.wgsl) gets from the same
+ * adapter in the same run. Decoding one token reads every weight once, so decode bandwidth over
+ * stream-read bandwidth says how close the decode loop is to the memory's limit.
+ *
+ * Runs wherever a Runtime does (a page, a worker, Node over Dawn); the CLI's `lantern bench` and
+ * scripts/bench.ts call it. GPU time comes from `timestamp-query` where the device has it, and
+ * wall-clock figures are always reported beside it.
+ */
+import { LanternError } from '../errors.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { UniformLayout } from '../gpu/uniforms.ts';
+import { Kernels, STEP } from '../kernels/ops.ts';
+import type { GGUFTensorInfo } from '../model/gguf.ts';
+import type { Runtime } from './runtime.ts';
+
+export interface BenchOptions {
+  /** Prompt length for the prefill measurement (default 128). */
+  promptTokens?: number;
+  /** Greedy tokens for the decode measurement (default 64). */
+  genTokens?: number;
+  /** Bytes the streaming read covers; default 256 MB (64 MB on a CPU adapter), less if the adapter's limits are smaller. */
+  streamBytes?: number;
+}
+
+export interface BenchResult {
+  /** general.name of the model. */
+  model: string;
+  adapter: string;
+  /** How the headline figures were timed: GPU timestamps around each submit, or the wall clock. */
+  timing: 'gpu-timestamps' | 'wall-clock';
+  promptTokens: number;
+  genTokens: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  /** Bytes of weights one decode step reads: every layer tensor, norms, the output matrix, one embedding row. */
+  weightBytesPerToken: number;
+  /** weightBytesPerToken / decode time per token, in 1e9 bytes/s. */
+  decodeGBps: number;
+  /** The same adapter reading one large buffer with vectorized loads, in 1e9 bytes/s. */
+  streamReadGBps: number;
+  /** decodeGBps / streamReadGBps. */
+  decodeBandwidthFraction: number;
+  /** The same runs by wall clock, readbacks and CPU work included: what a user waits, and how llama.cpp is timed. */
+  wallClock: { prefillTokensPerSecond: number; decodeTokensPerSecond: number; streamReadGBps: number };
+}
+
+const MB = 1 << 20;
+const STREAM_REPEATS = 5;
+
+/**
+ * Bytes of weights a decode step reads, from the GGUF tensor list. The token embedding counts one
+ * row, unless it is also the output matrix (tied embeddings), which is read whole.
+ */
+export function weightBytesPerToken(tensors: readonly GGUFTensorInfo[]): number {
+  const tied = !tensors.some((t) => t.name === 'output.weight');
+  let bytes = 0;
+  for (const t of tensors) {
+    if (t.name === 'token_embd.weight') {
+      const rows = t.dims[1] ?? 1;
+      bytes += t.nBytes / rows + (tied ? t.nBytes : 0);
+    } else {
+      bytes += t.nBytes;
+    }
+  }
+  return bytes;
+}
+
+/** Measures `runtime`: warm-up, one prefill of promptTokens, genTokens greedy decode steps, then the streaming read. */
+export async function benchRuntime(runtime: Runtime, options: BenchOptions = {}): Promise<BenchResult> {
+  const promptTokens = options.promptTokens ?? 128;
+  const genTokens = options.genTokens ?? 64;
+  for (const [name, n] of [['promptTokens', promptTokens], ['genTokens', genTokens]] as const) {
+    if (!Number.isSafeInteger(n) || n < 1) throw new LanternError('BAD_ARGUMENT', `${name} must be a whole number of at least 1, not ${n}.`);
+  }
+  const { contextLength, vocabSize } = runtime.info;
+  if (promptTokens + genTokens > contextLength) {
+    throw new LanternError(
+      'BAD_ARGUMENT',
+      `The benchmark needs ${promptTokens + genTokens} positions but the context holds ${contextLength}; load with a larger contextLength or ask for fewer tokens.`,
+      { promptTokens, genTokens, contextLength },
+    );
+  }
+  const gpu = runtime.gpuContext;
+  const clock = SubmitClock.create(gpu, Math.min(2048, 2 * (genTokens + promptTokens) + 16));
+
+  let run: { prefill: Timed; decode: Timed };
+  let stream: Awaited<ReturnType<typeof measureStreamRead>>;
+  try {
+    // Warm-up: pipelines, first-use allocations and both the prefill and decode paths. Each run's
+    // prompt starts with a different id, so no KV-cache prefix carries over from one to the next.
+    await decodeRun(runtime, randomIds(promptTokens, vocabSize, 1), 2, undefined);
+    run = await decodeRun(runtime, randomIds(promptTokens, vocabSize, 2), genTokens, clock);
+    stream = await measureStreamRead(gpu, { bytes: options.streamBytes, clock });
+  } finally {
+    clock?.destroy();
+  }
+
+  const gpuTimed = run.prefill.gpuMs !== undefined && run.decode.gpuMs !== undefined && stream.gpuMs !== undefined;
+  const prefillMs = gpuTimed ? run.prefill.gpuMs! : run.prefill.wallMs;
+  const decodeMs = gpuTimed ? run.decode.gpuMs! : run.decode.wallMs;
+  const streamMs = gpuTimed ? stream.gpuMs! : stream.wallMs;
+  const bytesPerToken = runtime.weightBytesPerToken;
+  const decodeGBps = (bytesPerToken * genTokens) / (decodeMs * 1e6);
+  const streamReadGBps = stream.bytes / (streamMs * 1e6);
+  return {
+    model: runtime.info.name,
+    adapter: runtime.info.adapter,
+    timing: gpuTimed ? 'gpu-timestamps' : 'wall-clock',
+    promptTokens,
+    genTokens,
+    prefillTokensPerSecond: promptTokens / (prefillMs / 1000),
+    decodeTokensPerSecond: genTokens / (decodeMs / 1000),
+    weightBytesPerToken: bytesPerToken,
+    decodeGBps,
+    streamReadGBps,
+    decodeBandwidthFraction: decodeGBps / streamReadGBps,
+    wallClock: {
+      prefillTokensPerSecond: promptTokens / (run.prefill.wallMs / 1000),
+      decodeTokensPerSecond: genTokens / (run.decode.wallMs / 1000),
+      streamReadGBps: stream.bytes / (stream.wallMs * 1e6),
+    },
+  };
+}
+
+interface Timed {
+  wallMs: number;
+  /** Undefined without timestamp-query, or when the submits could not all be bracketed. */
+  gpuMs?: number;
+}
+
+/**
+ * Prefills `prompt`, then decodes `steps` greedy tokens, timing the two phases apart. The
+ * runtime's generate() does one decode step per token it yields after the first; when it ends
+ * early (an end-of-generation token), it is restarted on everything so far, and that prefill
+ * is not counted.
+ */
+async function decodeRun(runtime: Runtime, prompt: number[], steps: number, clock: SubmitClock | undefined): Promise<{ prefill: Timed; decode: Timed }> {
+  const prefill: Timed = { wallMs: 0 };
+  const decode: Timed = { wallMs: 0 };
+  const sequence = [...prompt];
+  let decoded = 0;
+  let decodeWindow: ClockWindow | undefined;
+  for (let restarts = 0; decoded < steps; restarts++) {
+    if (restarts > steps + 8) {
+      throw new LanternError('CONTEXT_OVERFLOW', `The benchmark's generation kept ending early (${decoded} of ${steps} tokens decoded); load with a larger contextLength.`);
+    }
+    const firstRun = restarts === 0;
+    const tokens = runtime.generate(sequence.slice(), { maxTokens: steps - decoded + 1, temperature: 0 });
+    try {
+      const prefillWindow = firstRun ? clock?.open() : undefined;
+      let t0 = performance.now();
+      const first = await nextToken(tokens);
+      if (firstRun) {
+        prefill.wallMs = performance.now() - t0;
+        if (prefillWindow) prefill.gpuMs = await prefillWindow.close();
+      }
+      if (first === undefined) {
+        // The prompt's greedy continuation is an end-of-generation token: go on after a prompt id instead.
+        sequence.push(prompt[restarts % prompt.length]);
+        continue;
+      }
+      sequence.push(first);
+      if (decodeWindow) decodeWindow.resume();
+      else decodeWindow = clock?.open();
+      while (decoded < steps) {
+        t0 = performance.now();
+        const id = await nextToken(tokens);
+        if (id === undefined) break;
+        decode.wallMs += performance.now() - t0;
+        sequence.push(id);
+        decoded++;
+      }
+      decodeWindow?.pause();
+    } finally {
+      await tokens.return(undefined);
+    }
+  }
+  if (decodeWindow) decode.gpuMs = await decodeWindow.close();
+  return { prefill, decode };
+}
+
+/** The next sampled id, skipping text-only items (id -1); undefined when generation has ended. */
+async function nextToken(tokens: AsyncGenerator<{ id: number }>): Promise<number | undefined> {
+  for (;;) {
+    const item = await tokens.next();
+    if (item.done) return undefined;
+    if (item.value.id >= 0) return item.value.id;
+  }
+}
+
+/** Deterministic prompt ids in [0, vocabSize) that start with a seed-dependent id. */
+function randomIds(n: number, vocabSize: number, seed: number): number[] {
+  let state = (seed * 0x9e3779b1) >>> 0;
+  const ids = [seed % vocabSize];
+  while (ids.length < n) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    ids.push(state % vocabSize);
+  }
+  return ids;
+}
+
+/** The word the stream-read buffer holds at index i (a fixed pattern, so the XOR can be checked). */
+export function streamWord(i: number): number {
+  return (Math.imul(i, 0x9e3779b1) + 0x7f4a7c15) >>> 0;
+}
+
+const STREAM_PARAMS = new UniformLayout('Params', { n_vec4: 'u32', n_threads: 'u32' });
+
+/**
+ * Reads a buffer of `bytes` (a multiple of 16) filled with streamWord(i) with shaders/stream_read.wgsl,
+ * STREAM_REPEATS times after one warm-up run; times are the median run. `xor` is the XOR of every
+ * word as the GPU computed it, checked here against the CPU's.
+ */
+export async function measureStreamRead(
+  gpu: GpuContext,
+  options: { bytes?: number; clock?: SubmitClock } = {},
+): Promise<{ bytes: number; xor: number; wallMs: number; gpuMs?: number }> {
+  const { device } = gpu;
+  const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const wanted = options.bytes ?? (gpu.cpuAdapter ? 64 * MB : 256 * MB);
+  const bytes = Math.floor(Math.min(wanted, limit) / 16) * 16;
+  if (!(bytes >= 16)) throw new LanternError('BAD_ARGUMENT', `The stream read needs at least 16 bytes, not ${wanted}.`);
+  const nVec4 = bytes / 16;
+  const wg = 256;
+  // Enough workgroups to keep a GPU's memory busy; a CPU adapter runs each one as a loop.
+  const groups = Math.min(Math.ceil(nVec4 / wg), gpu.cpuAdapter ? 64 : 8192);
+
+  const data = device.createBuffer({ label: 'stream read data', size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  const partial = device.createBuffer({ label: 'stream read partial', size: groups * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const read = device.createBuffer({ label: 'stream read result', size: groups * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const step = device.createBuffer({ label: 'stream read step', size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM });
+  try {
+    let expected = 0;
+    const chunkWords = (4 * MB) / 4;
+    for (let start = 0; start < bytes / 4; start += chunkWords) {
+      const words = new Uint32Array(Math.min(chunkWords, bytes / 4 - start));
+      for (let i = 0; i < words.length; i++) {
+        words[i] = streamWord(start + i);
+        expected ^= words[i];
+      }
+      device.queue.writeBuffer(data, start * 4, words);
+    }
+
+    const kernels = new Kernels(gpu, step);
+    const pipeline = await kernels.pipeline('stream_read', [], STREAM_PARAMS, { WG: wg });
+    const params = kernels.uniform(STREAM_PARAMS, { n_vec4: nVec4, n_threads: groups * wg });
+    const bind = kernels.bindGroup(pipeline, [params, data, partial]);
+    const op = kernels.op(pipeline, bind, () => [groups]);
+    const runOnce = async (): Promise<Timed> => {
+      const window = options.clock?.open();
+      const t0 = performance.now();
+      const encoder = device.createCommandEncoder({ label: 'stream read' });
+      const pass = encoder.beginComputePass({ label: 'stream read' });
+      op.encode(pass, 1);
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      const wallMs = performance.now() - t0;
+      return { wallMs, gpuMs: await window?.close() };
+    };
+
+    await runOnce();
+    const runs: Timed[] = [];
+    for (let r = 0; r < STREAM_REPEATS; r++) runs.push(await runOnce());
+
+    const encoder = device.createCommandEncoder({ label: 'stream read result' });
+    encoder.copyBufferToBuffer(partial, 0, read, 0, groups * 4);
+    device.queue.submit([encoder.finish()]);
+    await read.mapAsync(GPUMapMode.READ);
+    const xor = new Uint32Array(read.getMappedRange()).reduce((a, b) => (a ^ b) >>> 0, 0);
+    read.unmap();
+    const error = gpu.takeError();
+    if (error) throw error;
+    if (xor !== expected >>> 0) {
+      throw new LanternError('GPU_ERROR', `The stream-read kernel computed XOR ${xor} where ${expected >>> 0} was expected; this adapter's figures cannot be trusted, please report it.`);
+    }
+    const gpuRuns = runs.map((r) => r.gpuMs);
+    return {
+      bytes,
+      xor,
+      wallMs: median(runs.map((r) => r.wallMs)),
+      gpuMs: gpuRuns.every((ms) => ms !== undefined) ? median(gpuRuns as number[]) : undefined,
+    };
+  } finally {
+    for (const buffer of [data, partial, read, step]) buffer.destroy();
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** A measuring window of a SubmitClock: GPU time of the submits made while it is open. */
+export interface ClockWindow {
+  /** Stops counting submits until resume(). */
+  pause(): void;
+  resume(): void;
+  /** Ends the window: the GPU milliseconds of its submits, or undefined if some were not bracketed. */
+  close(): Promise<number | undefined>;
+}
+
+/**
+ * GPU time of whatever the queue is given, without changing the code that submits it: while a
+ * window is open, every queue.submit() carries an empty timestamped compute pass before and after
+ * its command buffers, and the window sums end - start over its submits. A timestamp is written
+ * when the work before it in the queue is done, so each pair brackets that submit's GPU work.
+ * The GPU's idle time between submits (CPU work, readbacks) is left out, which is the point.
+ */
+export class SubmitClock {
+  private readonly querySet: GPUQuerySet;
+  private readonly resolved: GPUBuffer;
+  private readonly readback: GPUBuffer;
+
+  private constructor(private readonly device: GPUDevice, private readonly pairs: number) {
+    this.querySet = device.createQuerySet({ label: 'bench timestamps', type: 'timestamp', count: 2 * pairs });
+    this.resolved = device.createBuffer({ label: 'bench timestamps', size: 16 * pairs, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    this.readback = device.createBuffer({ label: 'bench timestamps read', size: 16 * pairs, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  }
+
+  /** A clock for windows of up to `pairs` submits, or undefined when the device has no timestamp-query. */
+  static create(gpu: GpuContext, pairs: number): SubmitClock | undefined {
+    if (!gpu.device.features.has('timestamp-query')) return undefined;
+    return new SubmitClock(gpu.device, pairs);
+  }
+
+  /** Frees the timestamp buffers and puts the queue's own submit back, also after a failure. */
+  destroy(): void {
+    Reflect.deleteProperty(this.device.queue, 'submit');
+    this.querySet.destroy();
+    this.resolved.destroy();
+    this.readback.destroy();
+  }
+
+  open(): ClockWindow {
+    const { device, querySet, pairs } = this;
+    const queue = device.queue;
+    const submit = queue.submit;
+    let used = 0;
+    let overflow = false;
+    const marker = (index: number, where: 'beginningOfPassWriteIndex' | 'endOfPassWriteIndex'): GPUCommandBuffer => {
+      const encoder = device.createCommandEncoder({ label: 'bench timestamp' });
+      encoder.beginComputePass({ label: 'bench timestamp', timestampWrites: { querySet, [where]: index } }).end();
+      return encoder.finish();
+    };
+    const bracketed = (buffers: Iterable<GPUCommandBuffer>): undefined => {
+      if (used === pairs) {
+        overflow = true;
+        return submit.call(queue, buffers);
+      }
+      const i = used++;
+      return submit.call(queue, [marker(2 * i, 'endOfPassWriteIndex'), ...buffers, marker(2 * i + 1, 'beginningOfPassWriteIndex')]);
+    };
+    // An own property shadows GPUQueue.prototype.submit for this queue object only.
+    const install = () => Object.defineProperty(queue, 'submit', { value: bracketed, configurable: true, writable: true });
+    const uninstall = () => Reflect.deleteProperty(queue, 'submit');
+    install();
+    let closed = false;
+    return {
+      pause: uninstall,
+      resume: install,
+      close: async () => {
+        if (closed) throw new Error('This clock window is already closed.');
+        closed = true;
+        uninstall();
+        // No submit reached the wrapper (a queue object that is not the one the runtime uses): no GPU time.
+        if (overflow || used === 0) return undefined;
+        const encoder = device.createCommandEncoder({ label: 'bench timestamps resolve' });
+        encoder.resolveQuerySet(querySet, 0, 2 * used, this.resolved, 0);
+        encoder.copyBufferToBuffer(this.resolved, 0, this.readback, 0, 16 * used);
+        queue.submit([encoder.finish()]);
+        await this.readback.mapAsync(GPUMapMode.READ, 0, 16 * used);
+        const stamps = new BigInt64Array(this.readback.getMappedRange(0, 16 * used).slice(0)); // ns
+        this.readback.unmap();
+        let ns = 0n;
+        for (let i = 0; i < used; i++) {
+          const span = stamps[2 * i + 1] - stamps[2 * i];
+          if (span < 0n) return undefined; // a reset or unordered clock: not a measurement
+          ns += span;
+        }
+        return Number(ns) / 1e6;
+      },
+    };
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The benchmark: `lantern bench` on stories260K returns every documented figure, positive and
+ * finite, with the weight traffic the GGUF header implies; the stream-read kernel's XOR matches
+ * its CPU twin and the submit clock reads GPU time. A benchmark is not a timed test: shapes and
+ * sanity are asserted here, never speed.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openGpuPage, type GpuPage } from '../src/cli/chromium-host.ts';
+import { openFileSource } from '../src/cli/file-source.ts';
+import { type GGUFTensorInfo, GGMLType, readGGUF } from '../src/model/gguf.ts';
+import { streamWord, weightBytesPerToken } from '../src/runtime/bench.ts';
+import { REPO_ROOT, STORIES_GGUF } from './helpers/paths.ts';
+
+const FIGURES = [
+  'prefillTokensPerSecond', 'decodeTokensPerSecond', 'weightBytesPerToken', 'decodeGBps', 'streamReadGBps', 'decodeBandwidthFraction',
+] as const;
+
+function lantern(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(REPO_ROOT, 'bin/lantern.mjs'), ...args], { cwd: REPO_ROOT, timeout: 110_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** Twin of weightBytesPerToken, written from the definition: each tensor a step reads, whole, but one row of token_embd unless it is also the output. */
+async function expectedWeightBytes(file: string): Promise<number> {
+  const source = await openFileSource(file);
+  try {
+    const { tensors } = await readGGUF(source);
+    const embd = tensors.find((t) => t.name === 'token_embd.weight')!;
+    const others = tensors.filter((t) => t !== embd).reduce((sum, t) => sum + t.nBytes, 0);
+    const tied = !tensors.some((t) => t.name === 'output.weight');
+    return others + embd.nBytes / embd.dims[1] + (tied ? embd.nBytes : 0);
+  } finally {
+    await source.close();
+  }
+}
+
+describe('lantern bench', () => {
+  it('prints every documented figure, positive and finite, for stories260K', async () => {
+    const run = await lantern('bench', '--model', STORIES_GGUF, '--prompt-tokens', '9', '--gen-tokens', '7', '--json');
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stdout.trim().split('\n');
+    expect(lines, run.stdout).toHaveLength(1);
+    const result = JSON.parse(lines[0]);
+    expect(result).toMatchObject({ model: 'stories260K.gguf', backend: 'chromium', promptTokens: 9, genTokens: 7 });
+    expect(['gpu-timestamps', 'wall-clock']).toContain(result.timing);
+    expect(typeof result.adapter).toBe('string');
+    for (const key of FIGURES) {
+      expect(Number.isFinite(result[key]) && result[key] > 0, `${key} = ${result[key]}`).toBe(true);
+    }
+    for (const key of ['prefillTokensPerSecond', 'decodeTokensPerSecond', 'streamReadGBps'] as const) {
+      expect(Number.isFinite(result.wallClock[key]) && result.wallClock[key] > 0, `wallClock.${key} = ${result.wallClock[key]}`).toBe(true);
+    }
+    expect(result.weightBytesPerToken).toBe(await expectedWeightBytes(STORIES_GGUF));
+    // The figures are tied to each other as documented, whatever the speed.
+    expect(result.decodeGBps).toBeCloseTo((result.weightBytesPerToken * result.decodeTokensPerSecond) / 1e9, 9);
+    expect(result.decodeBandwidthFraction).toBeCloseTo(result.decodeGBps / result.streamReadGBps, 9);
+  }, 120_000);
+
+  it('refuses a token count of 0 as a usage error', async () => {
+    const run = await lantern('bench', '--model', STORIES_GGUF, '--gen-tokens', '0', '--json');
+    expect(run.code).toBe(2);
+    expect(JSON.parse(run.stdout).error.code).toBe('BAD_ARGUMENT');
+  });
+});
+
+describe('weightBytesPerToken', () => {
+  const tensor = (name: string, dims: number[], nBytes: number): GGUFTensorInfo => ({ name, type: GGMLType.F16, dims, nElements: nBytes / 2, nBytes, offset: 0 });
+  const layer = [tensor('blk.0.attn_q.weight', [8, 8], 128), tensor('blk.0.attn_norm.weight', [8], 32)];
+
+  it('counts one embedding row and the whole output matrix', () => {
+    const tensors = [tensor('token_embd.weight', [8, 100], 1600), tensor('output.weight', [8, 100], 1600), ...layer];
+    expect(weightBytesPerToken(tensors)).toBe(16 + 1600 + 128 + 32);
+  });
+
+  it('counts a tied embedding as the output matrix too', () => {
+    const tensors = [tensor('token_embd.weight', [8, 100], 1600), ...layer];
+    expect(weightBytesPerToken(tensors)).toBe(16 + 1600 + 128 + 32);
+  });
+});
+
+describe('stream read kernel', () => {
+  let gpu: GpuPage;
+  beforeAll(async () => {
+    gpu = await openGpuPage();
+  });
+  afterAll(() => gpu?.close());
+
+  it('XORs every word of a buffer that is no multiple of the grid, as its CPU twin does', async () => {
+    // 12,345 vec4s: not a multiple of 256 invocations nor of the 64-workgroup grid; the 7 extra bytes are dropped.
+    const bytes = 16 * 12345 + 7;
+    const result = await gpu.evaluate(async (n) => {
+      const { acquireGpu } = await window.lanternImport('/src/gpu/device.ts');
+      const bench = await window.lanternImport('/src/runtime/bench.ts');
+      const context = await acquireGpu(navigator.gpu);
+      const clock = bench.SubmitClock.create(context, 16);
+      try {
+        const read = await bench.measureStreamRead(context, { bytes: n, clock });
+        return { ...read, timestamps: context.device.features.has('timestamp-query') as boolean };
+      } finally {
+        clock?.destroy();
+        context.device.destroy();
+      }
+    }, bytes);
+    let xor = 0;
+    for (let i = 0; i < (16 * 12345) / 4; i++) xor = (xor ^ streamWord(i)) >>> 0;
+    expect(result.bytes).toBe(16 * 12345);
+    expect(result.xor).toBe(xor);
+    expect(result.wallMs).toBeGreaterThan(0);
+    if (result.timestamps) {
+      // GPU time of a submit cannot exceed the wall-clock time from submit to completion.
+      expect(result.gpuMs).toBeGreaterThan(0);
+      expect(result.gpuMs).toBeLessThanOrEqual(result.wallMs * 1.05 + 0.1);
+    } else {
+      expect(result.gpuMs).toBeUndefined();
+    }
+  }, 60_000);
+});
