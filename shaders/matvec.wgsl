@@ -1,13 +1,31 @@
-// Matvec for decode (one token): y[n] = sum_k W[n, k] * x[k]
+// Matvec for decode: y[t, n] = sum_k W[n, k] * x[t, k], one token per z of the grid (decode has
+// one; CPU adapters also run block-format prefill here, barrier-free, instead of the tiled matmul).
 // Bindings: 0 step (uniform Step), 1 params (uniform Params {k, n, out_at_pos}),
-//           2 x [k] f32, 3 W [n_out, k] (F32 or F16 words), 4 y [n_out] f32 (at row pos0 when out_at_pos = 1)
-// Variants: W_F16; BIAS adds binding 5 bias [n_out] f32 (Qwen2 q/k/v projections).
+//           2 x [n_tokens, k] f32, 3 W [n_out, k] (weights.wgsl words),
+//           4 y [n_tokens, n_out] f32 (token t at row pos0 + t when out_at_pos = 1)
+// Variants: W_F32 / W_F16 (element loop) or W_Q8_0 / W_Q4_0 / W_Q4_K / W_Q6_K (k a multiple of the
+//           block size; each invocation takes whole 32-element chunks, decoded in registers);
+//           BIAS adds binding 5 bias [n_out] f32 (Qwen2 q/k/v projections).
 // Overrides: WG (invocations per workgroup), TPR (invocations sharing one row; WG / TPR rows per workgroup).
-// Dispatch: ceil(n_out / (WG / TPR)) workgroups, as (min(g, 65535), ceil(g / 65535)).
+// Dispatch: g = ceil(n_out / (WG / TPR)) workgroups, as (min(g, 65535), ceil(g / 65535), n_tokens).
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> params: Params;
+#ifdef W_F32
+#define W_ELEMENTS
+#endif
+#ifdef W_F16
+#define W_ELEMENTS
+#endif
+#ifdef W_ELEMENTS
 @group(0) @binding(2) var<storage, read> x: array<f32>;
+#else
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>; // [k / 4]: k is whole 32-element blocks
+fn x4(i: u32) -> vec4<f32> {
+  return x[i >> 2u];
+}
+#define W_DOT
+#endif
 @group(0) @binding(3) var<storage, read> W: array<u32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
@@ -25,13 +43,22 @@ var<workgroup> partial: array<f32, WG>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let row = (wid.x + wid.y * 65535u) * (WG / TPR) + lid.x / TPR;
   let lane = lid.x % TPR;
+  let t = wid.z;
   let k = params.k;
   var sum = 0.0;
   if (row < params.n) {
+#ifdef W_ELEMENTS
     let base = row * k;
     for (var i = lane; i < k; i += TPR) {
-      sum += w_load(base + i) * x[i];
+      sum += w_load(base + i) * x[t * k + i];
     }
+#else
+    let chunks = k / 32u;
+    let base = row * chunks;
+    for (var c = lane; c < chunks; c += TPR) {
+      sum += w_dot32(base + c, t * k + 32u * c);
+    }
+#endif
   }
   partial[lid.x] = sum;
   workgroupBarrier();
@@ -44,7 +71,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 #ifdef BIAS
     total += bias[row];
 #endif
-    let out_row = select(0u, step.pos0, params.out_at_pos == 1u);
+    let out_row = select(t, step.pos0 + t, params.out_at_pos == 1u);
     y[out_row * params.n + row] = total;
   }
 }

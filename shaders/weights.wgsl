@@ -1,15 +1,32 @@
 // Weight element access, shared by kernels that read a weight matrix.
 // Expects:  @binding var<storage, read> W: array<u32>;  raw words of a row-major [rows, k] matrix.
-// Variants: W_F16  two halves per u32 word, unpacked with unpack2x16float (no shader-f16 needed)
-//           (none) f32, one element per word
+// Variants (one of):
+//   W_F32  one element per word
+//   W_F16  two halves per u32 word, unpacked with unpack2x16float (no shader-f16 needed)
+//   W_Q8_0, W_Q4_0, W_Q4_K, W_Q6_K  ggml blocks decoded in registers by quant.wgsl, which also
+//          gives matvec its per-32-element w_dot32 under W_DOT
+// Provides: w_load(i) -> f32, element i of the flat matrix.
 
+#ifdef W_F32
+fn w_load(i: u32) -> f32 {
+  return bitcast<f32>(W[i]);
+}
+#endif
 #ifdef W_F16
 fn w_load(i: u32) -> f32 {
   let pair = unpack2x16float(W[i >> 1u]);
   return select(pair.x, pair.y, (i & 1u) == 1u);
 }
-#else
-fn w_load(i: u32) -> f32 {
-  return bitcast<f32>(W[i]);
-}
+#endif
+#ifdef W_Q8_0
+#include "quant"
+#endif
+#ifdef W_Q4_0
+#include "quant"
+#endif
+#ifdef W_Q4_K
+#include "quant"
+#endif
+#ifdef W_Q6_K
+#include "quant"
 #endif

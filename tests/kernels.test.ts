@@ -4,6 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openGpuPage, type GpuPage } from '../src/cli/chromium-host.ts';
+import { GGMLType } from '../src/model/gguf.ts';
+import type { WeightFormat } from '../src/kernels/ops.ts';
 import type { KernelSpec } from './kernels/harness.ts';
 import * as ref from './kernels/reference.ts';
 
@@ -55,6 +57,14 @@ function halfValue(h: number): number {
   return exp === 0 ? sign * frac * 2 ** -24 : sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
+/** ggml blocks, zero-padded to a whole word as the weight loader uploads them; `rounded` is what they decode to. */
+function packQuantized(values: Float64Array, type: ref.QuantType): { words: number[]; rounded: Float64Array } {
+  const bytes = ref.quantize(values, type);
+  const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+  padded.set(bytes);
+  return { words: Array.from(new Uint32Array(padded.buffer)), rounded: ref.dequantize(bytes, type, values.length) };
+}
+
 const f32 = (a: Float64Array): number[] => Array.from(Float32Array.from(a));
 /** Inputs as the GPU sees them (rounded to f32), for the twin. */
 const asF32 = (a: Float64Array): Float64Array => Float64Array.from(Float32Array.from(a));
@@ -100,16 +110,58 @@ describe('kernels match their CPU twins', () => {
     });
   }
 
-  it('linear with bias, and writing rows at pos0 (V into the KV cache)', async () => {
-    const nTokens = 3, k = 40, n = 24, pos0 = 5;
+  // Block formats: rows of 1 to 5 blocks, odd row counts; for 34-, 18- and 210-byte blocks most
+  // blocks (and rows) start off a word boundary.
+  const QUANT: [WeightFormat, ref.QuantType][] = [['q8_0', GGMLType.Q8_0], ['q4_0', GGMLType.Q4_0], ['q4_k', GGMLType.Q4_K], ['q6_k', GGMLType.Q6_K]];
+  for (const [format, type] of QUANT) {
+    const qk = ref.QUANT_BLOCKS[type][0];
+    it(`embedding (${format}) gathers and decodes rows`, async () => {
+      const rows = 7, cols = 2 * qk;
+      const table = packQuantized(ref.randomArray(rows * cols, 21), type);
+      const tokens = [3, 0, 6, 3];
+      const got = await runKernel({
+        op: 'embedding', nTokens: tokens.length, pos0: 0, inputs: { tokens },
+        weights: { W: { words: table.words, format, rows, cols } }, outputs: { out: tokens.length * cols },
+      });
+      expectClose(got.out, ref.embedding(table.rounded, cols, tokens), { abs: 1e-6, rel: 1e-6 }, `embedding ${format}`);
+    });
+
+    const blocks = qk === 32 ? 5 : 2;
+    // Several tokens: 1 per row runs the matvec over the tokens (CPU adapters), 16 the tiled matmul.
+    const shapes = [[1, blocks * qk, 37, 1], [1, blocks * qk, 37, 16], [1, qk, 9, 16], [5, blocks * qk, 37, 1], [5, blocks * qk, 37, 16], [17, qk, 19, 1], [17, qk, 19, 16]];
+    for (const [nTokens, k, n, threadsPerRow] of shapes) {
+      it(`linear (${format}) ${nTokens} x ${k} -> ${n}, ${threadsPerRow} per row`, async () => {
+        const x = asF32(ref.randomArray(nTokens * k, 22));
+        const w = packQuantized(ref.randomArray(n * k, 23), type);
+        const got = await runKernel({
+          op: 'linear', nTokens, pos0: 0, inputs: { x: f32(x) },
+          weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: nTokens * n },
+          options: { threadsPerRow },
+        });
+        expectClose(got.y, ref.linear(x, w.rounded, k, n), { abs: 1e-4, rel: 1e-4 }, `linear ${format}`);
+      });
+    }
+  }
+
+  it('a block-format weight whose rows are not whole blocks is refused with BAD_MODEL_FILE', async () => {
+    const spec: KernelSpec = {
+      op: 'linear', nTokens: 1, pos0: 0, inputs: { x: new Array(300).fill(0) },
+      weights: { W: { words: new Array(64).fill(0), format: 'q4_k', rows: 1, cols: 300 } }, outputs: { y: 1 },
+    };
+    await expect(runKernel(spec)).rejects.toThrow(/BAD_MODEL_FILE|not a whole number of 256-element blocks/);
+  });
+
+  // q8_0 with 1 per row: several tokens through the matvec, as CPU adapters run block formats.
+  for (const format of ['f32', 'q8_0'] as const) it(`linear (${format}) with bias, and writing rows at pos0 (V into the KV cache)`, async () => {
+    const nTokens = 3, k = format === 'f32' ? 40 : 64, n = 24, pos0 = 5;
     const x = asF32(ref.randomArray(nTokens * k, 6));
-    const w = packWeight(ref.randomArray(n * k, 7), 'f32');
+    const w = format === 'f32' ? packWeight(ref.randomArray(n * k, 7), 'f32') : packQuantized(ref.randomArray(n * k, 7), GGMLType.Q8_0);
     const bias = asF32(ref.randomArray(n, 8));
     const want = ref.linear(x, w.rounded, k, n, bias);
     for (const tokens of [nTokens, 1]) {
       const got = await runKernel({
         op: 'linear', nTokens: tokens, pos0, inputs: { x: f32(x), bias: f32(bias) },
-        weights: { W: { words: w.words, format: 'f32', rows: n, cols: k } }, outputs: { y: (pos0 + tokens) * n }, options: { outAtPos: true },
+        weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: (pos0 + tokens) * n }, options: { outAtPos: true, threadsPerRow: 1 },
       });
       expectClose(got.y.slice(0, pos0 * n), new Float64Array(pos0 * n), { abs: 0, rel: 0 }, 'rows before pos0 untouched');
       expectClose(got.y.slice(pos0 * n), want.subarray(0, tokens * n), { abs: 1e-4, rel: 1e-4 }, `linear+bias at pos0 (${tokens} tokens)`);

@@ -5,6 +5,39 @@
 import { GGMLType, type GGUFFile, type GGUFValue } from '../../src/model/gguf.ts';
 import { floatToHalfBits } from './f16.ts';
 import { type MetaValue, type TensorSpec, writeGGUF } from './gguf-writer.ts';
+import { dequantize, halfBitsToFloat, isQuantType, QUANT_BLOCKS, quantize, type QuantType } from './quantize.ts';
+
+/** The types a 2-D weight can be written as. */
+export type StorageType = GGMLType.F32 | GGMLType.F16 | QuantType;
+
+/**
+ * The type of each 2-D weight: one type for all, or a choice per tensor name (a "mixed" file).
+ * A tensor whose rows are not whole blocks of the chosen type falls back as llama.cpp's quantize
+ * does (storageTypeFor).
+ */
+export type TensorTypes = StorageType | ((tensorName: string) => StorageType);
+
+/** Like llama.cpp's Q4_K_M: Q4_K, with Q6_K for attn_v, ffn_down and output (here in every layer). */
+export const Q4_K_M: TensorTypes = (name) => (/attn_v|ffn_down|^output\.weight/.test(name) ? GGMLType.Q6_K : GGMLType.Q4_K);
+
+/**
+ * The type `name` gets under `types`, given its rows of `cols`. Like llama.cpp's quantize: rows that
+ * are not whole 256-blocks turn Q6_K into Q8_0 and Q4_K into a 32-block type (llama.cpp picks Q5_0,
+ * which Lantern does not read; Q4_0 here), and rows that are not whole 32-blocks stay F16.
+ */
+export function storageTypeFor(types: TensorTypes, name: string, cols: number): StorageType {
+  let type = typeof types === 'function' ? types(name) : types;
+  if (!isQuantType(type)) return type;
+  if (cols % QUANT_BLOCKS[type][0] !== 0 && type === GGMLType.Q6_K) type = GGMLType.Q8_0;
+  if (cols % QUANT_BLOCKS[type][0] !== 0 && type === GGMLType.Q4_K) type = GGMLType.Q4_0;
+  return cols % QUANT_BLOCKS[type][0] === 0 ? type : GGMLType.F16;
+}
+
+/** general.file_type as llama.cpp numbers it (F32 0, F16 1, Q4_0 2, Q8_0 7, Q4_K_S 14, Q4_K_M 15, Q6_K 18). */
+function fileType(types: TensorTypes): number {
+  if (typeof types === 'function') return 15;
+  return { [GGMLType.F32]: 0, [GGMLType.F16]: 1, [GGMLType.Q4_0]: 2, [GGMLType.Q8_0]: 7, [GGMLType.Q4_K]: 14, [GGMLType.Q6_K]: 18 }[types];
+}
 
 export interface ModelShape {
   architecture: 'llama' | 'qwen2';
@@ -20,8 +53,9 @@ export interface ModelShape {
 }
 
 /** Stores f32 values as the given type. */
-export function encodeTensor(values: Float32Array, type: GGMLType.F32 | GGMLType.F16): Uint8Array {
+export function encodeTensor(values: Float32Array, type: StorageType): Uint8Array {
   if (type === GGMLType.F32) return new Uint8Array(values.slice().buffer);
+  if (isQuantType(type)) return quantize(values, type);
   return new Uint8Array(Uint16Array.from(values, floatToHalfBits).buffer);
 }
 
@@ -35,11 +69,14 @@ export function vocabularyOf(file: GGUFFile): Record<string, MetaValue> {
   return out;
 }
 
-function toMeta(value: GGUFValue): MetaValue {
+/** Keys llama.cpp reads as f32 even when the value is whole (rope.freq_base = 10000). */
+const FLOAT_KEY = /(freq_base|freq_scale|epsilon|_scale|factor)$/;
+
+function toMeta(value: GGUFValue, key = ''): MetaValue {
   if (typeof value === 'string') return { type: 'string', value };
   if (typeof value === 'boolean') return { type: 'bool', value };
   if (typeof value === 'bigint') return { type: 'u64', value };
-  if (typeof value === 'number') return Number.isInteger(value) ? { type: value < 0 ? 'i32' : 'u32', value } : { type: 'f32', value };
+  if (typeof value === 'number') return Number.isInteger(value) && !FLOAT_KEY.test(key) ? { type: value < 0 ? 'i32' : 'u32', value } : { type: 'f32', value };
   if (Array.isArray(value)) {
     if (value.every((v) => typeof v === 'string')) return { type: 'array', itemType: 'string', value: value as string[] };
     if (value.every((v) => typeof v === 'boolean')) return { type: 'array', itemType: 'bool', value: value as boolean[] };
@@ -65,10 +102,10 @@ export function randomWeights(n: number, seed: number, scale: number): Float32Ar
 }
 
 /**
- * A random-weight model of the given shape. `type` stores the 2-D weights; norms and biases
+ * A random-weight model of the given shape. `types` stores the 2-D weights; norms and biases
  * stay F32 as llama.cpp's converter keeps them.
  */
-export function writeRandomModel(shape: ModelShape, vocabulary: Record<string, MetaValue>, type: GGMLType.F32 | GGMLType.F16, seed = 1): Uint8Array {
+export function writeRandomModel(shape: ModelShape, vocabulary: Record<string, MetaValue>, types: TensorTypes, seed = 1): Uint8Array {
   const tokens = vocabulary['tokenizer.ggml.tokens'];
   if (!tokens || tokens.type !== 'array') throw new Error('vocabulary lacks tokenizer.ggml.tokens');
   const nVocab = tokens.value.length;
@@ -76,8 +113,10 @@ export function writeRandomModel(shape: ModelShape, vocabulary: Record<string, M
   const headDim = nEmbd / nHeads;
   const tensors: TensorSpec[] = [];
   let s = seed;
-  const matrix = (name: string, cols: number, rows: number, scale = 1 / Math.sqrt(cols)) =>
+  const matrix = (name: string, cols: number, rows: number, scale = 1 / Math.sqrt(cols)) => {
+    const type = storageTypeFor(types, name, cols);
     tensors.push({ name, type, dims: [cols, rows], data: encodeTensor(randomWeights(cols * rows, s++, scale), type) });
+  };
   const vector = (name: string, n: number, base: number, scale: number) => {
     const v = randomWeights(n, s++, scale).map((x) => x + base);
     tensors.push({ name, type: GGMLType.F32, dims: [n], data: encodeTensor(v, GGMLType.F32) });
@@ -114,22 +153,43 @@ export function writeRandomModel(shape: ModelShape, vocabulary: Record<string, M
     [`${a}.attention.head_count_kv`]: { type: 'u32', value: nKvHeads },
     [`${a}.rope.freq_base`]: { type: 'f32', value: shape.ropeTheta ?? 10000 },
     [`${a}.attention.layer_norm_rms_epsilon`]: { type: 'f32', value: 1e-6 },
-    'general.file_type': { type: 'u32', value: type === GGMLType.F16 ? 1 : 0 },
+    'general.file_type': { type: 'u32', value: fileType(types) },
     ...vocabulary,
   };
   return writeGGUF({ metadata, tensors });
 }
 
-/** The same model with every 2-D weight re-stored as `type` (norms stay F32). */
-export function restoreModel(file: GGUFFile, bytes: Uint8Array, type: GGMLType.F32 | GGMLType.F16): Uint8Array {
+/** The same model with every 2-D weight re-stored as `types` gives (norms stay F32). */
+export function restoreModel(file: GGUFFile, bytes: Uint8Array, types: TensorTypes): Uint8Array {
   const metadata: Record<string, MetaValue> = {};
-  for (const [key, value] of file.metadata) if (key !== 'general.alignment') metadata[key] = toMeta(value);
+  for (const [key, value] of file.metadata) if (key !== 'general.alignment') metadata[key] = toMeta(value, key);
+  metadata['general.file_type'] = { type: 'u32', value: fileType(types) };
   const tensors: TensorSpec[] = file.tensors.map((t) => {
     if (t.type !== GGMLType.F32) throw new Error(`restoreModel reads F32 tensors only; ${t.name} is not`);
     // Copied out: a Node Buffer's slice() shares its (pooled) memory.
     const values = new Float32Array(new Uint8Array(bytes.subarray(t.offset, t.offset + t.nBytes)).buffer);
-    const storeAs = t.dims.length >= 2 ? type : GGMLType.F32;
+    const storeAs = t.dims.length >= 2 ? storageTypeFor(types, t.name, t.dims[0]) : GGMLType.F32;
     return { name: t.name, type: storeAs, dims: t.dims, data: encodeTensor(values, storeAs) };
+  });
+  return writeGGUF({ metadata, tensors });
+}
+
+/**
+ * The same model with every tensor stored as F32, blocks decoded by quantize.ts: the exact values
+ * a correct reader of `file` computes with, for comparisons free of llama.cpp's activation quantization.
+ */
+export function expandModel(file: GGUFFile, bytes: Uint8Array): Uint8Array {
+  const metadata: Record<string, MetaValue> = {};
+  for (const [key, value] of file.metadata) if (key !== 'general.alignment') metadata[key] = toMeta(value, key);
+  metadata['general.file_type'] = { type: 'u32', value: 0 };
+  const tensors: TensorSpec[] = file.tensors.map((t) => {
+    const raw = new Uint8Array(bytes.subarray(t.offset, t.offset + t.nBytes));
+    let values: Float32Array;
+    if (t.type === GGMLType.F32) values = new Float32Array(raw.buffer);
+    else if (t.type === GGMLType.F16) values = Float32Array.from(new Uint16Array(raw.buffer), halfBitsToFloat);
+    else if (isQuantType(t.type)) values = Float32Array.from(dequantize(raw, t.type, t.nElements));
+    else throw new Error(`expandModel: ${t.name} is ${GGMLType[t.type]}, which quantize.ts does not decode`);
+    return { name: t.name, type: GGMLType.F32, dims: t.dims, data: encodeTensor(values, GGMLType.F32) };
   });
   return writeGGUF({ metadata, tensors });
 }

@@ -1,3 +1,4 @@
+import { LanternError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { preprocess } from '../gpu/preprocess.ts';
 import { UniformLayout, type UniformField } from '../gpu/uniforms.ts';
@@ -12,8 +13,14 @@ import { shaderSource } from './shaders.ts';
 /** Per-step values every kernel may read, written once before each submit. */
 export const STEP = new UniformLayout('Step', { n_tokens: 'u32', pos0: 'u32' });
 
-/** How a weight matrix is stored on the GPU (raw GGUF bytes, as u32 words). */
-export type WeightFormat = 'f32' | 'f16';
+/**
+ * How a weight matrix is stored on the GPU (raw GGUF bytes, as u32 words). The q formats are
+ * ggml blocks (shaders/quant.wgsl), decoded in registers by every kernel that reads them.
+ */
+export type WeightFormat = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
+
+/** Elements per block of each format: a row of a block format is a whole number of blocks. */
+const BLOCK_ELEMENTS: Record<WeightFormat, number> = { f32: 1, f16: 1, q8_0: 32, q4_0: 32, q4_k: 256, q6_k: 256 };
 
 /** A weight matrix of `rows` rows of `cols` elements, row-major as ggml stores it. */
 export interface Weight {
@@ -63,6 +70,9 @@ export class Kernels {
 
   /**
    * y = x W^T for every token: a tiled matmul when there are several tokens, a matvec for one.
+   * Block-format weights on CPU adapters (one invocation per row) take the matvec for every token
+   * count: it decodes each block in registers with no barrier, where the tiled matmul decodes
+   * element by element between two barriers per tile step.
    * With outAtPos, token t's row lands at row pos0 + t of y (writing V into the KV cache);
    * with bias, bias[n] is added to every row.
    */
@@ -80,14 +90,15 @@ export class Kernels {
     const matmulBind = this.bindGroup(matmul, resources);
     const matvecBind = this.bindGroup(matvec, resources);
     const rows = weight.rows;
+    const matvecOnly = BLOCK_ELEMENTS[weight.format] > 1 && tpr === 1;
     return {
       name: `linear:${weight.format}`,
       encode(pass, n) {
-        if (n === 1) {
+        if (n === 1 || matvecOnly) {
           pass.setPipeline(matvec);
           pass.setBindGroup(0, matvecBind);
           const groups = Math.ceil(rows / (wg / tpr));
-          pass.dispatchWorkgroups(Math.min(groups, MAX_DISPATCH), Math.ceil(groups / MAX_DISPATCH));
+          pass.dispatchWorkgroups(Math.min(groups, MAX_DISPATCH), Math.ceil(groups / MAX_DISPATCH), n);
         } else {
           pass.setPipeline(matmul);
           pass.setBindGroup(0, matmulBind);
@@ -226,6 +237,15 @@ export class Kernels {
   }
 }
 
+/** The weights.wgsl variant of a weight, after checking that its rows are whole blocks. */
 function weightDefine(weight: Weight): string {
-  return weight.format === 'f16' ? 'W_F16' : 'W_F32';
+  const block = BLOCK_ELEMENTS[weight.format];
+  if (weight.cols % block !== 0) {
+    throw new LanternError(
+      'BAD_MODEL_FILE',
+      `A ${weight.format.toUpperCase()} weight has rows of ${weight.cols} elements, which is not a whole number of ${block}-element blocks; the file is damaged or was quantized by a broken tool, re-quantize it with llama.cpp.`,
+      { format: weight.format, cols: weight.cols, block },
+    );
+  }
+  return `W_${weight.format.toUpperCase()}`;
 }

@@ -7,9 +7,14 @@ import type { ByteSource } from '../storage/source.ts';
 /** Tensor data moves from the source to the GPU in reads of at most this many bytes. */
 const UPLOAD_CHUNK = 8 << 20;
 
+/** The GGUF types the kernels read as stored; quantized blocks are decoded on the GPU, never expanded. */
 const FORMATS: Partial<Record<GGMLType, WeightFormat>> = {
   [GGMLType.F32]: 'f32',
   [GGMLType.F16]: 'f16',
+  [GGMLType.Q8_0]: 'q8_0',
+  [GGMLType.Q4_0]: 'q4_0',
+  [GGMLType.Q4_K]: 'q4_k',
+  [GGMLType.Q6_K]: 'q6_k',
 };
 
 /** Reads GGUF tensors by name and uploads them, raw, into GPU buffers. */
@@ -31,7 +36,7 @@ export class WeightLoader {
     if (!format) {
       throw new LanternError(
         'UNSUPPORTED_TENSOR_TYPE',
-        `Tensor ${name} is ${ggmlTypeName(info.type)}, which this build of Lantern cannot run yet; use an F32 or F16 GGUF.`,
+        `Tensor ${name} is ${ggmlTypeName(info.type)}, which this build of Lantern cannot run yet; use a GGUF of F32, F16, Q8_0, Q4_0 or Q4_K_M (Q4_K + Q6_K) weights.`,
         { tensor: name, type: info.type },
       );
     }

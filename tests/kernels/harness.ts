@@ -4,7 +4,7 @@
  * out-of-memory error scopes, so a GPU error fails the test instead of passing silently.
  */
 import { acquireGpu, type GpuContext } from '../../src/gpu/device.ts';
-import { Kernels, type Op, STEP, type Weight } from '../../src/kernels/ops.ts';
+import { Kernels, type Op, STEP, type Weight, type WeightFormat } from '../../src/kernels/ops.ts';
 
 export interface KernelSpec {
   op: 'embedding' | 'rmsnorm' | 'linear' | 'rope' | 'attention' | 'swiglu' | 'add' | 'argmax';
@@ -12,8 +12,8 @@ export interface KernelSpec {
   pos0: number;
   /** f32 arrays, and u32 arrays named in `u32`. */
   inputs: Record<string, number[]>;
-  /** Weight matrices given as raw storage words: {words, format, rows, cols}. */
-  weights?: Record<string, { words: number[]; format: 'f32' | 'f16'; rows: number; cols: number }>;
+  /** Weight matrices given as raw storage words (GGUF bytes, zero-padded to a word): {words, format, rows, cols}. */
+  weights?: Record<string, { words: number[]; format: WeightFormat; rows: number; cols: number }>;
   /** Sizes in elements of the outputs to read back. */
   outputs: Record<string, number>;
   options?: Record<string, number | boolean>;

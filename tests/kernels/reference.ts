@@ -1,4 +1,6 @@
 export { floatToHalfBits } from '../../scripts/lib/f16.ts';
+/** Quantized weights: the twin reads the same blocks through the TypeScript dequantizer, in float64. */
+export { dequantize, quantize, QUANT_BLOCKS, type QuantType } from '../../scripts/lib/quantize.ts';
 
 /**
  * CPU twins of the WGSL kernels, accumulating in float64. Shapes and layouts mirror the shaders'

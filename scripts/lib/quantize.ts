@@ -1,0 +1,204 @@
+/**
+ * ggml block quantization in TypeScript: round-to-nearest quantizers that write ggml's block
+ * layouts byte for byte, and dequantizers that read them back (the CPU side of the GPU decoders in
+ * shaders/quant.wgsl). All blocks are little-endian; f16 fields are IEEE halves.
+ *
+ *   Q8_0   32 elements, 34 bytes:  f16 d | i8 qs[32]                         x = d * q
+ *   Q4_0   32 elements, 18 bytes:  f16 d | u8 qs[16]                         x = d * (q - 8)
+ *          byte j holds element j (low nibble) and element j + 16 (high nibble)
+ *   Q4_K  256 elements, 144 bytes: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
+ *          8 sub-blocks of 32 with a 6-bit scale sc and min m each:   x = d * sc * q - dmin * m
+ *          qs[32 p + l] holds element 64 p + l (low nibble) and 64 p + 32 + l (high nibble)
+ *   Q6_K  256 elements, 210 bytes: u8 ql[128] | u8 qh[64] | i8 scales[16] | f16 d
+ *          16 groups of 16 with an 8-bit scale each:                  x = d * scales[e / 16] * (q - 32)
+ *          element e = 128 h + 32 r + l: low 4 bits in ql[64 h + 32 (r & 1) + l] at bit 4 (r >> 1),
+ *          high 2 bits in qh[32 h + l] at bit 2 r.
+ *
+ * The Q8_0 / Q4_0 / Q6_K quantizers follow ggml's reference rounding (the value of largest magnitude
+ * maps to the end of the integer range). The K-quant scales are chosen by plain min/max per
+ * sub-block, without ggml's iterative refinement search: the blocks are valid and decode exactly
+ * as ggml decodes them, only their rounding error is a little larger than llama-quantize's.
+ */
+import { GGMLType } from '../../src/model/gguf.ts';
+import { floatToHalfBits } from './f16.ts';
+
+export type QuantType = GGMLType.Q8_0 | GGMLType.Q4_0 | GGMLType.Q4_K | GGMLType.Q6_K;
+
+/** [elements per block, bytes per block], as in src/model/gguf.ts. */
+export const QUANT_BLOCKS: Record<QuantType, readonly [number, number]> = {
+  [GGMLType.Q8_0]: [32, 34],
+  [GGMLType.Q4_0]: [32, 18],
+  [GGMLType.Q4_K]: [256, 144],
+  [GGMLType.Q6_K]: [256, 210],
+};
+
+export function isQuantType(type: GGMLType): type is QuantType {
+  return type in QUANT_BLOCKS;
+}
+
+/** Stores `values` (a whole number of blocks) as `type`. */
+export function quantize(values: ArrayLike<number>, type: QuantType): Uint8Array {
+  const [qk, size] = QUANT_BLOCKS[type];
+  if (values.length % qk !== 0) throw new Error(`quantize: ${values.length} values are not a whole number of ${qk}-element blocks`);
+  const out = new Uint8Array((values.length / qk) * size);
+  const block = QUANTIZERS[type];
+  for (let b = 0; b < values.length / qk; b++) {
+    block(Array.from({ length: qk }, (_, i) => values[b * qk + i]), out.subarray(b * size, (b + 1) * size), new DataView(out.buffer, b * size, size));
+  }
+  return out;
+}
+
+/** Reads `nElements` values stored as `type` back as float64. */
+export function dequantize(bytes: Uint8Array, type: QuantType, nElements: number): Float64Array {
+  const [qk, size] = QUANT_BLOCKS[type];
+  if (nElements % qk !== 0 || bytes.byteLength < (nElements / qk) * size) throw new Error(`dequantize: ${bytes.byteLength} bytes do not hold ${nElements} ${GGMLType[type]} elements`);
+  const out = new Float64Array(nElements);
+  const block = DEQUANTIZERS[type];
+  for (let b = 0; b < nElements / qk; b++) {
+    const at = bytes.byteOffset + b * size;
+    block(bytes.subarray(b * size, (b + 1) * size), new DataView(bytes.buffer, at, size), out.subarray(b * qk, (b + 1) * qk));
+  }
+  return out;
+}
+
+type Quantizer = (x: number[], block: Uint8Array, view: DataView) => void;
+type Dequantizer = (block: Uint8Array, view: DataView, out: Float64Array) => void;
+
+const QUANTIZERS: Record<QuantType, Quantizer> = {
+  [GGMLType.Q8_0]: (x, _block, view) => {
+    const amax = Math.max(...x.map(Math.abs));
+    const d = amax / 127;
+    const id = d ? 1 / d : 0;
+    view.setUint16(0, floatToHalfBits(d), true);
+    for (let i = 0; i < 32; i++) view.setInt8(2 + i, roundAway(x[i] * id));
+  },
+  [GGMLType.Q4_0]: (x, block, view) => {
+    const max = signedAbsMax(x);
+    const d = max / -8;
+    const id = d ? 1 / d : 0;
+    view.setUint16(0, floatToHalfBits(d), true);
+    const q = x.map((v) => Math.min(15, Math.trunc(v * id + 8.5)));
+    for (let j = 0; j < 16; j++) block[2 + j] = q[j] | (q[j + 16] << 4);
+  },
+  [GGMLType.Q4_K]: (x, block, view) => {
+    // Per sub-block of 32: scale = (max - min) / 15 and min = -min(0, min(x)), then both
+    // quantized to 6 bits against the super-block's largest scale and min.
+    const scales: number[] = [];
+    const mins: number[] = [];
+    for (let s = 0; s < 8; s++) {
+      const sub = x.slice(32 * s, 32 * s + 32);
+      const lo = Math.min(0, ...sub);
+      scales.push((Math.max(...sub) - lo) / 15);
+      mins.push(-lo);
+    }
+    const maxScale = Math.max(...scales);
+    const maxMin = Math.max(...mins);
+    const ls = scales.map((v) => (maxScale > 0 ? Math.min(63, Math.round((63 / maxScale) * v)) : 0));
+    const lm = mins.map((v) => (maxMin > 0 ? Math.min(63, Math.round((63 / maxMin) * v)) : 0));
+    view.setUint16(0, floatToHalfBits(maxScale / 63), true);
+    view.setUint16(2, floatToHalfBits(maxMin / 63), true);
+    const d = halfBitsToFloat(view.getUint16(0, true));
+    const dmin = halfBitsToFloat(view.getUint16(2, true));
+    const sc = block.subarray(4, 16);
+    for (let j = 0; j < 8; j++) {
+      if (j < 4) {
+        sc[j] = ls[j];
+        sc[j + 4] = lm[j];
+      } else {
+        sc[j + 4] = (ls[j] & 0xf) | ((lm[j] & 0xf) << 4);
+        sc[j - 4] |= (ls[j] >> 4) << 6;
+        sc[j] |= (lm[j] >> 4) << 6;
+      }
+    }
+    const q = x.map((v, i) => {
+      const s = i >> 5;
+      const step = d * ls[s];
+      return step ? clamp(Math.round((v + dmin * lm[s]) / step), 0, 15) : 0;
+    });
+    for (let p = 0; p < 4; p++) for (let l = 0; l < 32; l++) block[16 + 32 * p + l] = q[64 * p + l] | (q[64 * p + 32 + l] << 4);
+  },
+  [GGMLType.Q6_K]: (x, block, view) => {
+    // Per group of 16: the value of largest magnitude maps to -32; the 16 group scales are then
+    // quantized to i8 the same way (largest magnitude to -128).
+    const groupScales = Array.from({ length: 16 }, (_, g) => signedAbsMax(x.slice(16 * g, 16 * g + 16)) / -32);
+    const maxScale = signedAbsMax(groupScales);
+    const iscale = maxScale ? -128 / maxScale : 0;
+    view.setUint16(208, floatToHalfBits(iscale ? 1 / iscale : 0), true);
+    const d = halfBitsToFloat(view.getUint16(208, true));
+    const sc = groupScales.map((v) => Math.min(127, Math.round(iscale * v)));
+    for (let g = 0; g < 16; g++) view.setInt8(192 + g, sc[g]);
+    const q = x.map((v, e) => {
+      const step = d * sc[e >> 4];
+      return (step ? clamp(Math.round(v / step), -32, 31) : 0) + 32;
+    });
+    for (let e = 0; e < 256; e++) {
+      const h = e >> 7, r = (e >> 5) & 3, l = e & 31;
+      block[64 * h + 32 * (r & 1) + l] |= (q[e] & 0xf) << (4 * (r >> 1));
+      block[128 + 32 * h + l] |= (q[e] >> 4) << (2 * r);
+    }
+  },
+};
+
+const DEQUANTIZERS: Record<QuantType, Dequantizer> = {
+  [GGMLType.Q8_0]: (_block, view, out) => {
+    const d = halfBitsToFloat(view.getUint16(0, true));
+    for (let i = 0; i < 32; i++) out[i] = d * view.getInt8(2 + i);
+  },
+  [GGMLType.Q4_0]: (block, view, out) => {
+    const d = halfBitsToFloat(view.getUint16(0, true));
+    for (let j = 0; j < 16; j++) {
+      out[j] = d * ((block[2 + j] & 0xf) - 8);
+      out[j + 16] = d * ((block[2 + j] >> 4) - 8);
+    }
+  },
+  [GGMLType.Q4_K]: (block, view, out) => {
+    const d = halfBitsToFloat(view.getUint16(0, true));
+    const dmin = halfBitsToFloat(view.getUint16(2, true));
+    for (let s = 0; s < 8; s++) {
+      const [sc, m] = q4kScaleMin(block.subarray(4, 16), s);
+      const p = s >> 1, shift = 4 * (s & 1);
+      for (let l = 0; l < 32; l++) out[32 * s + l] = d * sc * ((block[16 + 32 * p + l] >> shift) & 0xf) - dmin * m;
+    }
+  },
+  [GGMLType.Q6_K]: (block, view, out) => {
+    const d = halfBitsToFloat(view.getUint16(208, true));
+    for (let e = 0; e < 256; e++) {
+      const h = e >> 7, r = (e >> 5) & 3, l = e & 31;
+      const low = (block[64 * h + 32 * (r & 1) + l] >> (4 * (r >> 1))) & 0xf;
+      const high = (block[128 + 32 * h + l] >> (2 * r)) & 3;
+      out[e] = d * view.getInt8(192 + (e >> 4)) * ((low | (high << 4)) - 32);
+    }
+  },
+};
+
+/** Q4_K's 6-bit scale and min of sub-block j from the 12 packed bytes: j < 4 in the low 6 bits of
+ *  bytes j and j + 4; j >= 4 split between byte j + 4 (low 4 bits) and the top 2 bits of bytes j - 4 and j. */
+export function q4kScaleMin(s: Uint8Array, j: number): [number, number] {
+  if (j < 4) return [s[j] & 63, s[j + 4] & 63];
+  return [(s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4)];
+}
+
+export function halfBitsToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** The element of largest magnitude, with its sign (the first of equals). */
+function signedAbsMax(x: number[]): number {
+  let best = 0;
+  for (const v of x) if (Math.abs(v) > Math.abs(best)) best = v;
+  return best;
+}
+
+/** C's roundf: halves round away from zero. */
+function roundAway(v: number): number {
+  return Math.sign(v) * Math.round(Math.abs(v));
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return Math.min(hi, Math.max(lo, v));
+}

@@ -1,0 +1,198 @@
+// ggml block formats, decoded in registers from the raw GGUF bytes (included by weights.wgsl).
+// Expects:  var<storage, read> W: array<u32>;  the tensor's blocks back to back, as in the file.
+//           Blocks are 34, 18, 144 or 210 bytes, so most do not start on a word: bytes come out
+//           of u32 words with shifts. Every f16 field lies at an even byte offset.
+// Variants (one of):
+//   W_Q8_0  32 elements, 34 bytes:  f16 d | i8 qs[32]                        x = d * q
+//   W_Q4_0  32 elements, 18 bytes:  f16 d | u8 qs[16]                        x = d * (q - 8)
+//           byte j: element j in the low nibble, element j + 16 in the high nibble
+//   W_Q4_K 256 elements, 144 bytes: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
+//           8 sub-blocks of 32, 6-bit scale sc and min m each:           x = d * sc * q - dmin * m
+//           qs[32 p + l]: element 64 p + l (low nibble), element 64 p + 32 + l (high nibble)
+//   W_Q6_K 256 elements, 210 bytes: u8 ql[128] | u8 qh[64] | i8 scales[16] | f16 d
+//           element e = 128 h + 32 r + l: low 4 bits in ql[64 h + 32 (r & 1) + l] at bit 4 (r >> 1),
+//           high 2 bits in qh[32 h + l] at bit 2 r;                      x = d * scales[e / 16] * (q - 32)
+// Provides: w_load(i) -> f32, element i of the flat tensor (rows are whole blocks, so the row
+//           structure does not matter); with W_DOT also w_dot32(c, xi) = sum of the 32 elements of
+//           chunk c (elements 32 c .. 32 c + 31) times x4(xi), x4(xi + 4), ... which the includer defines.
+
+// The 4 bytes starting at byte offset b, little-endian, at any alignment.
+fn w_bytes4(b: u32) -> u32 {
+  let i = b >> 2u;
+  let s = (b & 3u) * 8u;
+  if (s == 0u) { return W[i]; }
+  return (W[i] >> s) | (W[i + 1u] << (32u - s));
+}
+
+fn w_byte(b: u32) -> u32 {
+  return (W[b >> 2u] >> ((b & 3u) * 8u)) & 0xffu;
+}
+
+// The f16 at an even byte offset b.
+fn w_half(b: u32) -> f32 {
+  let pair = unpack2x16float(W[b >> 2u]);
+  return select(pair.x, pair.y, (b & 2u) != 0u);
+}
+
+fn bytes_of(q: u32) -> vec4<u32> {
+  return vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) & vec4<u32>(0xffu);
+}
+
+// The four bytes of q as signed int8 values.
+fn i8x4(q: u32) -> vec4<f32> {
+  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(q << 24u, q << 16u, q << 8u, q)) >> vec4<u32>(24u));
+}
+
+fn i8_of(byte: u32) -> f32 {
+  return f32(bitcast<i32>(byte << 24u) >> 24u);
+}
+
+#ifdef W_Q8_0
+fn w_load(i: u32) -> f32 {
+  let b = (i >> 5u) * 34u;
+  return w_half(b) * i8_of(w_byte(b + 2u + (i & 31u)));
+}
+
+#ifdef W_DOT
+fn w_dot32(c: u32, xi: u32) -> f32 {
+  // The 34-byte block starts at byte 0 or 2 of word i: qs are words i+1.. (start at 2) or the
+  // upper halves of words i.. joined to the lower halves of i+1.. (start at 0): 9 loads either way.
+  let b = c * 34u;
+  let i = b >> 2u;
+  let odd = (b & 2u) != 0u;
+  var prev = W[i];
+  let dd = unpack2x16float(prev);
+  var acc = 0.0;
+  for (var j = 0u; j < 8u; j++) {
+    let next = W[i + 1u + j];
+    acc += dot(i8x4(select((prev >> 16u) | (next << 16u), next, odd)), x4(xi + 4u * j));
+    prev = next;
+  }
+  return select(dd.x, dd.y, odd) * acc;
+}
+#endif
+#endif
+
+#ifdef W_Q4_0
+fn w_load(i: u32) -> f32 {
+  let b = (i >> 5u) * 18u;
+  let e = i & 31u;
+  let q = (w_byte(b + 2u + (e & 15u)) >> ((e >> 4u) * 4u)) & 15u;
+  return w_half(b) * (f32(q) - 8.0);
+}
+
+#ifdef W_DOT
+fn w_dot32(c: u32, xi: u32) -> f32 {
+  // As for Q8_0: the 18-byte block starts at byte 0 or 2 of word i, qs follow d (5 loads).
+  let b = c * 18u;
+  let i = b >> 2u;
+  let odd = (b & 2u) != 0u;
+  var prev = W[i];
+  let dd = unpack2x16float(prev);
+  var acc = 0.0;
+  for (var j = 0u; j < 4u; j++) {
+    let next = W[i + 1u + j];
+    let q = bytes_of(select((prev >> 16u) | (next << 16u), next, odd));
+    acc += dot(vec4<f32>(q & vec4<u32>(15u)) - 8.0, x4(xi + 4u * j));
+    acc += dot(vec4<f32>(q >> vec4<u32>(4u)) - 8.0, x4(xi + 16u + 4u * j));
+    prev = next;
+  }
+  return select(dd.x, dd.y, odd) * acc;
+}
+#endif
+#endif
+
+#ifdef W_Q4_K
+// (scale, min) of sub-block j of the block at byte b (a word boundary). scales[0..12] are words
+// s0, s1, s2: j < 4 in the low 6 bits of byte j of s0 (scale) and s1 (min); j >= 4 in byte j - 4
+// of s2 (scale low nibble, min high nibble) with the top 2 bits of byte j - 4 of s0 and s1.
+fn q4k_scale_min(b: u32, j: u32) -> vec2<f32> {
+  let w = b >> 2u;
+  let shift = 8u * (j & 3u);
+  let s0 = (W[w + 1u] >> shift) & 0xffu;
+  let s1 = (W[w + 2u] >> shift) & 0xffu;
+  let s2 = (W[w + 3u] >> shift) & 0xffu;
+  let low = vec2<u32>(s0 & 63u, s1 & 63u);
+  let high = vec2<u32>((s2 & 15u) | ((s0 >> 6u) << 4u), (s2 >> 4u) | ((s1 >> 6u) << 4u));
+  return vec2<f32>(select(high, low, j < 4u));
+}
+
+fn w_load(i: u32) -> f32 {
+  let b = (i >> 8u) * 144u;
+  let e = i & 255u;
+  let sub = e >> 5u;
+  let q = (w_byte(b + 16u + 32u * (sub >> 1u) + (e & 31u)) >> ((sub & 1u) * 4u)) & 15u;
+  let dm = unpack2x16float(W[b >> 2u]);
+  let sm = q4k_scale_min(b, sub);
+  return dm.x * sm.x * f32(q) - dm.y * sm.y;
+}
+
+#ifdef W_DOT
+fn w_dot32(c: u32, xi: u32) -> f32 {
+  let b = (c >> 3u) * 144u; // blocks are 36 words: every field is word-aligned
+  let sub = c & 7u;
+  let shift = vec4<u32>((sub & 1u) * 4u);
+  let qs = (b + 16u + 32u * (sub >> 1u)) >> 2u;
+  var acc_q = 0.0;
+  var acc_x = 0.0;
+  for (var j = 0u; j < 8u; j++) {
+    let xv = x4(xi + 4u * j);
+    let q = (bytes_of(W[qs + j]) >> shift) & vec4<u32>(15u);
+    acc_q += dot(vec4<f32>(q), xv);
+    acc_x += xv.x + xv.y + xv.z + xv.w;
+  }
+  let dm = unpack2x16float(W[b >> 2u]);
+  let sm = q4k_scale_min(b, sub);
+  return dm.x * sm.x * acc_q - dm.y * sm.y * acc_x;
+}
+#endif
+#endif
+
+#ifdef W_Q6_K
+fn w_load(i: u32) -> f32 {
+  let b = (i >> 8u) * 210u;
+  let e = i & 255u;
+  let h = e >> 7u;
+  let r = (e >> 5u) & 3u;
+  let l = e & 31u;
+  let low = (w_byte(b + 64u * h + 32u * (r & 1u) + l) >> (4u * (r >> 1u))) & 15u;
+  let high = (w_byte(b + 128u + 32u * h + l) >> (2u * r)) & 3u;
+  return w_half(b + 208u) * i8_of(w_byte(b + 192u + (e >> 4u))) * (f32(low | (high << 4u)) - 32.0);
+}
+
+#ifdef W_DOT
+fn w_dot32(c: u32, xi: u32) -> f32 {
+  let b = (c >> 3u) * 210u;
+  let sub = c & 7u; // elements 32 sub .. 32 sub + 31 of the block: h = sub / 4, r = sub % 4
+  let h = sub >> 2u;
+  let r = sub & 3u;
+  // ql and qh runs start at the block's parity: on a word, or at its upper half (then each word
+  // is the upper half of one load joined to the lower half of the next).
+  let odd = (b & 2u) != 0u;
+  let ql = (b + 64u * h + 32u * (r & 1u)) >> 2u;
+  let qh = (b + 128u + 32u * h) >> 2u;
+  let low_shift = vec4<u32>(4u * (r >> 1u));
+  let high_shift = vec4<u32>(2u * r);
+  var acc = vec2<f32>(0.0);  // the two groups of 16, each with its own scale
+  for (var g = 0u; g < 2u; g++) {
+    var prev_l = W[ql + 4u * g];
+    var prev_h = W[qh + 4u * g];
+    var part = 0.0;
+    for (var j = 4u * g; j < 4u * g + 4u; j++) {
+      let next_l = W[ql + 1u + j];
+      let next_h = W[qh + 1u + j];
+      let lw = select(prev_l, (prev_l >> 16u) | (next_l << 16u), odd);
+      let hw = select(prev_h, (prev_h >> 16u) | (next_h << 16u), odd);
+      let low = (bytes_of(lw) >> low_shift) & vec4<u32>(15u);
+      let high = (bytes_of(hw) >> high_shift) & vec4<u32>(3u);
+      part += dot(vec4<f32>(low | (high << vec4<u32>(4u))) - 32.0, x4(xi + 4u * j));
+      prev_l = next_l;
+      prev_h = next_h;
+    }
+    acc[g] = part;
+  }
+  let scales = w_bytes4(b + 192u + 2u * sub);
+  return w_half(b + 208u) * (i8_of(scales & 0xffu) * acc.x + i8_of((scales >> 8u) & 0xffu) * acc.y);
+}
+#endif
+#endif
