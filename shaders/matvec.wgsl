@@ -5,9 +5,15 @@
 //           4 y [n_tokens, n_out] f32 (token t at row pos0 + t when out_at_pos = 1)
 // Variants: W_F32 / W_F16 (element loop) or W_Q8_0 / W_Q4_0 / W_Q4_K / W_Q6_K (k a multiple of the
 //           block size; each invocation takes whole 32-element chunks, decoded in registers);
-//           BIAS adds binding 5 bias [n_out] f32 (Qwen2 q/k/v projections).
+//           BIAS adds binding 5 bias [n_out] f32 (Qwen2 q/k/v projections);
+//           SUBGROUPS: TPR is the subgroup size, one subgroup per row, reduced with subgroupAdd
+//           (no barrier; invocations of a subgroup are assumed consecutive, as on every driver seen).
 // Overrides: WG (invocations per workgroup), TPR (invocations sharing one row; WG / TPR rows per workgroup).
 // Dispatch: g = ceil(n_out / (WG / TPR)) workgroups, as (min(g, 65535), ceil(g / 65535), n_tokens).
+
+#ifdef SUBGROUPS
+enable subgroups;
+#endif
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> params: Params;
@@ -37,7 +43,9 @@ fn x4(i: u32) -> vec4<f32> {
 
 override WG: u32 = 64u;  // invocations per workgroup
 override TPR: u32 = 8u;  // invocations per row: a power of two dividing WG
+#ifndef SUBGROUPS
 var<workgroup> partial: array<f32, WG>;
+#endif
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -60,14 +68,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
 #endif
   }
+#ifdef SUBGROUPS
+  let row_sum = subgroupAdd(sum);
+#else
   partial[lid.x] = sum;
   workgroupBarrier();
   for (var stride = TPR / 2u; stride > 0u; stride /= 2u) {
     if (lane < stride) { partial[lid.x] += partial[lid.x + stride]; }
     workgroupBarrier();
   }
+  let row_sum = partial[lid.x];
+#endif
   if (lane == 0u && row < params.n) {
-    var total = partial[lid.x];
+    var total = row_sum;
 #ifdef BIAS
     total += bias[row];
 #endif

@@ -84,8 +84,9 @@ describe('kernels match their CPU twins', () => {
 
     // Prefill (matmul) for several token counts around the 16-wide tile; decode (matvec) for one,
     // with each invocation on whole rows (CPU adapters) and with 16 sharing a row (GPUs).
-    for (const [nTokens, k, n, threadsPerRow] of [[1, 67, 45, 1], [1, 67, 45, 16], [1, 300, 131, 1], [1, 300, 131, 16], [5, 67, 45, 0], [17, 70, 33, 0], [33, 129, 19, 0]]) {
-      it(`linear (${format}) ${nTokens} x ${k} -> ${n}${threadsPerRow ? `, ${threadsPerRow} per row` : ''}`, async () => {
+    for (const [nTokens, k, n, threadsPerRow] of [[1, 67, 45, 1], [1, 67, 45, 16], [1, 300, 131, 1], [1, 300, 131, 16], [1, 67, 45, 0], [1, 300, 131, 0], [5, 67, 45, 0], [17, 70, 33, 0], [33, 129, 19, 0]]) {
+      // 0: the adapter's default (one subgroup per row where subgroups exist, as on SwiftShader).
+      it(`linear (${format}) ${nTokens} x ${k} -> ${n}, ${threadsPerRow ? `${threadsPerRow} per row` : 'default'}`, async () => {
         const x = asF32(ref.randomArray(nTokens * k, 2));
         const w = packWeight(ref.randomArray(n * k, 3), format);
         const got = await runKernel({
@@ -128,15 +129,16 @@ describe('kernels match their CPU twins', () => {
 
     const blocks = qk === 32 ? 5 : 2;
     // Several tokens: 1 per row runs the matvec over the tokens (CPU adapters), 16 the tiled matmul.
-    const shapes = [[1, blocks * qk, 37, 1], [1, blocks * qk, 37, 16], [1, qk, 9, 16], [5, blocks * qk, 37, 1], [5, blocks * qk, 37, 16], [17, qk, 19, 1], [17, qk, 19, 16]];
+    // 0: the adapter's default (one subgroup per row where subgroups exist, as on SwiftShader).
+    const shapes = [[1, blocks * qk, 37, 1], [1, blocks * qk, 37, 16], [1, qk, 9, 16], [1, blocks * qk, 37, 0], [5, blocks * qk, 37, 0], [5, blocks * qk, 37, 1], [5, blocks * qk, 37, 16], [17, qk, 19, 1], [17, qk, 19, 16]];
     for (const [nTokens, k, n, threadsPerRow] of shapes) {
-      it(`linear (${format}) ${nTokens} x ${k} -> ${n}, ${threadsPerRow} per row`, async () => {
+      it(`linear (${format}) ${nTokens} x ${k} -> ${n}, ${threadsPerRow ? `${threadsPerRow} per row` : 'default'}`, async () => {
         const x = asF32(ref.randomArray(nTokens * k, 22));
         const w = packQuantized(ref.randomArray(n * k, 23), type);
         const got = await runKernel({
           op: 'linear', nTokens, pos0: 0, inputs: { x: f32(x) },
           weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: nTokens * n },
-          options: { threadsPerRow },
+          options: threadsPerRow ? { threadsPerRow } : {},
         });
         expectClose(got.y, ref.linear(x, w.rounded, k, n), { abs: 1e-4, rel: 1e-4 }, `linear ${format}`);
       });

@@ -7,6 +7,11 @@ export interface GpuContext {
   /** e.g. "nvidia (ampere)" or "google (swiftshader)". */
   readonly adapterName: string;
   readonly shaderF16: boolean;
+  /**
+   * The subgroup size when the device has the `subgroups` feature and the adapter reports one
+   * fixed size (kernels then reduce within a subgroup, with no workgroup barrier).
+   */
+  readonly subgroupSize: number | undefined;
   /** A software adapter running on the CPU (SwiftShader, or anything marked as a fallback). */
   readonly cpuAdapter: boolean;
   readonly pipelines: PipelineCache;
@@ -35,6 +40,10 @@ export async function acquireGpu(gpu: GPU | undefined): Promise<GpuContext> {
   const requiredFeatures: GPUFeatureName[] = [];
   if (shaderF16) requiredFeatures.push('shader-f16');
   if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+  // subgroupMinSize/MaxSize are newer than @webgpu/types' GPUAdapterInfo in some versions.
+  const sizes = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  const subgroupSize = adapter.features.has('subgroups') && sizes.subgroupMinSize !== undefined && sizes.subgroupMinSize === sizes.subgroupMaxSize ? sizes.subgroupMinSize : undefined;
+  if (subgroupSize) requiredFeatures.push('subgroups' as GPUFeatureName);
 
   let device: GPUDevice;
   try {
@@ -58,6 +67,7 @@ export async function acquireGpu(gpu: GPU | undefined): Promise<GpuContext> {
     device,
     adapterName,
     shaderF16,
+    subgroupSize,
     cpuAdapter: info.isFallbackAdapter === true || /swiftshader|llvmpipe|software|cpu/i.test(`${adapterName} ${info.description}`),
     pipelines: new PipelineCache(device),
     lost,

@@ -41,13 +41,17 @@ export class Kernels {
   private readonly uniforms = new Map<string, GPUBuffer>();
 
   /**
-   * Invocations that share one matvec row. CPU-backed adapters (SwiftShader) pay dearly for each
-   * workgroup barrier, so there each invocation takes whole rows; GPUs want many per row.
+   * Invocations that share one matvec row. With subgroups, one subgroup per row, reduced with
+   * subgroupAdd (no barrier). Without, CPU-backed adapters (SwiftShader) take whole rows per
+   * invocation, since each workgroup barrier costs them dearly; GPUs share a row among 16.
    */
   readonly matvecThreadsPerRow: number;
+  private readonly matvecSubgroups: boolean;
 
+  /** `matvecThreadsPerRow` forces the barrier-reduced matvec with that many invocations per row (tests). */
   constructor(readonly gpu: GpuContext, readonly step: GPUBuffer, matvecThreadsPerRow?: number) {
-    this.matvecThreadsPerRow = matvecThreadsPerRow ?? (gpu.cpuAdapter ? 1 : 16);
+    this.matvecSubgroups = matvecThreadsPerRow === undefined && gpu.subgroupSize !== undefined && gpu.subgroupSize <= 64;
+    this.matvecThreadsPerRow = matvecThreadsPerRow ?? (this.matvecSubgroups ? gpu.subgroupSize! : gpu.cpuAdapter ? 1 : 16);
   }
 
   /** out[t, :] = W[tokens[t], :] */
@@ -85,12 +89,12 @@ export class Kernels {
     const matmul = await this.pipeline('matmul', defines, params, { TILE: tile });
     const wg = 64;
     const tpr = this.matvecThreadsPerRow;
-    const matvec = await this.pipeline('matvec', defines, params, { WG: wg, TPR: tpr });
+    const matvec = await this.pipeline('matvec', [...defines, ...(this.matvecSubgroups ? ['SUBGROUPS'] : [])], params, { WG: wg, TPR: tpr });
     const resources = [this.step, values, x, weight.buffer, y, ...(bias ? [bias] : [])];
     const matmulBind = this.bindGroup(matmul, resources);
     const matvecBind = this.bindGroup(matvec, resources);
     const rows = weight.rows;
-    const matvecOnly = BLOCK_ELEMENTS[weight.format] > 1 && tpr === 1;
+    const matvecOnly = BLOCK_ELEMENTS[weight.format] > 1 && (tpr === 1 || (this.matvecSubgroups && this.gpu.cpuAdapter));
     return {
       name: `linear:${weight.format}`,
       encode(pass, n) {
@@ -197,10 +201,13 @@ export class Kernels {
   ): Promise<GPUComputePipeline> {
     const sizes = Object.entries(overrides).map(([k, v]) => `${k.toLowerCase()}${v}`);
     const name = [kernel, ...defines.map((d) => d.toLowerCase()), ...sizes].join(':');
-    return this.gpu.pipelines.get(name, () => ({
-      code: STEP.wgsl + params.wgsl + preprocess(shaderSource(kernel), new Set(defines), shaderSource),
-      constants: overrides,
-    }));
+    return this.gpu.pipelines.get(name, () => {
+      const body = preprocess(shaderSource(kernel), new Set(defines), shaderSource);
+      // `enable` directives must open the module, before the structs prepended here.
+      const enables = body.split('\n').filter((line) => /^\s*enable\s/.test(line));
+      const rest = body.split('\n').filter((line) => !/^\s*enable\s/.test(line)).join('\n');
+      return { code: [...enables, STEP.wgsl, params.wgsl, rest].join('\n'), constants: overrides };
+    });
   }
 
   bindGroup(pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
