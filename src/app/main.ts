@@ -1,107 +1,420 @@
-import { LanternError } from '../errors.ts';
-import type { GenerationStats, ModelInfo } from '../runtime/types.ts';
+import type { ChatMessage } from '../runtime/chat.ts';
+import type { ModelInfo } from '../runtime/types.ts';
+import type { LoadProgress, ModelInput } from '../storage/open.ts';
 import { createEngine, type Engine } from '../worker/client.ts';
+import { showCachedModels } from './cache-list.ts';
+import { BUNDLED, CUSTOM_URL, HUB_MODELS, LOCAL_FILE, catalogModel, fileName } from './catalog.ts';
+import { type ReplySettings, type ReplyStats, streamReply, usesPlainContinuation } from './chat.ts';
+import { describeError, noWebGpuError } from './error-screen.ts';
+import { TransferMeter, formatBytes, formatDuration, formatRate } from './format.ts';
 
-/** The minimal demo: load the bundled model in a worker, stream a completion, show its speed. */
+/**
+ * The demo page: pick a model (bundled, from the hub, a URL or a local file), watch it download
+ * into the IndexedDB cache, and chat with it in a Web Worker, with its speed and context use shown.
+ */
 
-const MODEL_URL = `${import.meta.env.BASE_URL}models/stories260K.gguf`;
-
-const statusEl = element<HTMLParagraphElement>('status');
-const form = element<HTMLFormElement>('prompt-form');
-const promptEl = element<HTMLTextAreaElement>('prompt');
-const maxTokensEl = element<HTMLInputElement>('max-tokens');
-const temperatureEl = element<HTMLInputElement>('temperature');
-const sendButton = element<HTMLButtonElement>('send');
-const stopButton = element<HTMLButtonElement>('stop');
-const outputEl = element<HTMLOutputElement>('output');
+const el = {
+  status: element<HTMLParagraphElement>('status'),
+  errorScreen: element<HTMLElement>('error-screen'),
+  errorTitle: element<HTMLHeadingElement>('error-title'),
+  errorMessage: element<HTMLParagraphElement>('error-message'),
+  errorCode: element<HTMLElement>('error-code'),
+  retry: element<HTMLButtonElement>('retry'),
+  chooseOther: element<HTMLButtonElement>('choose-other'),
+  modelForm: element<HTMLFormElement>('model-form'),
+  modelSelect: element<HTMLSelectElement>('model-select'),
+  customUrlRow: element<HTMLDivElement>('custom-url-row'),
+  customUrl: element<HTMLInputElement>('custom-url'),
+  fileRow: element<HTMLDivElement>('file-row'),
+  modelFile: element<HTMLInputElement>('model-file'),
+  modelNote: element<HTMLParagraphElement>('model-note'),
+  load: element<HTMLButtonElement>('load'),
+  progressBox: element<HTMLDivElement>('progress-box'),
+  progressLabel: element<HTMLLabelElement>('progress-label'),
+  progress: element<HTMLProgressElement>('progress'),
+  progressText: element<HTMLParagraphElement>('progress-text'),
+  cacheEmpty: element<HTMLParagraphElement>('cache-empty'),
+  cacheList: element<HTMLUListElement>('cache-list'),
+  cacheHeading: element<HTMLHeadingElement>('cache-heading'),
+  modeNote: element<HTMLParagraphElement>('mode-note'),
+  transcript: element<HTMLOListElement>('transcript'),
+  replyLive: element<HTMLParagraphElement>('reply-live'),
+  promptForm: element<HTMLFormElement>('prompt-form'),
+  prompt: element<HTMLTextAreaElement>('prompt'),
+  send: element<HTMLButtonElement>('send'),
+  stop: element<HTMLButtonElement>('stop'),
+  regenerate: element<HTMLButtonElement>('regenerate'),
+  clear: element<HTMLButtonElement>('clear'),
+  systemPrompt: element<HTMLTextAreaElement>('system-prompt'),
+  temperature: element<HTMLInputElement>('temperature'),
+  topP: element<HTMLInputElement>('top-p'),
+  topK: element<HTMLInputElement>('top-k'),
+  maxTokens: element<HTMLInputElement>('max-tokens'),
+  seed: element<HTMLInputElement>('seed'),
+  statPrefill: element<HTMLElement>('stat-prefill'),
+  statDecode: element<HTMLElement>('stat-decode'),
+  statContext: element<HTMLElement>('stat-context'),
+  statAdapter: element<HTMLElement>('stat-adapter'),
+  statF16: element<HTMLElement>('stat-f16'),
+};
 
 type State = 'loading' | 'ready' | 'generating' | 'error';
-let modelLoaded = false;
-let stopRequested = false;
+
+let engine: Engine | undefined;
+let info: ModelInfo | undefined;
+/** What the user picked the model as (the GGUF's own name is often just its architecture). */
+let modelLabel = 'Model';
+let state: State = 'loading';
+/** The turns so far; the system prompt is added per request, from the settings. */
+let conversation: ChatMessage[] = [];
 let running: AbortController | undefined;
+/** What the last load() was given, for Retry: a URL download resumes from the cached chunks. */
+let lastLoad: { input: ModelInput; label: string } | undefined;
+
+// ---- Start --------------------------------------------------------------------------------------
+
+fillModelSelect();
+wireEvents();
+void start();
 
 async function start(): Promise<void> {
+  void refreshCache();
   // navigator.gpu exists only in secure contexts (https or localhost) of browsers that ship WebGPU.
   if (!navigator.gpu) {
-    showError(new LanternError(
-      'NO_WEBGPU',
-      'This browser does not offer WebGPU, so the model cannot run here. Open the page in a recent Chrome or Edge (113 or later) or Safari 26, over https or from localhost, or turn WebGPU on in the browser settings, then reload.',
-    ));
+    el.load.disabled = true;
+    showError(noWebGpuError());
     return;
   }
-  const engine = createEngine();
-  let info: ModelInfo;
-  try {
-    info = await engine.load(MODEL_URL);
-  } catch (error) {
-    showError(error);
+  engine = createEngine();
+  // ?model=URL opens the page on another GGUF, for links that share a model.
+  const requested = new URLSearchParams(location.search).get('model');
+  if (requested) {
+    el.modelSelect.value = CUSTOM_URL;
+    el.customUrl.value = requested;
+    showModelChoice();
+    await loadModel(requested, fileName(requested));
     return;
   }
-  modelLoaded = true;
-  setState('ready', `Ready: ${info.name} on ${info.adapter}.`);
+  await loadModel(absoluteUrl(BUNDLED.url), BUNDLED.label);
+}
 
-  form.addEventListener('submit', (event) => {
+function fillModelSelect(): void {
+  el.modelSelect.append(option(BUNDLED.key, `${BUNDLED.label} · bundled story model · ${formatBytes(BUNDLED.sizeBytes)}`));
+  const hub = document.createElement('optgroup');
+  hub.label = 'Hugging Face hub (downloaded once, then cached)';
+  for (const model of HUB_MODELS) hub.append(option(model.key, `${model.label} · ${model.quant} · ${formatBytes(model.sizeBytes)}`));
+  el.modelSelect.append(hub);
+  const other = document.createElement('optgroup');
+  other.label = 'Other';
+  other.append(option(CUSTOM_URL, 'A GGUF file from a URL…'), option(LOCAL_FILE, 'A GGUF file on this device…'));
+  el.modelSelect.append(other);
+  showModelChoice();
+}
+
+function wireEvents(): void {
+  el.modelSelect.addEventListener('change', showModelChoice);
+  el.modelForm.addEventListener('submit', (event) => {
     event.preventDefault();
-    void generate(engine, info);
+    const choice = chosenSource();
+    if (choice) void loadModel(choice.input, choice.label);
   });
-  stopButton.addEventListener('click', () => {
-    stopRequested = true;
+  el.retry.addEventListener('click', () => {
+    if (lastLoad) void loadModel(lastLoad.input, lastLoad.label);
+  });
+  el.chooseOther.addEventListener('click', () => {
+    hideError();
+    el.modelSelect.focus();
+  });
+
+  // A .gguf dropped anywhere on the page loads as a local file.
+  document.addEventListener('dragover', (event) => {
+    if (event.dataTransfer?.types.includes('Files')) event.preventDefault();
+  });
+  document.addEventListener('drop', (event) => {
+    const file = event.dataTransfer?.files[0];
+    if (!file) return;
+    event.preventDefault();
+    el.modelSelect.value = LOCAL_FILE;
+    showModelChoice();
+    void loadModel(file, file.name);
+  });
+
+  el.promptForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    send();
+  });
+  el.prompt.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      el.promptForm.requestSubmit();
+    }
+  });
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && state === 'generating') running?.abort();
+  });
+  el.stop.addEventListener('click', () => running?.abort());
+  el.regenerate.addEventListener('click', () => {
+    if (conversation.at(-1)?.role !== 'assistant') return;
+    conversation.pop();
+    el.transcript.lastElementChild?.remove();
+    void reply();
+  });
+  el.clear.addEventListener('click', () => {
     running?.abort();
+    conversation = [];
+    el.transcript.replaceChildren();
+    el.statContext.textContent = info ? contextText(0, info) : '–';
+    el.prompt.focus();
+    if (state === 'generating') setState('ready', 'Cleared.');
+    else updateButtons();
   });
 }
 
-async function generate(engine: Engine, info: ModelInfo): Promise<void> {
-  outputEl.value = '';
-  stopRequested = false;
-  running = new AbortController();
-  setState('generating', 'Generating…');
-  let stats: GenerationStats;
+// ---- Models -------------------------------------------------------------------------------------
+
+function showModelChoice(): void {
+  const key = el.modelSelect.value;
+  el.customUrlRow.hidden = key !== CUSTOM_URL;
+  el.fileRow.hidden = key !== LOCAL_FILE;
+  el.customUrl.required = key === CUSTOM_URL;
+  el.modelFile.required = key === LOCAL_FILE;
+  const model = catalogModel(key);
+  if (model === BUNDLED) el.modelNote.textContent = 'Served by this site. A tiny story model: it continues text rather than chatting.';
+  else if (model) el.modelNote.textContent = `Downloads ${formatBytes(model.sizeBytes)} from huggingface.co once; later visits load it from this browser, offline too.`;
+  else if (key === CUSTOM_URL) el.modelNote.textContent = 'Any single-file GGUF on a server that allows cross-origin requests (CORS) and Range requests.';
+  else el.modelNote.textContent = 'The file is read from your disk; nothing is uploaded.';
+}
+
+function chosenSource(): { input: ModelInput; label: string } | undefined {
+  const key = el.modelSelect.value;
+  const model = catalogModel(key);
+  if (model) return { input: absoluteUrl(model.url), label: model.label };
+  if (key === CUSTOM_URL) {
+    const url = el.customUrl.value.trim();
+    return url ? { input: url, label: fileName(url) } : undefined;
+  }
+  const file = el.modelFile.files?.[0];
+  return file ? { input: file, label: file.name } : undefined;
+}
+
+async function loadModel(input: ModelInput, label: string): Promise<void> {
+  if (!engine) return;
+  running?.abort();
+  hideError();
+  lastLoad = { input, label };
+  // load() replaces the model: the old one is gone even if this one fails to load.
+  info = undefined;
+  clearModelInfo();
+  setState('loading', `Loading ${label}…`);
+  el.progressBox.hidden = false;
+  const meter = new TransferMeter();
+  let loaded: ModelInfo;
   try {
-    const stream = engine.generate(promptEl.value, {
-      maxTokens: maxTokensEl.valueAsNumber,
-      temperature: temperatureEl.valueAsNumber,
-      signal: running.signal,
-    });
-    for await (const chunk of stream) outputEl.append(chunk.text);
-    stats = await stream.result;
+    loaded = await engine.load(input, { onProgress: (progress) => showProgress(progress, meter) });
   } catch (error) {
     showError(error);
     return;
+  } finally {
+    el.progressBox.hidden = true;
+    void refreshCache();
   }
-  const outcome = stopRequested ? 'Stopped' : 'Done';
-  setState('ready', `${outcome}: ${describeSpeed(stats, info)}`);
+  info = loaded;
+  modelLabel = label;
+  conversation = [];
+  el.transcript.replaceChildren();
+  showModelInfo(loaded);
+  setState('ready', `Ready: ${label} on ${loaded.adapter}.`);
 }
 
-function describeSpeed(stats: GenerationStats, info: ModelInfo): string {
-  const rate = (tokensPerSecond: number) => `${tokensPerSecond.toFixed(1)} tok/s`;
-  return `${stats.promptTokens} prompt tokens at ${rate(stats.prefillTokensPerSecond)}, `
-    + `${stats.generatedTokens} new tokens at ${rate(stats.decodeTokensPerSecond)}, on ${info.adapter}.`;
+const PHASES: Record<LoadProgress['phase'], string> = {
+  download: 'Downloading',
+  verify: 'Checking the stored copy',
+  cache: 'Storing in this browser',
+  upload: 'Uploading to the GPU',
+};
+
+function showProgress({ phase, loadedBytes, totalBytes }: LoadProgress, meter: TransferMeter): void {
+  el.progressLabel.textContent = PHASES[phase];
+  el.progress.value = totalBytes > 0 ? loadedBytes / totalBytes : 0;
+  let text = `${formatBytes(loadedBytes)} of ${formatBytes(totalBytes)}`;
+  if (phase === 'download') {
+    const speed = meter.update(loadedBytes);
+    if (speed !== undefined && speed > 0) {
+      text += ` · ${formatBytes(speed)}/s · ${formatDuration((totalBytes - loadedBytes) / speed)} left`;
+    }
+  } else {
+    meter.reset();
+  }
+  el.progressText.textContent = text;
 }
 
-function setState(state: State, message: string, code?: string): void {
-  statusEl.dataset.state = state;
-  if (code) statusEl.dataset.code = code;
-  else delete statusEl.dataset.code;
-  statusEl.textContent = message;
-  // After a failed generation the model is still loaded, so the user may try again.
-  sendButton.disabled = !modelLoaded || state === 'generating';
-  stopButton.disabled = state !== 'generating';
+function clearModelInfo(): void {
+  for (const stat of [el.statPrefill, el.statDecode, el.statContext, el.statAdapter, el.statF16]) stat.textContent = '–';
+  el.modeNote.hidden = true;
+}
+
+function showModelInfo(model: ModelInfo): void {
+  el.statAdapter.textContent = model.adapter;
+  el.statF16.textContent = model.shaderF16 ? 'available' : 'not available (f32 math)';
+  el.statPrefill.textContent = '–';
+  el.statDecode.textContent = '–';
+  el.statContext.textContent = contextText(0, model);
+  const plain = usesPlainContinuation(model);
+  el.modeNote.hidden = !plain;
+  el.modeNote.textContent = plain
+    ? `${modelLabel} has no chat template, so it continues your last message as plain text; the system prompt and earlier turns are not sent.`
+    : '';
+}
+
+function refreshCache(): Promise<void> {
+  return showCachedModels({ list: el.cacheList, empty: el.cacheEmpty, heading: el.cacheHeading });
+}
+
+// ---- Chat ---------------------------------------------------------------------------------------
+
+function send(): void {
+  const text = el.prompt.value;
+  if (!info || state === 'generating' || !text.trim()) return;
+  conversation.push({ role: 'user', content: text });
+  appendMessage('user', text);
+  void reply();
+}
+
+async function reply(): Promise<void> {
+  if (!engine || !info) return;
+  const model = info;
+  const controller = new AbortController();
+  running = controller;
+  const output = appendMessage('assistant', '');
+  document.querySelector('[data-testid=output]')?.removeAttribute('data-testid');
+  output.dataset.testid = 'output';
+  output.setAttribute('aria-busy', 'true');
+  setState('generating', 'Generating…');
+
+  let text = '';
+  let firstTokenAt: number | undefined;
+  let stats: ReplyStats;
+  try {
+    stats = await streamReply(engine, model, conversation, readSettings(), controller.signal, {
+      onText(chunk, generated) {
+        text += chunk;
+        output.append(chunk);
+        const now = performance.now();
+        firstTokenAt ??= now;
+        if (now > firstTokenAt) el.statDecode.textContent = `${formatRate((generated - 1) / ((now - firstTokenAt) / 1000))} (live)`;
+      },
+    });
+  } catch (error) {
+    output.removeAttribute('aria-busy');
+    if (running === controller) running = undefined;
+    if (state === 'generating') showError(error);
+    return;
+  }
+  output.removeAttribute('aria-busy');
+  if (running === controller) running = undefined;
+  // Cleared, or another model is loading: this reply belongs to a conversation that is gone.
+  if (!output.isConnected || state !== 'generating') return;
+  conversation.push({ role: 'assistant', content: text });
+  el.replyLive.textContent = `Reply: ${text}`;
+  el.statPrefill.textContent = formatRate(stats.prefillTokensPerSecond);
+  el.statDecode.textContent = formatRate(stats.decodeTokensPerSecond);
+  el.statContext.textContent = contextText(stats.promptTokens + stats.generatedTokens, model);
+  const outcome = controller.signal.aborted ? 'Stopped' : 'Done';
+  setState('ready', `${outcome}: ${stats.promptTokens} prompt tokens at ${formatRate(stats.prefillTokensPerSecond)}, `
+    + `${stats.generatedTokens} new tokens at ${formatRate(stats.decodeTokensPerSecond)}, on ${model.adapter}.`);
+}
+
+function readSettings(): ReplySettings {
+  const number = (input: HTMLInputElement, fallback: number) => (Number.isFinite(input.valueAsNumber) ? input.valueAsNumber : fallback);
+  return {
+    systemPrompt: el.systemPrompt.value,
+    temperature: Math.max(0, number(el.temperature, 0.8)),
+    topP: Math.min(1, Math.max(0, number(el.topP, 1))),
+    topK: Math.max(0, Math.round(number(el.topK, 0))),
+    maxTokens: Math.max(1, Math.round(number(el.maxTokens, 128))),
+    seed: Number.isFinite(el.seed.valueAsNumber) ? Math.round(el.seed.valueAsNumber) : undefined,
+  };
+}
+
+function appendMessage(role: 'user' | 'assistant', text: string): HTMLDivElement {
+  const item = document.createElement('li');
+  item.className = `message ${role}`;
+  const who = document.createElement('span');
+  who.className = 'role';
+  who.textContent = role === 'user' ? 'You' : modelLabel;
+  const body = document.createElement('div');
+  body.className = 'text';
+  body.textContent = text;
+  item.append(who, body);
+  el.transcript.append(item);
+  return body;
+}
+
+function contextText(used: number, model: ModelInfo): string {
+  return `${used} of ${model.contextLength} tokens`;
+}
+
+// ---- State and errors ---------------------------------------------------------------------------
+
+function setState(next: State, message: string, code?: string): void {
+  state = next;
+  el.status.dataset.state = next;
+  if (code) el.status.dataset.code = code;
+  else delete el.status.dataset.code;
+  el.status.textContent = message;
+  updateButtons();
+}
+
+function updateButtons(): void {
+  const generating = state === 'generating';
+  const usable = info !== undefined && state !== 'loading';
+  el.send.disabled = !usable || generating;
+  el.stop.disabled = !generating;
+  el.regenerate.disabled = !usable || generating || conversation.at(-1)?.role !== 'assistant';
+  el.clear.disabled = conversation.length === 0 && el.transcript.childElementCount === 0;
+  el.load.disabled = state === 'loading' || !engine;
+  el.modelSelect.disabled = state === 'loading';
 }
 
 function showError(error: unknown): void {
   console.error(error);
-  if (error instanceof LanternError) {
-    setState('error', `${error.code}: ${error.message}`, error.code);
-  } else {
-    const message = error instanceof Error ? error.message : String(error);
-    setState('error', `Something went wrong (${message}); reload the page to try again.`);
-  }
+  const screen = describeError(error);
+  el.errorTitle.textContent = screen.title;
+  el.errorMessage.textContent = screen.message;
+  el.errorCode.textContent = screen.code;
+  el.errorScreen.dataset.code = screen.code;
+  el.retry.hidden = !screen.retry || !lastLoad;
+  el.chooseOther.hidden = !screen.chooseOther;
+  el.errorScreen.hidden = false;
+  // The screen says it all on sight; the status line keeps saying it to screen readers.
+  el.status.classList.add('visually-hidden');
+  setState('error', `${screen.code}: ${screen.message}`, screen.code);
+  // Move focus to the explanation, so that keyboard and screen-reader users land on it.
+  el.errorTitle.focus();
 }
+
+function hideError(): void {
+  el.errorScreen.hidden = true;
+  el.status.classList.remove('visually-hidden');
+  delete el.errorScreen.dataset.code;
+}
+
+// ---- Helpers ------------------------------------------------------------------------------------
+
+function option(value: string, label: string): HTMLOptionElement {
+  const o = document.createElement('option');
+  o.value = value;
+  o.textContent = label;
+  return o;
+}
+
+function absoluteUrl(url: string): string {
+  return new URL(url, location.href).href;
+}
+
 
 function element<T extends HTMLElement>(id: string): T {
   const found = document.getElementById(id);
   if (!found) throw new Error(`index.html has no #${id}`);
   return found as T;
 }
-
-void start();

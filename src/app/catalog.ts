@@ -1,0 +1,85 @@
+/**
+ * The models the demo offers: the bundled stories260K, and chat models on the Hugging Face hub in
+ * formats this build runs (F32, F16, Q8_0, Q4_0, Q4_K_M). Models whose widths are not multiples of
+ * 256 (SmolLM2, Qwen2.5-0.5B) are listed as Q8_0: their Q4_K_M files fall back to Q5_0 in places.
+ */
+
+export interface CatalogModel {
+  /** The <option> value. */
+  key: string;
+  label: string;
+  url: string;
+  /** Download size in bytes, as the hub lists it (rounded). */
+  sizeBytes: number;
+  quant: string;
+}
+
+const HF = 'https://huggingface.co';
+
+/** Served by this site from public/models; small enough to load on every visit. */
+export const BUNDLED: CatalogModel = {
+  key: 'bundled',
+  label: 'stories260K',
+  url: `${import.meta.env.BASE_URL}models/stories260K.gguf`,
+  sizeBytes: 1_185_376,
+  quant: 'F32',
+};
+
+export const HUB_MODELS: readonly CatalogModel[] = [
+  {
+    key: 'smollm2-135m',
+    label: 'SmolLM2 135M Instruct',
+    url: `${HF}/HuggingFaceTB/SmolLM2-135M-Instruct-GGUF/resolve/main/smollm2-135m-instruct-q8_0.gguf`,
+    sizeBytes: 145_000_000,
+    quant: 'Q8_0',
+  },
+  {
+    key: 'smollm2-360m',
+    label: 'SmolLM2 360M Instruct',
+    url: `${HF}/HuggingFaceTB/SmolLM2-360M-Instruct-GGUF/resolve/main/smollm2-360m-instruct-q8_0.gguf`,
+    sizeBytes: 386_000_000,
+    quant: 'Q8_0',
+  },
+  {
+    key: 'qwen2.5-0.5b',
+    label: 'Qwen2.5 0.5B Instruct',
+    url: `${HF}/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/qwen2.5-0.5b-instruct-q8_0.gguf`,
+    sizeBytes: 676_000_000,
+    quant: 'Q8_0',
+  },
+  {
+    key: 'llama-3.2-1b',
+    label: 'Llama 3.2 1B Instruct',
+    url: `${HF}/bartowski/Llama-3.2-1B-Instruct-GGUF/resolve/main/Llama-3.2-1B-Instruct-Q4_K_M.gguf`,
+    sizeBytes: 808_000_000,
+    quant: 'Q4_K_M',
+  },
+  {
+    key: 'tinyllama-1.1b',
+    label: 'TinyLlama 1.1B Chat v1.0',
+    url: `${HF}/TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/resolve/main/tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf`,
+    sizeBytes: 669_000_000,
+    quant: 'Q4_K_M',
+  },
+];
+
+/** The <option> values of the two sources that are not in the catalog. */
+export const CUSTOM_URL = 'custom-url';
+export const LOCAL_FILE = 'local-file';
+
+export function catalogModel(key: string): CatalogModel | undefined {
+  return key === BUNDLED.key ? BUNDLED : HUB_MODELS.find((m) => m.key === key);
+}
+
+/** The last path segment of a URL or cache id, for display. */
+export function fileName(id: string): string {
+  const file = /^file:(.*):\d+:\d+$/.exec(id); // openModel's id for a File: name, size, mtime
+  if (file) return file[1];
+  const path = id.split(/[?#]/)[0];
+  const last = path.slice(path.lastIndexOf('/') + 1) || path;
+  try {
+    return decodeURIComponent(last);
+  } catch {
+    return last;
+  }
+}
