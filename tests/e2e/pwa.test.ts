@@ -32,10 +32,12 @@ afterAll(async () => {
 });
 
 describe('offline app', () => {
-  it('precaches the shell and the engine worker with its shaders, never the weights, and opens offline', async () => {
+  it('precaches the shell and the engine worker with its shaders, never the weights, and opens and generates offline', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     await firstVisit(page);
+    // The first visit loads the bundled model, which stores it in IndexedDB on the way.
+    await page.locator('[data-testid=status][data-state=ready]').waitFor({ timeout: 60_000 });
 
     const manifest = await page.evaluate(async () => {
       const link = document.querySelector<HTMLLinkElement>('link[rel=manifest]');
@@ -70,6 +72,12 @@ describe('offline app', () => {
     }, worker!.path);
     // The worker comes from the service worker's cache; the weights are nowhere to be had from it.
     expect(offline).toEqual({ worker: true, weights: false });
+
+    // ...but from IndexedDB: the model loads and generates with the network off.
+    await page.locator('[data-testid=status][data-state=ready]').waitFor({ timeout: 60_000 });
+    await page.getByTestId('prompt').fill('Once upon a time');
+    await page.getByTestId('send').click();
+    await expect.poll(async () => ((await page.getByTestId('output').textContent()) ?? '').length, { timeout: 60_000 }).toBeGreaterThan(20);
     expect(server.requests.length).toBe(requestsBefore);
 
     await mkdir(join(REPO_ROOT, 'test-results'), { recursive: true });
