@@ -1,7 +1,7 @@
 /**
  * The graph variants a llama-family GGUF can ask for, each against llama.cpp on the same file:
  * F16 weights, Qwen2 (NeoX RoPE, Q/K/V biases), tied output embeddings, grouped-query and plain
- * multi-head attention. The files are written by scripts/lib/model-writer.ts into a temp folder.
+ * multi-head attention, Llama 3's RoPE frequency factors. The files are written by scripts/lib/model-writer.ts into a temp folder.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +31,8 @@ beforeAll(async () => {
       { architecture: 'qwen2', nLayers: 2, nEmbd: 64, nFF: 96, nHeads: 4, nKvHeads: 2, contextLength: 256, ropeTheta: 1e6, tiedOutput: true }, vocab, GGMLType.F16, 7),
     'llama: multi-head 3/3 of 32, tied output, F32': writeRandomModel(
       { architecture: 'llama', nLayers: 2, nEmbd: 96, nFF: 160, nHeads: 3, nKvHeads: 3, contextLength: 256, tiedOutput: true }, vocab, GGMLType.F32, 11),
+    'llama 3: rope_freqs frequency factors, theta 500000, GQA 4/1': writeRandomModel(
+      { architecture: 'llama', nLayers: 2, nEmbd: 128, nFF: 192, nHeads: 4, nKvHeads: 1, contextLength: 256, ropeTheta: 500000, ropeFreqs: true }, vocab, GGMLType.F32, 13),
   };
   for (const [name, bytes] of Object.entries(models)) {
     files[name] = join(dir, `${name.replace(/\W+/g, '-')}.gguf`);
@@ -43,7 +45,12 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-for (const name of ['stories260K, F16 weights', 'qwen2: NeoX RoPE, QKV bias, tied output, GQA 4/2, F16', 'llama: multi-head 3/3 of 32, tied output, F32']) {
+for (const name of [
+  'stories260K, F16 weights',
+  'qwen2: NeoX RoPE, QKV bias, tied output, GQA 4/2, F16',
+  'llama: multi-head 3/3 of 32, tied output, F32',
+  'llama 3: rope_freqs frequency factors, theta 500000, GQA 4/1',
+]) {
   describe(name, () => {
     let session: ModelSession;
     beforeAll(async () => {

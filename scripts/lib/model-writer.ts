@@ -50,6 +50,8 @@ export interface ModelShape {
   ropeTheta?: number;
   /** No output.weight: the logits reuse token_embd. */
   tiedOutput?: boolean;
+  /** A rope_freqs.weight tensor of Llama 3-style frequency factors (1 for high, up to 8 for low frequencies). */
+  ropeFreqs?: boolean;
 }
 
 /** Stores f32 values as the given type. */
@@ -124,6 +126,11 @@ export function writeRandomModel(shape: ModelShape, vocabulary: Record<string, M
   matrix('token_embd.weight', nEmbd, nVocab, 1);
   vector('output_norm.weight', nEmbd, 1, 0.1);
   if (!shape.tiedOutput) matrix('output.weight', nEmbd, nVocab);
+  if (shape.ropeFreqs) {
+    const half = headDim / 2;
+    const factors = Float32Array.from({ length: half }, (_, i) => 1 + (7 * i) / Math.max(1, half - 1));
+    tensors.push({ name: 'rope_freqs.weight', type: GGMLType.F32, dims: [half], data: encodeTensor(factors, GGMLType.F32) });
+  }
   for (let l = 0; l < shape.nLayers; l++) {
     const p = `blk.${l}.`;
     vector(`${p}attn_norm.weight`, nEmbd, 1, 0.1);

@@ -112,10 +112,13 @@ export class Kernels {
     };
   }
 
-  /** Rotates [n_tokens, nHeads, headDim] in place, or into `cache` at rows pos0 + t (< maxPositions). */
+  /**
+   * Rotates [n_tokens, nHeads, headDim] in place, or into `cache` at rows pos0 + t (< maxPositions).
+   * freqFactors [ropeDim / 2] divide the rotation frequencies (Llama 3's rope_freqs).
+   */
   async rope(
     x: GPUBuffer,
-    shape: { nHeads: number; headDim: number; ropeDim: number; thetaBase: number; neox: boolean; maxPositions: number },
+    shape: { nHeads: number; headDim: number; ropeDim: number; thetaBase: number; neox: boolean; maxPositions: number; freqFactors?: Float32Array },
     cache?: GPUBuffer,
   ): Promise<Op> {
     const params = new UniformLayout('Params', { n_heads: 'u32', head_dim: 'u32', rope_dim: 'u32' });
@@ -124,11 +127,13 @@ export class Kernels {
     const pipeline = await this.pipeline('rope', defines, params, { WG: wg });
     const values = this.uniform(params, { n_heads: shape.nHeads, head_dim: shape.headDim, rope_dim: shape.ropeDim });
     const half = shape.ropeDim / 2;
-    const table = this.constants(`rope:${shape.thetaBase}:${shape.ropeDim}:${shape.maxPositions}`, () => {
+    // Llama 3's rope_freqs: frequency i is divided by factor i (long-context scaling).
+    const factors = shape.freqFactors;
+    const table = this.constants(`rope:${shape.thetaBase}:${shape.ropeDim}:${shape.maxPositions}:${factors?.join(',') ?? ''}`, () => {
       const cs = new Float32Array(shape.maxPositions * half * 2);
       for (let pos = 0; pos < shape.maxPositions; pos++) {
         for (let i = 0; i < half; i++) {
-          const theta = pos * shape.thetaBase ** ((-2 * i) / shape.ropeDim);
+          const theta = (pos * shape.thetaBase ** ((-2 * i) / shape.ropeDim)) / (factors?.[i] ?? 1);
           cs[(pos * half + i) * 2] = Math.cos(theta);
           cs[(pos * half + i) * 2 + 1] = Math.sin(theta);
         }

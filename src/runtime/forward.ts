@@ -1,3 +1,4 @@
+import { LanternError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { Kernels, type Op, STEP } from '../kernels/ops.ts';
 import { topK, TOPK_MAX, type TopKOp } from '../kernels/topk.ts';
@@ -57,7 +58,12 @@ export class LlamaForward {
     }
 
     const k = new Kernels(gpu, b.step);
-    const rope = { headDim: c.headDim, ropeDim: c.ropeDim, thetaBase: c.ropeTheta, neox: c.ropeNeox, maxPositions: contextLength };
+    // Llama 3 files carry per-frequency scaling factors for RoPE as a tensor.
+    const freqFactors = weights.has('rope_freqs.weight') ? await weights.hostVector('rope_freqs.weight') : undefined;
+    if (freqFactors && freqFactors.length !== c.ropeDim / 2) {
+      throw new LanternError('BAD_MODEL_FILE', `rope_freqs.weight has ${freqFactors.length} factors but RoPE rotates ${c.ropeDim / 2} pairs; the file is damaged.`);
+    }
+    const rope = { headDim: c.headDim, ropeDim: c.ropeDim, thetaBase: c.ropeTheta, neox: c.ropeNeox, maxPositions: contextLength, freqFactors };
     const layerOps: Op[] = [];
     const tokenEmbd = await weights.matrix('token_embd.weight');
     layerOps.push(await k.embedding(tokenEmbd, b.tokens, b.x));

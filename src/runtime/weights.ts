@@ -50,15 +50,20 @@ export class WeightLoader {
 
   /** A small vector (bias), converted to f32 on the way. */
   async vectorF32(name: string): Promise<GPUBuffer> {
-    const info = this.info(name);
-    const bytes = await this.source.read(info.offset, info.nBytes);
-    let values: Float32Array<ArrayBuffer>;
-    if (info.type === GGMLType.F32) values = new Float32Array(bytes.slice().buffer);
-    else if (info.type === GGMLType.F16) values = halfToFloat(new Uint16Array(bytes.slice().buffer));
-    else throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Vector ${name} is ${ggmlTypeName(info.type)}; expected F32 or F16. The file is unusual; convert it with a current llama.cpp.`);
+    const values = await this.hostVector(name);
     const buffer = this.createBuffer(name, values.byteLength);
     this.gpu.device.queue.writeBuffer(buffer, 0, values);
     return buffer;
+  }
+
+  /** A small F32/F16 vector read into host memory as f32 (RoPE frequency factors, biases). */
+  async hostVector(name: string): Promise<Float32Array<ArrayBuffer>> {
+    const info = this.info(name);
+    // Copied into a fresh buffer: a source may hand out views into a larger (pooled) one.
+    const bytes = new Uint8Array(await this.source.read(info.offset, info.nBytes));
+    if (info.type === GGMLType.F32) return new Float32Array(bytes.buffer);
+    if (info.type === GGMLType.F16) return halfToFloat(new Uint16Array(bytes.buffer));
+    throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Vector ${name} is ${ggmlTypeName(info.type)}; expected F32 or F16. The file is unusual; convert it with a current llama.cpp.`);
   }
 
   private info(name: string): GGUFTensorInfo {
