@@ -3,8 +3,9 @@
 // Bindings: 0 step (uniform Step), 1 params (uniform Params {k, n, out_at_pos}),
 //           2 x [n_tokens, k] f32, 3 W [n_out, k] (weights.wgsl words),
 //           4 y [n_tokens, n_out] f32 (token t at row pos0 + t when out_at_pos = 1)
-// Variants: W_F32 / W_F16 (element loop) or W_Q8_0 / W_Q4_0 / W_Q4_K / W_Q6_K (k a multiple of the
-//           block size; each invocation takes whole 32-element chunks, decoded in registers);
+// Variants: W_F32 / W_F16 (element loop) or W_Q8_0 / W_Q4_0 / W_Q4_1 / W_Q5_0 / W_Q5_1 / W_Q4_K /
+//           W_Q6_K (k a multiple of the block size; each invocation takes whole 32-element chunks,
+//           decoded in registers);
 //           BIAS adds binding 5 bias [n_out] f32 (Qwen2 q/k/v projections);
 //           SUBGROUPS: TPR is the subgroup size, one subgroup per row, reduced with subgroupAdd
 //           (no barrier; invocations of a subgroup are assumed consecutive, as on every driver seen).

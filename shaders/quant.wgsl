@@ -1,11 +1,16 @@
 // ggml block formats, decoded in registers from the raw GGUF bytes (included by weights.wgsl).
 // Expects:  var<storage, read> W: array<u32>;  the tensor's blocks back to back, as in the file.
-//           Blocks are 34, 18, 144 or 210 bytes, so most do not start on a word: bytes come out
-//           of u32 words with shifts. Every f16 field lies at an even byte offset.
+//           Blocks of 34, 18, 22 or 210 bytes mostly do not start on a word: bytes come out of
+//           u32 words with shifts (20-, 24- and 144-byte blocks always do). Every f16 field lies
+//           at an even byte offset.
 // Variants (one of):
 //   W_Q8_0  32 elements, 34 bytes:  f16 d | i8 qs[32]                        x = d * q
 //   W_Q4_0  32 elements, 18 bytes:  f16 d | u8 qs[16]                        x = d * (q - 8)
 //           byte j: element j in the low nibble, element j + 16 in the high nibble
+//   W_Q4_1  32 elements, 20 bytes:  f16 d | f16 m | u8 qs[16]                x = d * q + m
+//   W_Q5_0  32 elements, 22 bytes:  f16 d | u32 qh | u8 qs[16]               x = d * (q - 16)
+//   W_Q5_1  32 elements, 24 bytes:  f16 d | f16 m | u32 qh | u8 qs[16]       x = d * q + m
+//           qs as Q4_0's (the low 4 bits of q); bit e of qh (little-endian) is bit 4 of element e
 //   W_Q4_K 256 elements, 144 bytes: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
 //           8 sub-blocks of 32, 6-bit scale sc and min m each:           x = d * sc * q - dmin * m
 //           qs[32 p + l]: element 64 p + l (low nibble), element 64 p + 32 + l (high nibble)
@@ -45,6 +50,11 @@ fn i8x4(q: u32) -> vec4<f32> {
 
 fn i8_of(byte: u32) -> f32 {
   return f32(bitcast<i32>(byte << 24u) >> 24u);
+}
+
+// Bit 4 of the 5-bit quants of elements e .. e + 3 (Q5_0, Q5_1), from their bits e .. e + 3 of qh.
+fn q5_high4(qh: u32, e: u32) -> vec4<u32> {
+  return ((vec4<u32>(qh >> e) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u)) << vec4<u32>(4u);
 }
 
 #ifdef W_Q8_0
@@ -98,6 +108,97 @@ fn w_dot32(c: u32, xi: u32) -> f32 {
     prev = next;
   }
   return select(dd.x, dd.y, odd) * acc;
+}
+#endif
+#endif
+
+#ifdef W_Q4_1
+fn w_load(i: u32) -> f32 {
+  let b = (i >> 5u) * 20u;
+  let e = i & 31u;
+  let q = (w_byte(b + 4u + (e & 15u)) >> ((e >> 4u) * 4u)) & 15u;
+  let dm = unpack2x16float(W[b >> 2u]);
+  return dm.x * f32(q) + dm.y;
+}
+
+#ifdef W_DOT
+fn w_dot32(c: u32, xi: u32) -> f32 {
+  let i = c * 5u; // blocks are 5 words: d and m in word i, qs in words i + 1 .. i + 4
+  var acc_q = 0.0;
+  var acc_x = 0.0;
+  for (var j = 0u; j < 4u; j++) {
+    let q = bytes_of(W[i + 1u + j]);
+    let x_low = x4(xi + 4u * j);
+    let x_high = x4(xi + 16u + 4u * j);
+    acc_q += dot(vec4<f32>(q & vec4<u32>(15u)), x_low) + dot(vec4<f32>(q >> vec4<u32>(4u)), x_high);
+    acc_x += dot(x_low + x_high, vec4<f32>(1.0));
+  }
+  let dm = unpack2x16float(W[i]);
+  return dm.x * acc_q + dm.y * acc_x;
+}
+#endif
+#endif
+
+#ifdef W_Q5_0
+fn w_load(i: u32) -> f32 {
+  let b = (i >> 5u) * 22u;
+  let e = i & 31u;
+  let low = (w_byte(b + 6u + (e & 15u)) >> ((e >> 4u) * 4u)) & 15u;
+  let high = (w_bytes4(b + 2u) >> e) & 1u;
+  return w_half(b) * (f32(low | (high << 4u)) - 16.0);
+}
+
+#ifdef W_DOT
+fn w_dot32(c: u32, xi: u32) -> f32 {
+  // As for Q4_0: the 22-byte block starts at byte 0 or 2 of word i; qh and then the qs words
+  // follow d, each a whole word (start at 2) or two half words joined (start at 0): 6 loads.
+  let b = c * 22u;
+  let i = b >> 2u;
+  let odd = (b & 2u) != 0u;
+  var prev = W[i];
+  let dd = unpack2x16float(prev);
+  var next = W[i + 1u];
+  let qh = select((prev >> 16u) | (next << 16u), next, odd);
+  prev = next;
+  var acc = 0.0;
+  for (var j = 0u; j < 4u; j++) {
+    next = W[i + 2u + j];
+    let q = bytes_of(select((prev >> 16u) | (next << 16u), next, odd));
+    acc += dot(vec4<f32>((q & vec4<u32>(15u)) | q5_high4(qh, 4u * j)) - 16.0, x4(xi + 4u * j));
+    acc += dot(vec4<f32>((q >> vec4<u32>(4u)) | q5_high4(qh, 16u + 4u * j)) - 16.0, x4(xi + 16u + 4u * j));
+    prev = next;
+  }
+  return select(dd.x, dd.y, odd) * acc;
+}
+#endif
+#endif
+
+#ifdef W_Q5_1
+fn w_load(i: u32) -> f32 {
+  let w = (i >> 5u) * 6u; // blocks are 6 words: d and m, qh, then qs
+  let e = i & 31u;
+  let low = (w_byte(4u * w + 8u + (e & 15u)) >> ((e >> 4u) * 4u)) & 15u;
+  let high = (W[w + 1u] >> e) & 1u;
+  let dm = unpack2x16float(W[w]);
+  return dm.x * f32(low | (high << 4u)) + dm.y;
+}
+
+#ifdef W_DOT
+fn w_dot32(c: u32, xi: u32) -> f32 {
+  let i = c * 6u;
+  let qh = W[i + 1u];
+  var acc_q = 0.0;
+  var acc_x = 0.0;
+  for (var j = 0u; j < 4u; j++) {
+    let q = bytes_of(W[i + 2u + j]);
+    let x_low = x4(xi + 4u * j);
+    let x_high = x4(xi + 16u + 4u * j);
+    acc_q += dot(vec4<f32>((q & vec4<u32>(15u)) | q5_high4(qh, 4u * j)), x_low);
+    acc_q += dot(vec4<f32>((q >> vec4<u32>(4u)) | q5_high4(qh, 16u + 4u * j)), x_high);
+    acc_x += dot(x_low + x_high, vec4<f32>(1.0));
+  }
+  let dm = unpack2x16float(W[i]);
+  return dm.x * acc_q + dm.y * acc_x;
 }
 #endif
 #endif

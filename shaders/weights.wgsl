@@ -3,8 +3,8 @@
 // Variants (one of):
 //   W_F32  one element per word
 //   W_F16  two halves per u32 word, unpacked with unpack2x16float (no shader-f16 needed)
-//   W_Q8_0, W_Q4_0, W_Q4_K, W_Q6_K  ggml blocks decoded in registers by quant.wgsl, which also
-//          gives matvec its per-32-element w_dot32 under W_DOT
+//   W_Q8_0, W_Q4_0, W_Q4_1, W_Q5_0, W_Q5_1, W_Q4_K, W_Q6_K  ggml blocks decoded in registers by
+//          quant.wgsl, which also gives matvec its per-32-element w_dot32 under W_DOT
 // Provides: w_load(i) -> f32, element i of the flat matrix.
 
 #ifdef W_F32
@@ -22,6 +22,15 @@ fn w_load(i: u32) -> f32 {
 #include "quant"
 #endif
 #ifdef W_Q4_0
+#include "quant"
+#endif
+#ifdef W_Q4_1
+#include "quant"
+#endif
+#ifdef W_Q5_0
+#include "quant"
+#endif
+#ifdef W_Q5_1
 #include "quant"
 #endif
 #ifdef W_Q4_K

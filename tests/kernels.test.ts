@@ -111,9 +111,12 @@ describe('kernels match their CPU twins', () => {
     });
   }
 
-  // Block formats: rows of 1 to 5 blocks, odd row counts; for 34-, 18- and 210-byte blocks most
-  // blocks (and rows) start off a word boundary.
-  const QUANT: [WeightFormat, ref.QuantType][] = [['q8_0', GGMLType.Q8_0], ['q4_0', GGMLType.Q4_0], ['q4_k', GGMLType.Q4_K], ['q6_k', GGMLType.Q6_K]];
+  // Block formats: rows of 1 to 5 blocks, odd row counts; for 34-, 18-, 22- and 210-byte blocks
+  // most blocks (and rows) start off a word boundary.
+  const QUANT: [WeightFormat, ref.QuantType][] = [
+    ['q8_0', GGMLType.Q8_0], ['q4_0', GGMLType.Q4_0], ['q4_1', GGMLType.Q4_1], ['q5_0', GGMLType.Q5_0],
+    ['q5_1', GGMLType.Q5_1], ['q4_k', GGMLType.Q4_K], ['q6_k', GGMLType.Q6_K],
+  ];
   for (const [format, type] of QUANT) {
     const qk = ref.QUANT_BLOCKS[type][0];
     it(`embedding (${format}) gathers and decodes rows`, async () => {

@@ -22,21 +22,24 @@ export const Q4_K_M: TensorTypes = (name) => (/attn_v|ffn_down|^output\.weight/.
 
 /**
  * The type `name` gets under `types`, given its rows of `cols`. Like llama.cpp's quantize: rows that
- * are not whole 256-blocks turn Q6_K into Q8_0 and Q4_K into a 32-block type (llama.cpp picks Q5_0,
- * which Lantern does not read; Q4_0 here), and rows that are not whole 32-blocks stay F16.
+ * are not whole 256-blocks turn Q6_K into Q8_0 and Q4_K into Q5_0, and rows that are not whole
+ * 32-blocks stay F16.
  */
 export function storageTypeFor(types: TensorTypes, name: string, cols: number): StorageType {
   let type = typeof types === 'function' ? types(name) : types;
   if (!isQuantType(type)) return type;
   if (cols % QUANT_BLOCKS[type][0] !== 0 && type === GGMLType.Q6_K) type = GGMLType.Q8_0;
-  if (cols % QUANT_BLOCKS[type][0] !== 0 && type === GGMLType.Q4_K) type = GGMLType.Q4_0;
+  if (cols % QUANT_BLOCKS[type][0] !== 0 && type === GGMLType.Q4_K) type = GGMLType.Q5_0;
   return cols % QUANT_BLOCKS[type][0] === 0 ? type : GGMLType.F16;
 }
 
-/** general.file_type as llama.cpp numbers it (F32 0, F16 1, Q4_0 2, Q8_0 7, Q4_K_S 14, Q4_K_M 15, Q6_K 18). */
+/** general.file_type as llama.cpp numbers it (F32 0, F16 1, Q4_0 2, Q4_1 3, Q8_0 7, Q5_0 8, Q5_1 9, Q4_K_S 14, Q4_K_M 15, Q6_K 18). */
 function fileType(types: TensorTypes): number {
   if (typeof types === 'function') return 15;
-  return { [GGMLType.F32]: 0, [GGMLType.F16]: 1, [GGMLType.Q4_0]: 2, [GGMLType.Q8_0]: 7, [GGMLType.Q4_K]: 14, [GGMLType.Q6_K]: 18 }[types];
+  return {
+    [GGMLType.F32]: 0, [GGMLType.F16]: 1, [GGMLType.Q4_0]: 2, [GGMLType.Q4_1]: 3, [GGMLType.Q8_0]: 7,
+    [GGMLType.Q5_0]: 8, [GGMLType.Q5_1]: 9, [GGMLType.Q4_K]: 14, [GGMLType.Q6_K]: 18,
+  }[types];
 }
 
 export interface ModelShape {

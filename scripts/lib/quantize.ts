@@ -6,6 +6,10 @@
  *   Q8_0   32 elements, 34 bytes:  f16 d | i8 qs[32]                         x = d * q
  *   Q4_0   32 elements, 18 bytes:  f16 d | u8 qs[16]                         x = d * (q - 8)
  *          byte j holds element j (low nibble) and element j + 16 (high nibble)
+ *   Q4_1   32 elements, 20 bytes:  f16 d | f16 m | u8 qs[16]                 x = d * q + m
+ *   Q5_0   32 elements, 22 bytes:  f16 d | u8 qh[4] | u8 qs[16]              x = d * (q - 16)
+ *   Q5_1   32 elements, 24 bytes:  f16 d | f16 m | u8 qh[4] | u8 qs[16]      x = d * q + m
+ *          qs as Q4_0's hold the low 4 bits of q; bit e of qh (a little-endian u32) is bit 4 of element e
  *   Q4_K  256 elements, 144 bytes: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
  *          8 sub-blocks of 32 with a 6-bit scale sc and min m each:   x = d * sc * q - dmin * m
  *          qs[32 p + l] holds element 64 p + l (low nibble) and 64 p + 32 + l (high nibble)
@@ -14,20 +18,23 @@
  *          element e = 128 h + 32 r + l: low 4 bits in ql[64 h + 32 (r & 1) + l] at bit 4 (r >> 1),
  *          high 2 bits in qh[32 h + l] at bit 2 r.
  *
- * The Q8_0 / Q4_0 / Q6_K quantizers follow ggml's reference rounding (the value of largest magnitude
- * maps to the end of the integer range). The K-quant scales are chosen by plain min/max per
+ * The Q8_0 / Q4_0 / Q5_0 / Q6_K quantizers follow ggml's reference rounding (the value of largest
+ * magnitude maps to the end of the integer range); Q4_1 / Q5_1 map [min, max] onto [0, 15] / [0, 31]. The K-quant scales are chosen by plain min/max per
  * sub-block, without ggml's iterative refinement search: the blocks are valid and decode exactly
  * as ggml decodes them, only their rounding error is a little larger than llama-quantize's.
  */
 import { GGMLType } from '../../src/model/gguf.ts';
 import { floatToHalfBits } from './f16.ts';
 
-export type QuantType = GGMLType.Q8_0 | GGMLType.Q4_0 | GGMLType.Q4_K | GGMLType.Q6_K;
+export type QuantType = GGMLType.Q8_0 | GGMLType.Q4_0 | GGMLType.Q4_1 | GGMLType.Q5_0 | GGMLType.Q5_1 | GGMLType.Q4_K | GGMLType.Q6_K;
 
 /** [elements per block, bytes per block], as in src/model/gguf.ts. */
 export const QUANT_BLOCKS: Record<QuantType, readonly [number, number]> = {
   [GGMLType.Q8_0]: [32, 34],
   [GGMLType.Q4_0]: [32, 18],
+  [GGMLType.Q4_1]: [32, 20],
+  [GGMLType.Q5_0]: [32, 22],
+  [GGMLType.Q5_1]: [32, 24],
   [GGMLType.Q4_K]: [256, 144],
   [GGMLType.Q6_K]: [256, 210],
 };
@@ -80,6 +87,18 @@ const QUANTIZERS: Record<QuantType, Quantizer> = {
     const q = x.map((v) => Math.min(15, Math.trunc(v * id + 8.5)));
     for (let j = 0; j < 16; j++) block[2 + j] = q[j] | (q[j + 16] << 4);
   },
+  [GGMLType.Q4_1]: (x, block, view) => {
+    const q = minMaxQuants(x, 15, view);
+    for (let j = 0; j < 16; j++) block[4 + j] = q[j] | (q[j + 16] << 4);
+  },
+  [GGMLType.Q5_0]: (x, block, view) => {
+    const max = signedAbsMax(x);
+    const d = max / -16;
+    const id = d ? 1 / d : 0;
+    view.setUint16(0, floatToHalfBits(d), true);
+    packQ5(x.map((v) => Math.min(31, Math.trunc(v * id + 16.5))), block, view, 2);
+  },
+  [GGMLType.Q5_1]: (x, block, view) => packQ5(minMaxQuants(x, 31, view), block, view, 4),
   [GGMLType.Q4_K]: (x, block, view) => {
     // Per sub-block of 32: scale = (max - min) / 15 and min = -min(0, min(x)), then both
     // quantized to 6 bits against the super-block's largest scale and min.
@@ -151,6 +170,23 @@ const DEQUANTIZERS: Record<QuantType, Dequantizer> = {
       out[j + 16] = d * ((block[2 + j] >> 4) - 8);
     }
   },
+  [GGMLType.Q4_1]: (block, view, out) => {
+    const d = halfBitsToFloat(view.getUint16(0, true));
+    const m = halfBitsToFloat(view.getUint16(2, true));
+    for (let j = 0; j < 16; j++) {
+      out[j] = d * (block[4 + j] & 0xf) + m;
+      out[j + 16] = d * (block[4 + j] >> 4) + m;
+    }
+  },
+  [GGMLType.Q5_0]: (block, view, out) => {
+    const d = halfBitsToFloat(view.getUint16(0, true));
+    unpackQ5(block, view, 2).forEach((q, e) => (out[e] = d * (q - 16)));
+  },
+  [GGMLType.Q5_1]: (block, view, out) => {
+    const d = halfBitsToFloat(view.getUint16(0, true));
+    const m = halfBitsToFloat(view.getUint16(2, true));
+    unpackQ5(block, view, 4).forEach((q, e) => (out[e] = d * q + m));
+  },
   [GGMLType.Q4_K]: (block, view, out) => {
     const d = halfBitsToFloat(view.getUint16(0, true));
     const dmin = halfBitsToFloat(view.getUint16(2, true));
@@ -170,6 +206,33 @@ const DEQUANTIZERS: Record<QuantType, Dequantizer> = {
     }
   },
 };
+
+/**
+ * Q4_1 / Q5_1: d = (max - min) / qmax and m = min written as f16 at bytes 0 and 2; returns the
+ * quants, (x - min) / d rounded half up, as ggml's reference (which rounds with the f32 d, not the f16 one).
+ */
+function minMaxQuants(x: number[], qmax: number, view: DataView): number[] {
+  const min = Math.min(...x);
+  const d = (Math.max(...x) - min) / qmax;
+  const id = d ? 1 / d : 0;
+  view.setUint16(0, floatToHalfBits(d), true);
+  view.setUint16(2, floatToHalfBits(min), true);
+  return x.map((v) => Math.min(qmax, Math.trunc((v - min) * id + 0.5)));
+}
+
+/** Writes 32 5-bit quants as Q5_0 / Q5_1 do: qh (u32) at byte `at`, then the qs nibbles as Q4_0's. */
+function packQ5(q: number[], block: Uint8Array, view: DataView, at: number): void {
+  let qh = 0;
+  for (let e = 0; e < 32; e++) qh |= (q[e] >> 4) << e;
+  view.setUint32(at, qh >>> 0, true);
+  for (let j = 0; j < 16; j++) block[at + 4 + j] = (q[j] & 0xf) | ((q[j + 16] & 0xf) << 4);
+}
+
+/** The 32 5-bit quants of a Q5_0 / Q5_1 block whose qh starts at byte `at`. */
+function unpackQ5(block: Uint8Array, view: DataView, at: number): number[] {
+  const qh = view.getUint32(at, true);
+  return Array.from({ length: 32 }, (_, e) => ((block[at + 4 + (e & 15)] >> (4 * (e >> 4))) & 0xf) | (((qh >>> e) & 1) << 4));
+}
 
 /** Q4_K's 6-bit scale and min of sub-block j from the 12 packed bytes: j < 4 in the low 6 bits of
  *  bytes j and j + 4; j >= 4 split between byte j + 4 (low 4 bits) and the top 2 bits of bytes j - 4 and j. */

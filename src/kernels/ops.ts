@@ -17,10 +17,12 @@ export const STEP = new UniformLayout('Step', { n_tokens: 'u32', pos0: 'u32' });
  * How a weight matrix is stored on the GPU (raw GGUF bytes, as u32 words). The q formats are
  * ggml blocks (shaders/quant.wgsl), decoded in registers by every kernel that reads them.
  */
-export type WeightFormat = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
+export type WeightFormat = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q6_k';
 
 /** Elements per block of each format: a row of a block format is a whole number of blocks. */
-const BLOCK_ELEMENTS: Record<WeightFormat, number> = { f32: 1, f16: 1, q8_0: 32, q4_0: 32, q4_k: 256, q6_k: 256 };
+const BLOCK_ELEMENTS: Record<WeightFormat, number> = {
+  f32: 1, f16: 1, q8_0: 32, q4_0: 32, q4_1: 32, q5_0: 32, q5_1: 32, q4_k: 256, q6_k: 256,
+};
 
 /** A weight matrix of `rows` rows of `cols` elements, row-major as ggml stores it. */
 export interface Weight {

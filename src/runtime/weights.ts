@@ -13,6 +13,9 @@ const FORMATS: Partial<Record<GGMLType, WeightFormat>> = {
   [GGMLType.F16]: 'f16',
   [GGMLType.Q8_0]: 'q8_0',
   [GGMLType.Q4_0]: 'q4_0',
+  [GGMLType.Q4_1]: 'q4_1',
+  [GGMLType.Q5_0]: 'q5_0',
+  [GGMLType.Q5_1]: 'q5_1',
   [GGMLType.Q4_K]: 'q4_k',
   [GGMLType.Q6_K]: 'q6_k',
 };
@@ -36,7 +39,7 @@ export class WeightLoader {
     if (!format) {
       throw new LanternError(
         'UNSUPPORTED_TENSOR_TYPE',
-        `Tensor ${name} is ${ggmlTypeName(info.type)}, which this build of Lantern cannot run yet; use a GGUF of F32, F16, Q8_0, Q4_0 or Q4_K_M (Q4_K + Q6_K) weights.`,
+        `Tensor ${name} is ${ggmlTypeName(info.type)}, which this build of Lantern cannot run yet; use a GGUF of F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 or Q4_K_M (Q4_K + Q6_K) weights.`,
         { tensor: name, type: info.type },
       );
     }
