@@ -350,7 +350,8 @@ describe('model cache', () => {
         bytesCached: fromBytes.cached,
         bytesReason: fromBytes.uncachedReason,
         bytesRead: await sha256Hex(await fromBytes.read(0, fromBytes.size)),
-        split: await errorOf('https://huggingface.co/x/y/resolve/main/model-00001-of-00003.gguf'),
+        // A split GGUF loads from its first part (tests/split.test.ts); a later part is refused.
+        split: await errorOf('https://huggingface.co/x/y/resolve/main/model-00002-of-00003.gguf'),
         badHash: await errorOf(file, { expectedSha256: 'abc' }),
       };
     }, [rawUrl, STORIES_SHA256] as const);

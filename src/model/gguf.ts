@@ -53,7 +53,7 @@ export interface GGUFFile {
   metadata: Map<string, GGUFValue>;
   tensors: GGUFTensorInfo[];
   alignment: number;
-  /** Absolute offset where the tensor data section begins. */
+  /** Absolute offset where the tensor data section begins (the first part's, when split). */
   dataOffset: number;
   size: number;
 }
@@ -67,7 +67,7 @@ export function ggmlTypeName(type: number): string {
 export function tensorByteSize(type: GGMLType, nElements: number, name = '?'): number {
   const layout = BLOCK_LAYOUT[type];
   if (!layout) {
-    throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Tensor ${name} uses ggml type ${ggmlTypeName(type)}, which Lantern cannot read; use a GGUF quantized as F32, F16, Q8_0, Q4_0, Q4_K or Q6_K.`, { tensor: name, type });
+    throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Tensor ${name} uses ggml type ${ggmlTypeName(type)}, which Lantern cannot read; use a GGUF quantized as F32, F16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1, Q4_K or Q6_K.`, { tensor: name, type });
   }
   const [blockElems, blockBytes] = layout;
   if (nElements % blockElems !== 0) {
@@ -76,8 +76,79 @@ export function tensorByteSize(type: GGMLType, nElements: number, name = '?'): n
   return (nElements / blockElems) * blockBytes;
 }
 
-/** Parses the header of a GGUF file. Reads a prefix of the file, growing it until the header fits. */
+/**
+ * Parses the header of a GGUF file. Reads a prefix of the file, growing it until the header fits.
+ *
+ * A split GGUF (llama.cpp's gguf-split: NAME-00001-of-0000N.gguf ...) comes as a source whose
+ * `parts` say where each file lies. Every part is a whole GGUF file; the first holds the model's
+ * metadata, and each part's tensor infos describe the tensors stored in that part. They are
+ * merged into one list with offsets into the joined source.
+ */
 export async function readGGUF(source: ByteSource): Promise<GGUFFile> {
+  const parts = source.parts ?? [{ offset: 0, size: source.size }];
+  const first = await readHeader(partOf(source, parts[0]));
+  const count = Number(first.metadata.get(SPLIT_COUNT) ?? 1);
+  if (count <= 1 && parts.length === 1) return first;
+  if (count <= 1) {
+    throw new LanternError('BAD_MODEL_FILE', `${parts.length} files were given, but the first is not part 1 of a split GGUF (it has no ${SPLIT_COUNT}); load a single .gguf file, or all parts of a split one.`, { parts: parts.length });
+  }
+  checkSplitNo(first, 0, count);
+  if (parts.length < count) {
+    throw new LanternError(
+      'BAD_MODEL_FILE',
+      `This model is split into ${count} files but only ${parts.length} ${parts.length === 1 ? 'was' : 'were'} given: part ${splitName(parts.length, count)} is missing. Put all ${count} parts (…-00001-of-${pad5(count)}.gguf to …-${pad5(count)}-of-${pad5(count)}.gguf) side by side and load the first.`,
+      { parts: parts.length, expected: count, missing: parts.length + 1 },
+    );
+  }
+  if (parts.length > count) {
+    throw new LanternError('BAD_MODEL_FILE', `This model is split into ${count} files but ${parts.length} were given; load only the ${count} parts of one model.`, { parts: parts.length, expected: count });
+  }
+  const tensors = [...first.tensors];
+  for (let k = 1; k < count; k++) {
+    const header = await readHeader(partOf(source, parts[k]));
+    checkSplitNo(header, k, count);
+    for (const t of header.tensors) tensors.push({ ...t, offset: parts[k].offset + t.offset });
+  }
+  const expected = first.metadata.get(SPLIT_TENSORS_COUNT);
+  if (expected !== undefined && Number(expected) !== tensors.length) {
+    throw new LanternError('BAD_MODEL_FILE', `The ${count} parts of this split GGUF hold ${tensors.length} tensors, but the first says ${expected}; a part is damaged or from another model, download the parts again.`, { tensors: tensors.length, expected: Number(expected) });
+  }
+  const names = new Set<string>();
+  for (const t of tensors) {
+    if (names.has(t.name)) throw new LanternError('BAD_MODEL_FILE', `Tensor ${t.name} is in two parts of this split GGUF; a part is from another model, download the parts again.`, { tensor: t.name });
+    names.add(t.name);
+  }
+  return { ...first, tensors, size: source.size };
+}
+
+/** gguf-split's keys, in every part: this part's index from 0, the number of parts, and of tensors. */
+const SPLIT_NO = 'split.no';
+const SPLIT_COUNT = 'split.count';
+const SPLIT_TENSORS_COUNT = 'split.tensors.count';
+
+function checkSplitNo(header: GGUFFile, k: number, count: number): void {
+  const no = header.metadata.get(SPLIT_NO);
+  const partCount = header.metadata.get(SPLIT_COUNT);
+  if (Number(no) !== k || Number(partCount ?? count) !== count) {
+    throw new LanternError(
+      'BAD_MODEL_FILE',
+      `File ${k + 1} of this split GGUF should be part ${splitName(k, count)}, but its header says ${no === undefined ? 'it is not a split part' : `part ${splitName(Number(no), Number(partCount))}`}; part ${splitName(k, count)} is missing or misnamed. Load the parts of one model, named as llama-gguf-split wrote them.`,
+      { part: k + 1, expected: count, found: no === undefined ? -1 : Number(no) + 1 },
+    );
+  }
+}
+
+const pad5 = (n: number) => String(n).padStart(5, '0');
+/** "00002-of-00003" for index 1 of 3. */
+const splitName = (k: number, count: number) => `${pad5(k + 1)}-of-${pad5(count)}`;
+
+/** One part of a joined source, read as a file of its own. */
+function partOf(source: ByteSource, part: { offset: number; size: number }): ByteSource {
+  if (part.offset === 0 && part.size === source.size) return source;
+  return { size: part.size, read: (offset, length) => source.read(part.offset + offset, length) };
+}
+
+async function readHeader(source: ByteSource): Promise<GGUFFile> {
   let prefix = Math.min(source.size, 1 << 20);
   for (;;) {
     const bytes = await source.read(0, prefix);
@@ -242,7 +313,7 @@ function parseHeader(bytes: Uint8Array, fileSize: number): GGUFFile {
   const tensors: GGUFTensorInfo[] = infos.map(({ name, dims, type, rel }) => {
     const nElements = dims.reduce((a, b) => a * b, 1);
     if (!(type in GGMLType)) {
-      throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Tensor ${name} has unknown ggml type ${type}; use a GGUF quantized as F32, F16, Q8_0, Q4_0, Q4_K or Q6_K.`, { tensor: name, type });
+      throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Tensor ${name} has unknown ggml type ${type}; use a GGUF quantized as F32, F16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1, Q4_K or Q6_K.`, { tensor: name, type });
     }
     const nBytes = tensorByteSize(type, nElements, name);
     const offset = dataOffset + rel;

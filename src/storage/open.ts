@@ -10,7 +10,7 @@ import {
   storedChunkIndices,
 } from './cache.ts';
 import { Sha256, sha256Hex } from './sha256.ts';
-import { type ByteSource, blobSource, bytesSource, urlSource } from './source.ts';
+import { type ByteSource, blobSource, bytesSource, joinedSource, urlSource } from './source.ts';
 
 /**
  * openModel(): a model file from a URL, a File/Blob or bytes, delivered through the IndexedDB
@@ -18,19 +18,24 @@ import { type ByteSource, blobSource, bytesSource, urlSource } from './source.ts
  * it from there without touching the network. Every chunk is checked against its SHA-256 when it
  * is stored and again when it is read back; a bad or missing chunk is fetched again on its own.
  * The JS heap holds a few chunks at a time, whatever the model's size.
+ *
+ * A split GGUF (llama.cpp's gguf-split: NAME-00001-of-0000N.gguf ...) is opened from its first
+ * part's URL, or from all its Files at once: every part goes through the cache as a model of its
+ * own, and the source joins them end to end, with `parts` saying where each begins (readGGUF
+ * merges their headers). Progress counts the bytes of all parts together.
  */
 
 export type LoadPhase = 'download' | 'verify' | 'cache' | 'upload';
 
-/** Monotonic within a phase; `totalBytes` is the model file's size. */
+/** Monotonic within a phase; `totalBytes` is the model file's size (of all its parts, when split). */
 export interface LoadProgress {
   phase: LoadPhase;
   loadedBytes: number;
   totalBytes: number;
 }
 
-/** A URL (any CORS-enabled host), a File or Blob, or the file's bytes. */
-export type ModelInput = string | URL | Blob | Uint8Array | ArrayBuffer;
+/** A URL (any CORS-enabled host), a File or Blob, the file's bytes, or all the Files of a split GGUF. */
+export type ModelInput = string | URL | Blob | Uint8Array | ArrayBuffer | readonly File[];
 
 export interface OpenModelOptions {
   /** The file's SHA-256 in hex; a file that does not match fails with CHECKSUM_MISMATCH. */
@@ -71,28 +76,32 @@ const DEFAULT_RETRIES = 3;
 const PROGRESS_STEP = 1 << 18;
 
 export async function openModel(input: ModelInput, options: OpenModelOptions = {}): Promise<ModelSource> {
-  const origin = describeInput(input);
+  const origins = describeParts(input);
   const expected = checkExpectedSha256(options.expectedSha256);
   const report = progressReporter(options.onProgress);
+  if (origins.length > 1) return openSplit(origins, expected, report, options);
+  const origin = origins[0];
   const id = options.id ?? origin.defaultId;
 
-  let uncachedReason: string | undefined;
-  if (options.cache === false) uncachedReason = 'caching was turned off (cache: false)';
-  else if (id === undefined) uncachedReason = 'a Blob or bytes are cached only when given an id';
-  let stores: CacheStores | undefined;
-  if (!uncachedReason) {
-    try {
-      stores = await openCacheStores();
-    } catch (e) {
-      uncachedReason = `IndexedDB is not available (${(e as Error).message || (e as Error).name}); the model loads without a cache`;
-      options.onCacheUnavailable?.(uncachedReason);
-    }
-  }
+  const { stores, uncachedReason } = await cacheStores(id, options);
   if (!stores || id === undefined) return openUncached(origin, expected, report, uncachedReason!, options.signal);
 
   const cache = new ModelCache(stores, id, origin, report, options);
   const manifest = await cache.complete(expected);
   return cachedSource(cache, manifest, report);
+}
+
+/** The IndexedDB stores, or the reason the model loads without them. */
+async function cacheStores(id: string | undefined, options: OpenModelOptions): Promise<{ stores?: CacheStores; uncachedReason?: string }> {
+  if (options.cache === false) return { uncachedReason: 'caching was turned off (cache: false)' };
+  if (id === undefined) return { uncachedReason: 'a Blob or bytes are cached only when given an id' };
+  try {
+    return { stores: await openCacheStores() };
+  } catch (e) {
+    const uncachedReason = `IndexedDB is not available (${(e as Error).message || (e as Error).name}); the model loads without a cache`;
+    options.onCacheUnavailable?.(uncachedReason);
+    return { uncachedReason };
+  }
 }
 
 // ---- Inputs --------------------------------------------------------------------------------
@@ -104,7 +113,59 @@ type Origin =
 
 const SPLIT_GGUF = /-(\d{5})-of-(\d{5})\.gguf$/i;
 
-function describeInput(input: ModelInput): Origin {
+/** The origins of a model's files, in order: one, or every part of a split GGUF. */
+function describeParts(input: ModelInput): Origin[] {
+  if (Array.isArray(input)) return splitFiles(input);
+  const origin = describeInput(input as Exclude<ModelInput, readonly File[]>);
+  if (origin.kind !== 'url') return [origin];
+  const path = origin.url.split(/[?#]/)[0];
+  const match = SPLIT_GGUF.exec(path);
+  if (!match) return [origin];
+  // The parts lie beside the first, named as gguf-split names them; a query string stays on each.
+  return Array.from({ length: Number(match[2]) }, (_, k) => {
+    const url = `${path.slice(0, match.index)}-${splitName(k, Number(match[2]))}.gguf${origin.url.slice(path.length)}`;
+    return { kind: 'url', url, defaultId: url };
+  });
+}
+
+/** All the Files of a split GGUF (a multi-select), ordered by the part numbers in their names. */
+function splitFiles(files: readonly unknown[]): Origin[] {
+  const isFile = (f: unknown): f is File => typeof File !== 'undefined' && f instanceof File;
+  if (files.length === 0) throw new LanternError('BAD_ARGUMENT', 'An empty list of files was given; choose a .gguf file, or all the parts of a split one.');
+  if (files.length === 1 && isFile(files[0])) return [describeInput(files[0])];
+  const parts = files.map((file) => {
+    const match = isFile(file) ? SPLIT_GGUF.exec(file.name) : null;
+    if (!match) {
+      throw new LanternError(
+        'BAD_ARGUMENT',
+        `Several files were given, but ${isFile(file) ? file.name : 'one'} is not a part of a split GGUF (NAME-00001-of-00003.gguf); choose one .gguf file, or all the parts of a split one.`,
+      );
+    }
+    return { file: file as File, no: Number(match[1]), count: Number(match[2]) };
+  });
+  parts.sort((a, b) => a.no - b.no);
+  const count = parts[0]?.count ?? 0;
+  for (let k = 0; k < count; k++) {
+    if (parts[k]?.no !== k + 1 || parts[k].count !== count) {
+      throw new LanternError(
+        'BAD_MODEL_FILE',
+        `Part ${splitName(k, count)} of this split GGUF is missing from the files chosen; choose all ${count} parts (…-${splitName(0, count)}.gguf to …-${splitName(count - 1, count)}.gguf) together.`,
+        { part: k + 1, parts: count },
+      );
+    }
+  }
+  if (parts.length !== count) {
+    throw new LanternError('BAD_ARGUMENT', `${parts.length} files were chosen for a model split into ${count}; choose the ${count} parts of one model.`, { parts: count });
+  }
+  return parts.map(({ file }) => ({ kind: 'blob', blob: file, defaultId: `file:${file.name}:${file.size}:${file.lastModified}` }));
+}
+
+/** "00002-of-00003" for index 1 of 3, as gguf-split numbers its files. */
+function splitName(k: number, count: number): string {
+  return `${String(k + 1).padStart(5, '0')}-of-${String(count).padStart(5, '0')}`;
+}
+
+function describeInput(input: Exclude<ModelInput, readonly File[]>): Origin {
   if (typeof input === 'string' || input instanceof URL) {
     const url = String(input);
     refuseSplit(url.split(/[?#]/)[0]);
@@ -124,10 +185,10 @@ function describeInput(input: ModelInput): Origin {
 
 function refuseSplit(name: string): void {
   const match = SPLIT_GGUF.exec(name);
-  if (match && match[2] !== '00001') {
+  if (match && match[1] !== '00001') {
     throw new LanternError(
       'BAD_ARGUMENT',
-      `${name} is one part of a split GGUF, which Lantern cannot load yet; merge the parts with llama.cpp's \`llama-gguf-split --merge\` and load the merged file.`,
+      `${name} is part ${match[1]} of a split GGUF; load the first part (…-00001-of-${match[2]}.gguf), and the other parts are read from beside it.`,
       { part: Number(match[1]), parts: Number(match[2]) },
     );
   }
@@ -190,6 +251,83 @@ async function checkStream(response: Response, expected: string, report: Report)
   if (actual !== expected) throw checksumError(actual, expected);
 }
 
+// ---- A split model --------------------------------------------------------------------------
+
+/**
+ * Opens every part of a split GGUF, one after the other, each through the cache under an id of
+ * its own, and joins them. Parts not yet cached have their size asked first (HEAD), so that
+ * progress can count towards the size of the whole model from the first byte.
+ */
+async function openSplit(origins: Origin[], expected: string | undefined, report: Report, options: OpenModelOptions): Promise<ModelSource> {
+  const count = origins.length;
+  if (expected) {
+    throw new LanternError('BAD_ARGUMENT', `expectedSha256 names one file, but this model is split into ${count}; leave it out (every chunk of every part is still checked against its stored SHA-256).`);
+  }
+  const ids = origins.map((origin, k) => (options.id === undefined ? origin.defaultId : `${options.id}#${splitName(k, count)}`));
+  const { stores, uncachedReason } = await cacheStores(ids[0], options);
+  /** A part the server does not have is a missing part of the model, not a network failure. */
+  const missingPart = (e: unknown, k: number, origin: Origin) =>
+    e instanceof LanternError && e.code === 'FETCH_FAILED' && e.details?.status === 404 && origin.kind === 'url'
+      ? new LanternError(
+          'BAD_MODEL_FILE',
+          `Part ${splitName(k, count)} of this split model is not at ${origin.url} (HTTP 404); put all ${count} parts beside the first, named as llama-gguf-split wrote them, then load it again.`,
+          { part: k + 1, parts: count, url: origin.url },
+        )
+      : e;
+
+  const sources: ByteSource[] = [];
+  if (!stores) {
+    for (const [k, origin] of origins.entries()) {
+      try {
+        sources.push(origin.kind === 'url' ? await urlSource(origin.url) : origin.bytes ? bytesSource(origin.bytes) : blobSource(origin.blob));
+      } catch (e) {
+        throw missingPart(e, k, origin);
+      }
+    }
+    return countingSource(joinedSource(sources), { id: undefined, cached: false, uncachedReason }, report, origins[0].kind === 'url');
+  }
+
+  const sizes: number[] = [];
+  for (const [k, origin] of origins.entries()) {
+    try {
+      sizes.push(await knownSize(origin, stores, ids[k]!, options.signal));
+    } catch (e) {
+      throw missingPart(e, k, origin);
+    }
+  }
+  const partReport = summedReporter(report, sizes);
+  for (const [k, origin] of origins.entries()) {
+    const cache = new ModelCache(stores, ids[k]!, origin, partReport(k), options);
+    try {
+      sources.push(chunkSource(cache, await cache.complete(undefined)));
+    } catch (e) {
+      throw missingPart(e, k, origin);
+    }
+  }
+  return countingSource(joinedSource(sources), { id: ids[0], cached: true, uncachedReason: undefined }, report);
+}
+
+/** A part's size: from the cache when it is there (no request), else from the origin. */
+async function knownSize(origin: Origin, stores: CacheStores, id: string, signal: AbortSignal | undefined): Promise<number> {
+  if (origin.kind === 'blob') return origin.blob.size;
+  const known = (await get<ModelManifest>(id, stores.manifests)) ?? (await get<DownloadRecord>(id, stores.downloads));
+  if (known) return known.size;
+  const head = await fetchOrThrow(origin.url, { method: 'HEAD' }, signal);
+  return Number(head.headers.get('content-length')) || 0;
+}
+
+/** One reporter per part; each event reports the sum over all parts, against the whole model's size. */
+function summedReporter(report: Report, sizes: number[]): (part: number) => Report {
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const loaded = new Map<LoadPhase, number[]>();
+  return (part) => (phase, loadedBytes, _partTotal, force) => {
+    const perPart = loaded.get(phase) ?? sizes.map(() => 0);
+    loaded.set(phase, perPart);
+    perPart[part] = loadedBytes;
+    report(phase, perPart.reduce((a, b) => a + b, 0), total, force);
+  };
+}
+
 // ---- Reading ---------------------------------------------------------------------------------
 
 /** Counts bytes read as 'upload' (and as 'download' when every read goes to the network). */
@@ -208,6 +346,7 @@ function countingSource(
   return {
     ...facts,
     size: source.size,
+    ...(source.parts && { parts: source.parts }),
     async read(offset, length) {
       const bytes = await source.read(offset, length);
       count(length);
@@ -220,11 +359,15 @@ function countingSource(
   };
 }
 
+function cachedSource(cache: ModelCache, manifest: ModelManifest, report: Report): ModelSource {
+  return countingSource(chunkSource(cache, manifest), { id: manifest.id, cached: true, uncachedReason: undefined }, report);
+}
+
 /**
- * Reads a complete cached model. Each chunk is checked against the manifest when it comes out of
+ * Reads a complete cached file. Each chunk is checked against the manifest when it comes out of
  * IndexedDB; the last two are kept, because the runtime reads consecutive small tensors.
  */
-function cachedSource(cache: ModelCache, manifest: ModelManifest, report: Report): ModelSource {
+function chunkSource(cache: ModelCache, manifest: ModelManifest): ByteSource {
   const { size, chunkSize } = manifest;
   const recent = new Map<number, Promise<Uint8Array>>();
   const chunk = (index: number): Promise<Uint8Array> => {
@@ -261,7 +404,7 @@ function cachedSource(cache: ModelCache, manifest: ModelManifest, report: Report
       return out;
     },
   };
-  return countingSource(source, { id: manifest.id, cached: true, uncachedReason: undefined }, report);
+  return source;
 }
 
 // ---- The cache -----------------------------------------------------------------------------

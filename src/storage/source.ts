@@ -8,6 +8,14 @@ export interface ByteSource {
   readonly size: number;
   /** Reads `length` bytes at `offset`; fails with TRUNCATED_FILE when the file is shorter. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** Where each file lies when the source joins several (the parts of a split GGUF), in order. */
+  readonly parts?: readonly SourcePart[];
+}
+
+/** One file of a joined source: its first byte's offset in the source, and its length. */
+export interface SourcePart {
+  offset: number;
+  size: number;
 }
 
 export function bytesSource(bytes: Uint8Array): ByteSource {
@@ -26,6 +34,44 @@ export function blobSource(blob: Blob): ByteSource {
     async read(offset, length) {
       checkRange(offset, length, blob.size);
       return new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer());
+    },
+  };
+}
+
+/**
+ * Several files read as one, end to end: the parts of a split GGUF. A read that crosses a part
+ * boundary is assembled from both parts; `parts` says where each file begins.
+ */
+export function joinedSource(sources: readonly ByteSource[]): ByteSource {
+  const parts: SourcePart[] = [];
+  let size = 0;
+  for (const source of sources) {
+    parts.push({ offset: size, size: source.size });
+    size += source.size;
+  }
+  return {
+    size,
+    parts,
+    async read(offset, length) {
+      checkRange(offset, length, size);
+      const pieces: Uint8Array[] = [];
+      for (let k = 0; k < parts.length && length > 0; k++) {
+        const { offset: start, size: partSize } = parts[k];
+        if (offset >= start + partSize) continue;
+        const take = Math.min(length, start + partSize - offset);
+        pieces.push(await sources[k].read(offset - start, take));
+        offset += take;
+        length -= take;
+      }
+      if (pieces.length === 1) return pieces[0];
+      // [length] u8, from the end of one part and the start of the next.
+      const out = new Uint8Array(pieces.reduce((n, p) => n + p.byteLength, 0));
+      let at = 0;
+      for (const piece of pieces) {
+        out.set(piece, at);
+        at += piece.byteLength;
+      }
+      return out;
     },
   };
 }
@@ -61,7 +107,7 @@ async function fetchOrThrow(url: string, init: RequestInit): Promise<Response> {
   } catch (e) {
     throw new LanternError('FETCH_FAILED', `Could not reach ${url} (${(e as Error).message}); check the address and your connection, then try again.`);
   }
-  if (!res.ok) throw new LanternError('FETCH_FAILED', `${url} answered HTTP ${res.status}; check the address, then try again.`);
+  if (!res.ok) throw new LanternError('FETCH_FAILED', `${url} answered HTTP ${res.status}; check the address, then try again.`, { status: res.status });
   return res;
 }
 
