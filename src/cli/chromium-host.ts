@@ -35,7 +35,8 @@ declare global {
 
 const CHROMIUM_CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome-stable', '/usr/bin/google-chrome'];
 
-const CHROMIUM_ARGS = [
+/** Flags for headless Chromium with WebGPU on SwiftShader; the tests' own browsers use them too. */
+export const CHROMIUM_ARGS = [
   // WebGPU on SwiftShader's Vulkan: works on any machine, GPU or not.
   '--enable-unsafe-webgpu',
   '--enable-features=Vulkan',
@@ -200,7 +201,8 @@ export async function openChromiumSession(modelFile: string, options: SessionOpt
   }
 }
 
-function findChromium(): string {
+/** The Chromium to drive: CHROMIUM_PATH, else the usual install paths; NO_WEBGPU if there is none. */
+export function findChromium(): string {
   const fromEnv = process.env.CHROMIUM_PATH;
   if (fromEnv) {
     if (!existsSync(fromEnv)) throw new LanternError('NO_WEBGPU', `CHROMIUM_PATH points to ${fromEnv}, which does not exist; fix or unset it.`);

@@ -3,7 +3,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expandModel } from '../../scripts/lib/model-writer.ts';
@@ -12,6 +12,7 @@ import { TransferMeter, formatBytes, formatDuration } from '../../src/app/format
 import { LanternError } from '../../src/errors.ts';
 import { readGGUF } from '../../src/model/gguf.ts';
 import { bytesSource } from '../../src/storage/source.ts';
+import { launchWebGpuChromium } from '../helpers/webgpu-browser.ts';
 
 /**
  * The demo page end to end: a Vite dev server, headless Chromium with WebGPU on SwiftShader, the
@@ -32,18 +33,6 @@ const CHAT_TEMPLATE = '{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% 
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const RESULTS = `${ROOT}/test-results`;
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const WEBGPU_ARGS = [
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-vulkan=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 let server: ViteDevServer;
 let browser: Browser;
@@ -92,7 +81,7 @@ beforeAll(async () => {
   modelHostUrl = `${host}/models/elsewhere.gguf`;
   chatModelUrl = `${host}/models/chat.gguf`;
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: WEBGPU_ARGS });
+  browser = await launchWebGpuChromium();
   await mkdir(RESULTS, { recursive: true });
 });
 

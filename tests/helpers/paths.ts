@@ -2,7 +2,6 @@
  * Absolute paths to the shared test data. Tests and CI find it at `../shared/models` beside the
  * repository root (see ../shared/models/README.md for what each file is and where it came from).
  */
-import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,9 +22,3 @@ export const SMOLLM2_TOKENIZER_DIR = resolve(SHARED_MODELS_DIR, 'smollm2-135m-to
 /** llama.cpp's vocab-only GGUFs with their `.inp` / `.out` tokenizer test vectors. */
 export const LLAMACPP_VOCAB_DIR = resolve(SHARED_MODELS_DIR, 'llamacpp-vocab');
 export const ZH_POEM_DIR = resolve(SHARED_MODELS_DIR, 'zh-poem');
-
-/** The Chromium that browser tests drive through playwright-core. */
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-
-/** True when the shared data is beside the repository, so tests can say why they skip. */
-export const HAVE_SHARED_MODELS = existsSync(STORIES_GGUF);

@@ -1,21 +1,9 @@
 /** Headless Chromium with WebGPU on SwiftShader, for the end-to-end tests of built pages. */
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { CHROMIUM_PATH } from './paths.ts';
-
-const WEBGPU_ARGS = [
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-vulkan=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
+import { CHROMIUM_ARGS, findChromium } from '../../src/cli/chromium-host.ts';
 
 export function launchWebGpuChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM_PATH, args: WEBGPU_ARGS });
+  return chromium.launch({ executablePath: findChromium(), args: CHROMIUM_ARGS });
 }
 
 /** Page errors and console errors, printed to the test's output and kept for assertions. */
