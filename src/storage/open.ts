@@ -10,7 +10,7 @@ import {
   storedChunkIndices,
 } from './cache.ts';
 import { Sha256, sha256Hex } from './sha256.ts';
-import { type ByteSource, blobSource, bytesSource, joinedSource, urlSource } from './source.ts';
+import { type ByteSource, blobSource, bytesSource, checkRange, fetchOrThrow as fetchChecked, joinedSource, urlSource } from './source.ts';
 
 /**
  * openModel(): a model file from a URL, a File/Blob or bytes, delivered through the IndexedDB
@@ -816,26 +816,14 @@ async function rangeReader(url: string, signal: AbortSignal | undefined) {
 }
 
 async function fetchOrThrow(url: string, init: RequestInit, signal: AbortSignal | undefined): Promise<Response> {
-  let response: Response;
-  try {
-    // no-store: the HTTP cache would keep a second copy of a file that is already chunked in IndexedDB.
-    response = await fetch(url, { ...init, signal, cache: 'no-store' });
-  } catch (e) {
-    if (signal?.aborted) throw abortError();
-    throw new LanternError('FETCH_FAILED', `Could not reach ${url} (${(e as Error).message}); check the address and your connection, then try again.`, { retryable: true });
-  }
-  if (!response.ok) throw new LanternError('FETCH_FAILED', `${url} answered HTTP ${response.status}; check the address, then try again.`, { status: response.status });
-  return response;
+  // no-store: the HTTP cache would keep a second copy of a file that is already chunked in IndexedDB.
+  return fetchChecked(url, { ...init, signal, cache: 'no-store' }).catch((e: unknown) => {
+    throw signal?.aborted ? abortError() : e;
+  });
 }
 
 function chunkLength(index: number, size: number, chunkSize: number): number {
   return Math.max(0, Math.min(chunkSize, size - index * chunkSize));
-}
-
-function checkRange(offset: number, length: number, size: number): void {
-  if (offset < 0 || length < 0 || offset + length > size) {
-    throw new LanternError('TRUNCATED_FILE', `The model file ends at byte ${size} but ${offset + length} bytes were needed; the file is truncated, download it again.`, { offset, length, size });
-  }
 }
 
 /**

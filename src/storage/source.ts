@@ -100,18 +100,25 @@ export async function urlSource(url: string): Promise<ByteSource> {
   };
 }
 
-async function fetchOrThrow(url: string, init: RequestInit): Promise<Response> {
+/**
+ * fetch that fails as a LanternError FETCH_FAILED: with details.retryable when the network failed,
+ * with details.status when the server answered an error. When init.signal was aborted, fetch's
+ * own AbortError passes through for the caller to report.
+ */
+export async function fetchOrThrow(url: string, init: RequestInit = {}): Promise<Response> {
   let res: Response;
   try {
     res = await fetch(url, init);
   } catch (e) {
-    throw new LanternError('FETCH_FAILED', `Could not reach ${url} (${(e as Error).message}); check the address and your connection, then try again.`);
+    if (init.signal?.aborted) throw e;
+    throw new LanternError('FETCH_FAILED', `Could not reach ${url} (${(e as Error).message}); check the address and your connection, then try again.`, { retryable: true });
   }
   if (!res.ok) throw new LanternError('FETCH_FAILED', `${url} answered HTTP ${res.status}; check the address, then try again.`, { status: res.status });
   return res;
 }
 
-function checkRange(offset: number, length: number, size: number): void {
+/** Fails with TRUNCATED_FILE when [offset, offset + length) does not lie inside a file of `size` bytes. */
+export function checkRange(offset: number, length: number, size: number): void {
   if (offset < 0 || length < 0 || offset + length > size) {
     throw new LanternError(
       'TRUNCATED_FILE',
