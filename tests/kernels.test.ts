@@ -46,15 +46,8 @@ function packWeight(values: Float64Array, format: 'f32' | 'f16'): { words: numbe
   }
   const halves = new Uint16Array(values.length + (values.length % 2));
   values.forEach((v, i) => (halves[i] = ref.floatToHalfBits(v)));
-  const rounded = Float64Array.from(values, (_, i) => halfValue(halves[i]));
+  const rounded = Float64Array.from(values, (_, i) => ref.halfBitsToFloat(halves[i]));
   return { words: Array.from(new Uint32Array(halves.buffer)), rounded };
-}
-
-function halfValue(h: number): number {
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  const sign = h & 0x8000 ? -1 : 1;
-  return exp === 0 ? sign * frac * 2 ** -24 : sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 /** ggml blocks, zero-padded to a whole word as the weight loader uploads them; `rounded` is what they decode to. */

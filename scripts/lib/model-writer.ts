@@ -3,9 +3,10 @@
  * weights of an existing GGUF re-stored in another type; the vocabulary is copied from a GGUF.
  */
 import { GGMLType, type GGUFFile, type GGUFValue } from '../../src/model/gguf.ts';
-import { floatToHalfBits } from './f16.ts';
+import { floatToHalfBits, halfToFloat } from '../../src/model/f16.ts';
+import { seededRandom } from '../../src/runtime/sampler.ts';
 import { type MetaValue, type TensorSpec, writeGGUF } from './gguf-writer.ts';
-import { dequantize, halfBitsToFloat, isQuantType, QUANT_BLOCKS, quantize, type QuantType } from './quantize.ts';
+import { dequantize, isQuantType, QUANT_BLOCKS, quantize, type QuantType } from './quantize.ts';
 
 /** The types a 2-D weight can be written as. */
 export type StorageType = GGMLType.F32 | GGMLType.F16 | QuantType;
@@ -94,13 +95,7 @@ function toMeta(value: GGUFValue, key = ''): MetaValue {
 
 /** Deterministic normal-ish values (sum of uniforms), scaled. */
 export function randomWeights(n: number, seed: number, scale: number): Float32Array {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = (next() + next() + next() - 1.5) * 2 * scale;
   return out;
@@ -196,7 +191,7 @@ export function expandModel(file: GGUFFile, bytes: Uint8Array): Uint8Array {
     const raw = new Uint8Array(bytes.subarray(t.offset, t.offset + t.nBytes));
     let values: Float32Array;
     if (t.type === GGMLType.F32) values = new Float32Array(raw.buffer);
-    else if (t.type === GGMLType.F16) values = Float32Array.from(new Uint16Array(raw.buffer), halfBitsToFloat);
+    else if (t.type === GGMLType.F16) values = halfToFloat(new Uint16Array(raw.buffer));
     else if (isQuantType(t.type)) values = Float32Array.from(dequantize(raw, t.type, t.nElements));
     else throw new Error(`expandModel: ${t.name} is ${GGMLType[t.type]}, which quantize.ts does not decode`);
     return { name: t.name, type: GGMLType.F32, dims: t.dims, data: encodeTensor(values, GGMLType.F32) };

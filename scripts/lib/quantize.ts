@@ -24,7 +24,7 @@
  * as ggml decodes them, only their rounding error is a little larger than llama-quantize's.
  */
 import { GGMLType } from '../../src/model/gguf.ts';
-import { floatToHalfBits } from './f16.ts';
+import { floatToHalfBits, halfBitsToFloat } from '../../src/model/f16.ts';
 
 export type QuantType = GGMLType.Q8_0 | GGMLType.Q4_0 | GGMLType.Q4_1 | GGMLType.Q5_0 | GGMLType.Q5_1 | GGMLType.Q4_K | GGMLType.Q6_K;
 
@@ -239,15 +239,6 @@ function unpackQ5(block: Uint8Array, view: DataView, at: number): number[] {
 export function q4kScaleMin(s: Uint8Array, j: number): [number, number] {
   if (j < 4) return [s[j] & 63, s[j + 4] & 63];
   return [(s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4)];
-}
-
-export function halfBitsToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 /** The element of largest magnitude, with its sign (the first of equals). */

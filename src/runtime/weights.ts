@@ -1,4 +1,5 @@
 import { LanternError } from '../errors.ts';
+import { halfToFloat } from '../model/f16.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { Weight, WeightFormat } from '../kernels/ops.ts';
 import { GGMLType, type GGUFFile, type GGUFTensorInfo, ggmlTypeName } from '../model/gguf.ts';
@@ -101,18 +102,4 @@ function writePadded(queue: GPUQueue, buffer: GPUBuffer, offset: number, bytes: 
 
 function align4(n: number): number {
   return Math.ceil(n / 4) * 4;
-}
-
-export function halfToFloat(halves: Uint16Array): Float32Array<ArrayBuffer> {
-  const out = new Float32Array(halves.length);
-  for (let i = 0; i < halves.length; i++) {
-    const h = halves[i];
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    if (exp === 0) out[i] = sign * frac * 2 ** -24;
-    else if (exp === 31) out[i] = frac ? NaN : sign * Infinity;
-    else out[i] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
-  }
-  return out;
 }

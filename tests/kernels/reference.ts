@@ -1,4 +1,6 @@
-export { floatToHalfBits } from '../../scripts/lib/f16.ts';
+import { seededRandom } from '../../src/runtime/sampler.ts';
+
+export { floatToHalfBits, halfBitsToFloat } from '../../src/model/f16.ts';
 /** Quantized weights: the twin reads the same blocks through the TypeScript dequantizer, in float64. */
 export { dequantize, quantize, QUANT_BLOCKS, type QuantType } from '../../scripts/lib/quantize.ts';
 
@@ -111,13 +113,6 @@ export function argmax(x: Float64Array): number {
 
 /** Deterministic uniform values in [-scale, scale). */
 export function randomArray(n: number, seed: number, scale = 1): Float64Array {
-  let a = seed >>> 0;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
-  }
-  return out;
+  const next = seededRandom(seed);
+  return Float64Array.from({ length: n }, () => (next() * 2 - 1) * scale);
 }
