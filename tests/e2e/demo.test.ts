@@ -1,8 +1,6 @@
 // @vitest-environment node
 import { mkdir, readFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +10,8 @@ import { TransferMeter, formatBytes, formatDuration } from '../../src/app/format
 import { LanternError } from '../../src/errors.ts';
 import { readGGUF } from '../../src/model/gguf.ts';
 import { bytesSource } from '../../src/storage/source.ts';
+import { startModelServer, type ModelServer } from '../helpers/model-server.ts';
+import { REPO_ROOT } from '../helpers/paths.ts';
 import { launchWebGpuChromium } from '../helpers/webgpu-browser.ts';
 
 /**
@@ -31,25 +31,25 @@ const GREEDY_CONTINUATION =
 /** A plain "role: content" template, so that stories260K can stand in for a chat model. */
 const CHAT_TEMPLATE = '{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const RESULTS = `${ROOT}/test-results`;
+const RESULTS = `${REPO_ROOT}/test-results`;
 
 let server: ViteDevServer;
 let browser: Browser;
 let baseUrl: string;
 /**
- * The model host, with Range support and CORS: `/models/elsewhere.gguf` answers 404 until
- * `hostServesModel` is set, then stories260K; `/models/chat.gguf` is stories260K with a chat template.
+ * The model host (tests/helpers/model-server.ts: Range support and CORS): `/models/elsewhere.gguf`
+ * answers 404 until the test serves stories260K there; `/models/chat.gguf` is stories260K with a
+ * chat template.
  */
-let modelHost: Server;
+let modelHost: ModelServer;
+let stories: Uint8Array;
 let modelHostUrl: string;
 let chatModelUrl: string;
-let hostServesModel = false;
 
 beforeAll(async () => {
   server = await createServer({
-    root: ROOT,
-    configFile: `${ROOT}/vite.config.ts`,
+    root: REPO_ROOT,
+    configFile: `${REPO_ROOT}/vite.config.ts`,
     logLevel: 'warn',
     // No watcher and no HMR: files edited during the run must not reload the page under test.
     server: { host: '127.0.0.1', port: 0, strictPort: true, hmr: false, watch: null },
@@ -58,28 +58,13 @@ beforeAll(async () => {
   const { port } = server.httpServer!.address() as AddressInfo;
   baseUrl = `http://127.0.0.1:${port}/`;
 
-  const stories = await readFile(`${ROOT}/public/models/stories260K.gguf`);
+  stories = await readFile(`${REPO_ROOT}/public/models/stories260K.gguf`);
   const withTemplate = await readGGUF(bytesSource(stories));
   withTemplate.metadata.set('tokenizer.chat_template', CHAT_TEMPLATE);
   const chatModel = expandModel(withTemplate, stories); // stories260K is all F32: the same weights
-  modelHost = createHttpServer((req, res) => {
-    res.setHeader('Access-Control-Allow-Origin', '*');
-    res.setHeader('Access-Control-Allow-Headers', 'Range');
-    res.setHeader('Access-Control-Expose-Headers', 'Content-Length, Content-Range, ETag');
-    if (req.method === 'OPTIONS') return void res.writeHead(204).end();
-    const model = req.url === '/models/chat.gguf' ? chatModel : stories;
-    if (!hostServesModel && model === stories) return void res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not here');
-    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-    const start = range ? Number(range[1]) : 0;
-    const end = range?.[2] ? Number(range[2]) : model.byteLength - 1;
-    const headers: Record<string, string | number> = { 'Content-Type': 'application/octet-stream', 'Content-Length': end - start + 1, ETag: '"stories260K"' };
-    if (range) headers['Content-Range'] = `bytes ${start}-${end}/${model.byteLength}`;
-    res.writeHead(range ? 206 : 200, headers).end(req.method === 'HEAD' ? undefined : model.subarray(start, end + 1));
-  });
-  await new Promise<void>((resolve) => modelHost.listen(0, '127.0.0.1', resolve));
-  const host = `http://127.0.0.1:${(modelHost.address() as AddressInfo).port}`;
-  modelHostUrl = `${host}/models/elsewhere.gguf`;
-  chatModelUrl = `${host}/models/chat.gguf`;
+  modelHost = await startModelServer();
+  modelHostUrl = `${modelHost.origin}/models/elsewhere.gguf`;
+  chatModelUrl = modelHost.serve('/models/chat.gguf', chatModel);
 
   browser = await launchWebGpuChromium();
   await mkdir(RESULTS, { recursive: true });
@@ -88,7 +73,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await server?.close();
-  await new Promise((resolve) => modelHost?.close(resolve));
+  await modelHost?.close();
 });
 
 describe('demo page', () => {
@@ -254,7 +239,7 @@ describe('demo page', () => {
       new MutationObserver(() => texts.push(`${document.getElementById('progress-label')!.textContent}: ${line.textContent}`))
         .observe(line, { childList: true, characterData: true, subtree: true });
     });
-    hostServesModel = true;
+    modelHost.serve('/models/elsewhere.gguf', stories);
     await retry.click();
     await waitForSettledStatus(page, 'ready');
     expect(await screen.isHidden()).toBe(true);
@@ -265,7 +250,7 @@ describe('demo page', () => {
 
     // A local file, by the picker and by drag and drop.
     await page.getByTestId('model-select').selectOption('local-file');
-    await page.getByLabel('GGUF file').setInputFiles({ name: 'picked.gguf', mimeType: 'application/octet-stream', buffer: await readFile(`${ROOT}/public/models/stories260K.gguf`) });
+    await page.getByLabel('GGUF file').setInputFiles({ name: 'picked.gguf', mimeType: 'application/octet-stream', buffer: Buffer.from(stories) });
     await page.getByTestId('load').click();
     await waitForSettledStatus(page, 'ready');
     expect(await page.getByTestId('status').textContent()).toMatch(/^Ready: picked\.gguf on /);
