@@ -127,7 +127,10 @@ describe('kernels match their CPU twins', () => {
     // Several tokens: 1 per row runs the matvec over the tokens (CPU adapters), 16 the tiled matmul.
     // 0: the adapter's default (one subgroup per row where subgroups exist, as on SwiftShader).
     const shapes = [[1, blocks * qk, 37, 1], [1, blocks * qk, 37, 16], [1, qk, 9, 16], [1, blocks * qk, 37, 0], [5, blocks * qk, 37, 0], [5, blocks * qk, 37, 1], [5, blocks * qk, 37, 16], [17, qk, 19, 1], [17, qk, 19, 16]];
-    for (const [nTokens, k, n, threadsPerRow] of shapes) {
+    // The adapter's default on whole pairs of 32-blocks or whole 256-blocks: on SwiftShader, int8
+    // activations (matvec_int8.wgsl), with rows past a multiple of 4 and Q6_K blocks off a word.
+    const int8Shapes = qk === 32 ? [[1, 192, 37, 0], [5, 128, 9, 0], [3, 64, 6, 0]] : [[1, 512, 37, 0], [4, 768, 13, 0]];
+    for (const [nTokens, k, n, threadsPerRow] of [...shapes, ...int8Shapes]) {
       it(`linear (${format}) ${nTokens} x ${k} -> ${n}, ${threadsPerRow ? `${threadsPerRow} per row` : 'default'}`, async () => {
         const x = asF32(ref.randomArray(nTokens * k, 22));
         const w = packQuantized(ref.randomArray(n * k, 23), type);
@@ -136,7 +139,12 @@ describe('kernels match their CPU twins', () => {
           weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: nTokens * n },
           options: threadsPerRow ? { threadsPerRow } : {},
         });
-        expectClose(got.y, ref.linear(x, w.rounded, k, n), { abs: 1e-4, rel: 1e-4 }, `linear ${format}`);
+        // The int8 path's twin quantizes x as quantize_x.wgsl does; the sums are then exact.
+        const int8 = got.int8[0] === 1;
+        expectClose(got.y, ref.linear(int8 ? ref.quantizeActivations(x) : x, w.rounded, k, n), { abs: 1e-4, rel: 1e-4 }, `linear ${format}${int8 ? ' (int8 activations)' : ''}`);
+        if (threadsPerRow === 0 && k % (qk === 32 ? 64 : 256) === 0 && ['q8_0', 'q4_0', 'q5_0', 'q4_k', 'q6_k'].includes(format)) {
+          expect(int8, 'SwiftShader takes the int8 path for this shape').toBe(true);
+        }
       });
     }
   }

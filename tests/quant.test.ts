@@ -23,13 +23,16 @@ import { disposeLlamaCpp, llamaCppGreedy, llamaCppLogits } from './oracle/llamac
 
 /**
  * Against llama.cpp on the quantized file: largest |Δp| of the next-token distribution (softmax of
- * the logits), and largest |Δlogit| relative to the largest |logit|. Measured worst: Δp 8.1e-3
- * (stories260K Q5_0, top p 0.63), 7.5e-3 (Q4_1, top p 0.55), 6.2e-3 (Q4_0, top p 0.49) and 4.9e-3
- * (Q8_0, top p 0.63); under 5e-4 for the random K-quant models, whose distributions are flat
- * (top p 0.03); relative logit 1.7e-2 (Q6_K). That is llama.cpp's 8-bit activations, not the
- * weights: on the decoded-F32 files both sides agree to 1e-6 (below). The 1e-3 the F32 models hold is out of reach while llama.cpp quantizes x.
+ * the logits), and largest |Δlogit| relative to the largest |logit|. Both sides round activations to
+ * 8 bits there (llama.cpp per 32 or 256 with f16 scales, Lantern on SwiftShader per 32 with f32
+ * scales), independently, and stories260K's 64-wide layers average little of that noise away: on
+ * this prompt llama.cpp's own quantized-vs-decoded Δp is 5.6e-3 for the Q4_K_M file and Lantern's
+ * 2.0e-2, and on other prompts llama.cpp's own reaches 4.6e-2. Measured worst here: Δp 2.6e-2
+ * (stories260K Q4_K_M), 7.5e-3 (Q4_1, Q5_0), about 1e-3 (Q8_0, Q4_0); under 6e-4 for the random
+ * K-quant models, whose distributions are flat (top p 0.03); relative logit 1.9e-2. The weights'
+ * decoding itself is held to 1e-5 by the decoded-F32 comparison with f32 activations below.
  */
-const QUANT_FILE_TOLERANCE = { probability: 1.5e-2, relativeLogit: 4e-2 };
+const QUANT_FILE_TOLERANCE = { probability: 3e-2, relativeLogit: 4e-2 };
 /** Against llama.cpp on the decoded-F32 file. Measured worst: Δp 6.4e-7 (Q5_0), relative logit 7.3e-7 (Q5_1). */
 const DECODED_FILE_TOLERANCE = { probability: 1e-5, relativeLogit: 1e-5 };
 
@@ -189,29 +192,38 @@ function compareLogits(ours: Float32Array, theirs: Float32Array): { probability:
 
 for (const [name] of MODELS) {
   describe(name, () => {
+    // `session` runs as users get it: on SwiftShader, int8 activations for the block formats that
+    // have them (as llama.cpp's CPU backend). `exact` reads activations as f32, so its only
+    // difference from llama.cpp on the decoded-F32 file is the weights' decoding.
     let session: ModelSession;
+    let exact: ModelSession;
     beforeAll(async () => {
       session = await openSession(files[name].quantized, { contextLength: 128 });
+      exact = await openSession(files[name].quantized, { contextLength: 128, int8Activations: false });
     });
-    afterAll(() => session?.close());
+    afterAll(async () => {
+      await session?.close();
+      await exact?.close();
+    });
 
     const promptIds = [1, 403, 407, 261, 378, 432, 383, 286, 261];
-    let ours: number[] = [];
-
     it('the file really holds block-quantized matrices', async () => {
       const file = await readGGUF(bytesSource(readFileSync(files[name].quantized)));
       const types = new Set(file.tensors.filter((t) => t.dims.length === 2).map((t) => t.type));
       expect([...types].some((t) => t in QUANT_BLOCKS)).toBe(true);
     });
 
-    it('greedy tokens match llama.cpp on the decoded-F32 file', async () => {
-      ours = [];
-      await session.generate(promptIds, { maxTokens: 24, temperature: 0 }, (t) => { if (t.id >= 0) ours.push(t.id); });
+    it('greedy tokens match llama.cpp on the decoded-F32 file (f32 activations)', async () => {
+      const ours: number[] = [];
+      await exact.generate(promptIds, { maxTokens: 24, temperature: 0 }, (t) => { if (t.id >= 0) ours.push(t.id); });
       expect(ours.length).toBe(24);
       expect(ours).toEqual(await llamaCppGreedy(files[name].decoded, promptIds, ours.length));
     });
 
     it('greedy tokens match llama.cpp on the quantized file, up to a near tie in its own logits', async () => {
+      const ours: number[] = [];
+      await session.generate(promptIds, { maxTokens: 24, temperature: 0 }, (t) => { if (t.id >= 0) ours.push(t.id); });
+      expect(ours.length).toBe(24);
       const theirs = await llamaCppGreedy(files[name].quantized, promptIds, ours.length);
       const split = theirs.findIndex((id, i) => id !== ours[i]);
       if (split < 0) return;
@@ -222,8 +234,8 @@ for (const [name] of MODELS) {
       expect(gap).toBeLessThanOrEqual(QUANT_FILE_TOLERANCE.relativeLogit);
     });
 
-    it(`next-token probabilities within ${DECODED_FILE_TOLERANCE.probability} of llama.cpp's on the decoded-F32 file`, async () => {
-      const d = compareLogits(await session.logits(promptIds), await llamaCppLogits(files[name].decoded, promptIds));
+    it(`next-token probabilities within ${DECODED_FILE_TOLERANCE.probability} of llama.cpp's on the decoded-F32 file (f32 activations)`, async () => {
+      const d = compareLogits(await exact.logits(promptIds), await llamaCppLogits(files[name].decoded, promptIds));
       console.log(`${name} vs llama.cpp on decoded F32: max |Δp| ${d.probability.toExponential(2)}, relative |Δlogit| ${d.relativeLogit.toExponential(2)}`);
       expect(d.probability).toBeLessThanOrEqual(DECODED_FILE_TOLERANCE.probability);
       expect(d.relativeLogit).toBeLessThanOrEqual(DECODED_FILE_TOLERANCE.relativeLogit);

@@ -6,13 +6,13 @@
 import { LanternError } from '../errors.ts';
 import { urlSource } from '../storage/source.ts';
 import { type BenchOptions, type BenchResult, benchRuntime } from '../runtime/bench.ts';
-import { Runtime } from '../runtime/runtime.ts';
+import { type LoadOptions, Runtime } from '../runtime/runtime.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
 
 export type Settled<T> = { value: T } | { error: { code?: string; message: string; details?: Record<string, unknown>; stack?: string } };
 
 export interface RunnerApi {
-  load(url: string, options: { contextLength?: number }): Promise<Settled<ModelInfo>>;
+  load(url: string, options: LoadOptions): Promise<Settled<ModelInfo>>;
   encode(text: string, addSpecial: boolean): Promise<Settled<number[]>>;
   /** Streams each token to `window.lanternToken(index, token)`; resolves with how many were sent. */
   generate(promptIds: number[], options: GenerateOptions): Promise<Settled<{ count: number; stats?: GenerationStats }>>;
@@ -50,7 +50,7 @@ function settle<A extends unknown[], T>(fn: (...args: A) => Promise<T> | T): (..
 }
 
 window.lanternRunner = {
-  load: settle(async (url: string, options: { contextLength?: number }) => {
+  load: settle(async (url: string, options: LoadOptions) => {
     if (!navigator.gpu) {
       throw new LanternError('NO_WEBGPU', 'This Chromium has no navigator.gpu; run it with --enable-unsafe-webgpu, or use a build with WebGPU.');
     }

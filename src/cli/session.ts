@@ -25,6 +25,8 @@ export type GpuBackend = 'dawn' | 'chromium';
 
 export interface SessionOptions {
   contextLength?: number;
+  /** Runtime LoadOptions.int8Activations. */
+  int8Activations?: boolean;
 }
 
 /**

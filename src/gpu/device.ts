@@ -14,6 +14,8 @@ export interface GpuContext {
   readonly subgroupSize: number | undefined;
   /** A software adapter running on the CPU (SwiftShader, or anything marked as a fallback). */
   readonly cpuAdapter: boolean;
+  /** WGSL has dot4I8Packed and pack4xI8 (the packed_4x8_integer_dot_product language feature). */
+  readonly packedInt8: boolean;
   readonly pipelines: PipelineCache;
   /** Resolves when the device is lost, with a DEVICE_LOST error. */
   readonly lost: Promise<LanternError>;
@@ -69,6 +71,7 @@ export async function acquireGpu(gpu: GPU | undefined): Promise<GpuContext> {
     shaderF16,
     subgroupSize,
     cpuAdapter: info.isFallbackAdapter === true || /swiftshader|llvmpipe|software|cpu/i.test(`${adapterName} ${info.description}`),
+    packedInt8: gpu.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false,
     pipelines: new PipelineCache(device),
     lost,
     takeError() {

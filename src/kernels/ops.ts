@@ -24,12 +24,24 @@ const BLOCK_ELEMENTS: Record<WeightFormat, number> = {
   f32: 1, f16: 1, q8_0: 32, q4_0: 32, q4_1: 32, q5_0: 32, q5_1: 32, q4_k: 256, q6_k: 256,
 };
 
+/**
+ * Formats matvec_int8.wgsl reads, each with the multiple of k it needs: pairs of 32-element blocks
+ * (so that every pair starts on a word) or whole 256-element blocks.
+ */
+const INT8_UNIT: Partial<Record<WeightFormat, number>> = { q8_0: 64, q4_0: 64, q5_0: 64, q4_k: 256, q6_k: 256 };
+
 /** A weight matrix of `rows` rows of `cols` elements, row-major as ggml stores it. */
 export interface Weight {
   buffer: GPUBuffer;
   format: WeightFormat;
   rows: number;
   cols: number;
+}
+
+export interface KernelOptions {
+  matvecThreadsPerRow?: number;
+  /** Default true: where it pays (CPU adapters), linears of block formats quantize their input to int8. */
+  int8Activations?: boolean;
 }
 
 export interface Op {
@@ -49,11 +61,31 @@ export class Kernels {
    */
   readonly matvecThreadsPerRow: number;
   private readonly matvecSubgroups: boolean;
+  /**
+   * CPU adapters with subgroups of 4 or more and WGSL's packed int8 dot product quantize the
+   * activations of block-format linears to int8 and take matvec_int8.wgsl, which reads weights
+   * ~1.5x faster there than decoding them to f32 (llama.cpp's CPU backend quantizes activations the
+   * same way). GPUs keep the f32 path.
+   */
+  private readonly int8Activations: boolean;
+  /** Int8 copies of activation buffers, one per f32 buffer (quantize_x.wgsl's outputs). */
+  private readonly quantized = new Map<GPUBuffer, { xq: GPUBuffer; xs: GPUBuffer }>();
 
-  /** `matvecThreadsPerRow` forces the barrier-reduced matvec with that many invocations per row (tests). */
-  constructor(readonly gpu: GpuContext, readonly step: GPUBuffer, matvecThreadsPerRow?: number) {
+  /**
+   * `matvecThreadsPerRow` forces the barrier-reduced f32 matvec with that many invocations per row
+   * (tests); `int8Activations: false` keeps block formats on the f32 path on CPU adapters too.
+   */
+  constructor(readonly gpu: GpuContext, readonly step: GPUBuffer, options: KernelOptions = {}) {
+    const { matvecThreadsPerRow, int8Activations = true } = options;
     this.matvecSubgroups = matvecThreadsPerRow === undefined && gpu.subgroupSize !== undefined && gpu.subgroupSize <= 64;
     this.matvecThreadsPerRow = matvecThreadsPerRow ?? (this.matvecSubgroups ? gpu.subgroupSize! : gpu.cpuAdapter ? 1 : 16);
+    this.int8Activations = int8Activations && this.matvecSubgroups && gpu.cpuAdapter && gpu.subgroupSize! >= 4 && gpu.packedInt8;
+  }
+
+  /** Whether linear() with this weight quantizes its input to int8 (matvec_int8.wgsl) rather than reading it as f32. */
+  readsInt8Activations(weight: Pick<Weight, 'format' | 'cols'>): boolean {
+    const unit = INT8_UNIT[weight.format];
+    return this.int8Activations && unit !== undefined && weight.cols % unit === 0;
   }
 
   /** out[t, :] = W[tokens[t], :] */
@@ -86,6 +118,7 @@ export class Kernels {
     const { outAtPos = false, bias } = options;
     const params = new UniformLayout('Params', { k: 'u32', n: 'u32', out_at_pos: 'u32' });
     const values = this.uniform(params, { k: weight.cols, n: weight.rows, out_at_pos: outAtPos ? 1 : 0 });
+    if (this.readsInt8Activations(weight)) return this.linearInt8(x, weight, y, params, values, bias);
     const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : [])];
     const tile = 16;
     const matmul = await this.pipeline('matmul', defines, params, { TILE: tile });
@@ -112,6 +145,49 @@ export class Kernels {
         }
       },
     };
+  }
+
+  /** linear() on a CPU adapter: x quantized per block of 32 (quantize_x.wgsl), then matvec_int8.wgsl for every token. */
+  private async linearInt8(
+    x: GPUBuffer, weight: Weight, y: GPUBuffer, params: UniformLayout<{ k: 'u32'; n: 'u32'; out_at_pos: 'u32' }>, values: GPUBuffer, bias?: GPUBuffer,
+  ): Promise<Op> {
+    const k = weight.cols;
+    const { xq, xs } = this.quantizedCopy(x);
+    const quantizeParams = new UniformLayout('Params', { k: 'u32' });
+    const quantizeWg = 64;
+    const quantize = await this.pipeline('quantize_x', [], quantizeParams, { WG: quantizeWg });
+    const quantizeBind = this.bindGroup(quantize, [this.step, this.uniform(quantizeParams, { k }), x, xq, xs]);
+    const defines = [weightDefine(weight), ...(INT8_UNIT[weight.format] === 64 ? ['UNIT_PAIRS'] : []), ...(bias ? ['BIAS'] : [])];
+    const wg = 16;
+    const matvec = await this.pipeline('matvec_int8', defines, params, { WG: wg });
+    const bind = this.bindGroup(matvec, [this.step, values, xq, xs, weight.buffer, y, ...(bias ? [bias] : [])]);
+    const groups = Math.ceil(weight.rows / (4 * wg));
+    return {
+      name: `linear:${weight.format}:int8`,
+      encode(pass, n) {
+        pass.setPipeline(quantize);
+        pass.setBindGroup(0, quantizeBind);
+        pass.dispatchWorkgroups(Math.ceil(k / 32 / quantizeWg), n);
+        pass.setPipeline(matvec);
+        pass.setBindGroup(0, bind);
+        pass.dispatchWorkgroups(Math.min(groups, MAX_DISPATCH), Math.ceil(groups / MAX_DISPATCH), n);
+      },
+    };
+  }
+
+  /** The int8 copy of activation buffer x: xq, a byte per f32 of x; xs, a vec2<f32> per 32. */
+  private quantizedCopy(x: GPUBuffer): { xq: GPUBuffer; xs: GPUBuffer } {
+    let copy = this.quantized.get(x);
+    if (!copy) {
+      const usage = GPUBufferUsage.STORAGE;
+      const elements = Math.floor(x.size / 4);
+      copy = {
+        xq: this.gpu.device.createBuffer({ label: `${x.label} int8`, size: Math.max(16, Math.ceil(elements / 16) * 4 * 4), usage }),
+        xs: this.gpu.device.createBuffer({ label: `${x.label} int8 scales`, size: Math.max(16, Math.ceil(elements / 32) * 8), usage }),
+      };
+      this.quantized.set(x, copy);
+    }
+    return copy;
   }
 
   /**
@@ -185,6 +261,17 @@ export class Kernels {
     const pipeline = await this.pipeline(kernel, [], params, { WG: wg });
     const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { n: width }), a, b]);
     return this.op(pipeline, bind, (n) => [Math.ceil((n * width) / wg)]);
+  }
+
+  /** Frees the buffers the kernels made for themselves: uniforms, constant tables, int8 activations. */
+  destroy(): void {
+    for (const buffer of this.uniforms.values()) buffer.destroy();
+    for (const { xq, xs } of this.quantized.values()) {
+      xq.destroy();
+      xs.destroy();
+    }
+    this.uniforms.clear();
+    this.quantized.clear();
   }
 
   /** Building blocks below are shared with kernel modules outside this file (e.g. sampling). */

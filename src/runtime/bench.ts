@@ -231,6 +231,7 @@ export async function measureStreamRead(
   const partial = device.createBuffer({ label: 'stream read partial', size: groups * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const read = device.createBuffer({ label: 'stream read result', size: groups * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   const step = device.createBuffer({ label: 'stream read step', size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM });
+  const kernels = new Kernels(gpu, step);
   try {
     let expected = 0;
     const chunkWords = (4 * MB) / 4;
@@ -243,7 +244,6 @@ export async function measureStreamRead(
       device.queue.writeBuffer(data, start * 4, words);
     }
 
-    const kernels = new Kernels(gpu, step);
     const pipeline = await kernels.pipeline('stream_read', [], STREAM_PARAMS, { WG: wg });
     const params = kernels.uniform(STREAM_PARAMS, { n_vec4: nVec4, n_threads: groups * wg });
     const bind = kernels.bindGroup(pipeline, [params, data, partial]);
@@ -285,6 +285,7 @@ export async function measureStreamRead(
     };
   } finally {
     for (const buffer of [data, partial, read, step]) buffer.destroy();
+    kernels.destroy();
   }
 }
 

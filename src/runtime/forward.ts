@@ -1,6 +1,6 @@
 import { LanternError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
-import { Kernels, type Op, STEP } from '../kernels/ops.ts';
+import { type KernelOptions, Kernels, type Op, STEP } from '../kernels/ops.ts';
 import { topK, TOPK_MAX, type TopKOp } from '../kernels/topk.ts';
 import type { LlamaConfig } from '../model/config.ts';
 import type { WeightLoader } from './weights.ts';
@@ -21,9 +21,12 @@ export class LlamaForward {
     private readonly layerOps: Op[],
     private readonly headOps: Op[],
     private readonly topKOp: TopKOp,
+    private readonly kernels: Kernels,
   ) {}
 
-  static async create(gpu: GpuContext, config: LlamaConfig, weights: WeightLoader, contextLength: number, maxBatch: number): Promise<LlamaForward> {
+  static async create(
+    gpu: GpuContext, config: LlamaConfig, weights: WeightLoader, contextLength: number, maxBatch: number, options: Pick<KernelOptions, 'int8Activations'> = {},
+  ): Promise<LlamaForward> {
     const { device } = gpu;
     const c = config;
     const qDim = c.nHeads * c.headDim;
@@ -57,7 +60,7 @@ export class LlamaForward {
       b.vCache.push(f32(`v cache ${l}`, contextLength * kvDim));
     }
 
-    const k = new Kernels(gpu, b.step);
+    const k = new Kernels(gpu, b.step, options);
     // Llama 3 files carry per-frequency scaling factors for RoPE as a tensor.
     const freqFactors = weights.has('rope_freqs.weight') ? await weights.hostVector('rope_freqs.weight') : undefined;
     if (freqFactors && freqFactors.length !== c.ropeDim / 2) {
@@ -96,7 +99,7 @@ export class LlamaForward {
       await k.argmax(b.logits, c.vocabSize, b.argmax),
     ];
     const topKOp = await topK(k, b.logits, c.vocabSize, b.topK);
-    return new LlamaForward(gpu, config, contextLength, maxBatch, b, layerOps, headOps, topKOp);
+    return new LlamaForward(gpu, config, contextLength, maxBatch, b, layerOps, headOps, topKOp, k);
   }
 
   /**
@@ -160,6 +163,7 @@ export class LlamaForward {
     for (const buffer of [b.step, b.tokens, b.x, b.xn, b.q, b.k, b.attn, b.proj, b.gate, b.up, b.last, b.logits, b.argmax, b.topK, b.readLogits, b.readArgmax, b.readTopK, ...b.kCache, ...b.vCache]) {
       buffer.destroy();
     }
+    this.kernels.destroy();
   }
 }
 

@@ -50,7 +50,7 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
   const step = device.createBuffer({ size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(step, 0, STEP.pack({ n_tokens: spec.nTokens, pos0: spec.pos0 }));
   const o = spec.options ?? {};
-  const k = new Kernels(gpu, step, o.threadsPerRow === undefined ? undefined : Number(o.threadsPerRow));
+  const k = new Kernels(gpu, step, o.threadsPerRow === undefined ? {} : { matvecThreadsPerRow: Number(o.threadsPerRow) });
   const num = (key: string) => Number(o[key]);
   let op: Op;
   switch (spec.op) {
@@ -86,6 +86,8 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
   if (validation || oom) throw new Error(`GPU error in ${op.name}: ${(validation ?? oom)!.message}`);
 
   const result: Record<string, number[]> = {};
+  // Which path linear took: 1 where the activations were quantized to int8 (CPU adapters).
+  if (spec.op === 'linear') result.int8 = [Number(k.readsInt8Activations(weights.W))];
   for (const [name, size] of Object.entries(spec.outputs)) {
     await reads[name].mapAsync(GPUMapMode.READ);
     const data = name === 'result' ? new Uint32Array(reads[name].getMappedRange()) : new Float32Array(reads[name].getMappedRange());

@@ -41,6 +41,28 @@ export function linear(x: Float64Array, w: Float64Array, k: number, nOut: number
   return y;
 }
 
+/** round() as WGSL has it: to nearest, ties to even. */
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * Twin of quantize_x.wgsl: x [n, k] (k a multiple of 32) as the int8 path sees it, each block of 32
+ * replaced by d * q with d = max|x| / 127, q = round(x * (127 / max|x|)) in f32 arithmetic.
+ */
+export function quantizeActivations(x: Float64Array): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let b = 0; b < x.length; b += 32) {
+    let max = 0;
+    for (let i = b; i < b + 32; i++) max = Math.max(max, Math.abs(x[i]));
+    const scale = max > 0 ? Math.fround(127 / max) : 0;
+    const d = Math.fround(max / 127);
+    for (let i = b; i < b + 32; i++) out[i] = d * Math.max(-127, Math.min(127, roundHalfEven(Math.fround(x[i] * scale))));
+  }
+  return out;
+}
+
 export function rope(
   x: Float64Array,
   shape: { nHeads: number; headDim: number; ropeDim: number; thetaBase: number; neox: boolean },
