@@ -64,7 +64,7 @@ export class Kernels {
   /**
    * CPU adapters with subgroups of 4 or more and WGSL's packed int8 dot product quantize the
    * activations of block-format linears to int8 and take matvec_int8.wgsl, which reads weights
-   * ~1.5x faster there than decoding them to f32 (llama.cpp's CPU backend quantizes activations the
+   * 2-4x faster there than decoding them to f32 (llama.cpp's CPU backend quantizes activations the
    * same way). GPUs keep the f32 path.
    */
   private readonly int8Activations: boolean;
@@ -155,9 +155,11 @@ export class Kernels {
     const { xq, xs } = this.quantizedCopy(x);
     const quantizeParams = new UniformLayout('Params', { k: 'u32' });
     const quantizeWg = 64;
-    const quantize = await this.pipeline('quantize_x', [], quantizeParams, { WG: quantizeWg });
+    // Q8_0 and Q6_K meet x as packed int8 (dot4I8Packed); Q4_0, Q5_0 and Q4_K as 16-bit pairs.
+    const pairs = weight.format === 'q4_0' || weight.format === 'q5_0' || weight.format === 'q4_k';
+    const quantize = await this.pipeline('quantize_x', pairs ? ['PAIRS'] : [], quantizeParams, { WG: quantizeWg });
     const quantizeBind = this.bindGroup(quantize, [this.step, this.uniform(quantizeParams, { k }), x, xq, xs]);
-    const defines = [weightDefine(weight), ...(INT8_UNIT[weight.format] === 64 ? ['UNIT_PAIRS'] : []), ...(bias ? ['BIAS'] : [])];
+    const defines = [weightDefine(weight), ...(pairs && INT8_UNIT[weight.format] === 64 ? ['W_PAIR_BLOCKS'] : []), ...(bias ? ['BIAS'] : [])];
     const wg = 16;
     const matvec = await this.pipeline('matvec_int8', defines, params, { WG: wg });
     const bind = this.bindGroup(matvec, [this.step, values, xq, xs, weight.buffer, y, ...(bias ? [bias] : [])]);
@@ -175,14 +177,14 @@ export class Kernels {
     };
   }
 
-  /** The int8 copy of activation buffer x: xq, a byte per f32 of x; xs, a vec2<f32> per 32. */
+  /** The int8 copy of activation buffer x: xq, up to 2 bytes per f32 of x (16-bit pairs); xs, a vec2<f32> per 32. */
   private quantizedCopy(x: GPUBuffer): { xq: GPUBuffer; xs: GPUBuffer } {
     let copy = this.quantized.get(x);
     if (!copy) {
       const usage = GPUBufferUsage.STORAGE;
       const elements = Math.floor(x.size / 4);
       copy = {
-        xq: this.gpu.device.createBuffer({ label: `${x.label} int8`, size: Math.max(16, Math.ceil(elements / 16) * 4 * 4), usage }),
+        xq: this.gpu.device.createBuffer({ label: `${x.label} int8`, size: Math.max(16, Math.ceil(elements / 2) * 4), usage }),
         xs: this.gpu.device.createBuffer({ label: `${x.label} int8 scales`, size: Math.max(16, Math.ceil(elements / 32) * 8), usage }),
       };
       this.quantized.set(x, copy);
