@@ -194,7 +194,9 @@ describe('kernels match their CPU twins', () => {
     });
   }
 
-  for (const [nTokens, pos0, nHeads, nKvHeads, headDim] of [[1, 0, 4, 2, 8], [1, 150, 6, 2, 24], [5, 0, 8, 4, 8], [7, 60, 3, 1, 70], [2, 3, 2, 2, 130]]) {
+  // Heads of 64 and 128 take attention_subgroup.wgsl on CPU adapters (SwiftShader here).
+  for (const [nTokens, pos0, nHeads, nKvHeads, headDim] of [[1, 0, 4, 2, 8], [1, 150, 6, 2, 24], [5, 0, 8, 4, 8], [7, 60, 3, 1, 70], [2, 3, 2, 2, 130],
+    [1, 0, 3, 1, 64], [1, 37, 9, 3, 64], [6, 20, 4, 4, 64], [1, 70, 4, 2, 128], [3, 5, 2, 1, 128]]) {
     it(`attention: ${nTokens} tokens at pos ${pos0}, ${nHeads}/${nKvHeads} heads of ${headDim}`, async () => {
       const ctx = pos0 + nTokens + 3; // rows past the causal limit hold junk that must be ignored
       const q = asF32(ref.randomArray(nTokens * nHeads * headDim, 10));

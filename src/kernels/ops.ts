@@ -233,7 +233,11 @@ export class Kernels {
     if (shape.headDim > 256) throw new Error(`attention supports head_dim <= 256, not ${shape.headDim}`);
     if (shape.nHeads % shape.nKvHeads !== 0) throw new Error(`n_heads ${shape.nHeads} is not a multiple of n_kv_heads ${shape.nKvHeads}`);
     const params = new UniformLayout('Params', { n_heads: 'u32', n_kv_heads: 'u32', head_dim: 'u32', scale: 'f32' });
-    const pipeline = await this.pipeline('attention', [], params, {});
+    // CPU adapters pay dearly for workgroup barriers: one subgroup per head there, for the common head sizes.
+    const subgroupHeads = this.gpu.cpuAdapter && (this.gpu.subgroupSize ?? 0) >= 4 && (shape.headDim === 64 || shape.headDim === 128);
+    const pipeline = subgroupHeads
+      ? await this.pipeline('attention_subgroup', shape.headDim === 128 ? ['HD128'] : [], params, {})
+      : await this.pipeline('attention', [], params, {});
     const values = this.uniform(params, { n_heads: shape.nHeads, n_kv_heads: shape.nKvHeads, head_dim: shape.headDim, scale: 1 / Math.sqrt(shape.headDim) });
     const bind = this.bindGroup(pipeline, [this.step, values, q, kCache, vCache, out]);
     return this.op(pipeline, bind, (n) => [shape.nHeads, n]);

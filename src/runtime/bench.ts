@@ -90,9 +90,14 @@ export async function benchRuntime(runtime: Runtime, options: BenchOptions = {})
   try {
     // Warm-up: pipelines, first-use allocations and both the prefill and decode paths. Each run's
     // prompt starts with a different id, so no KV-cache prefix carries over from one to the next.
+    // The stream read brackets the decode run, so that a machine that speeds up or slows down
+    // meanwhile (a shared CPU, for SwiftShader) moves both figures alike; its time is the median
+    // of both sets of runs.
     await decodeRun(runtime, randomIds(promptTokens, vocabSize, 1), 2, undefined);
+    const before = await measureStreamRead(gpu, { bytes: options.streamBytes, clock });
     run = await decodeRun(runtime, randomIds(promptTokens, vocabSize, 2), genTokens, clock);
-    stream = await measureStreamRead(gpu, { bytes: options.streamBytes, clock });
+    const after = await measureStreamRead(gpu, { bytes: options.streamBytes, clock });
+    stream = { ...after, ...medianTimes([...before.runs, ...after.runs]) };
   } finally {
     clock?.destroy();
   }
@@ -216,7 +221,7 @@ const STREAM_PARAMS = new UniformLayout('Params', { n_vec4: 'u32', n_threads: 'u
 export async function measureStreamRead(
   gpu: GpuContext,
   options: { bytes?: number; clock?: SubmitClock } = {},
-): Promise<{ bytes: number; xor: number; wallMs: number; gpuMs?: number }> {
+): Promise<{ bytes: number; xor: number; wallMs: number; gpuMs?: number; runs: Timed[] }> {
   const { device } = gpu;
   const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
   const wanted = options.bytes ?? (gpu.cpuAdapter ? 64 * MB : 256 * MB);
@@ -276,17 +281,20 @@ export async function measureStreamRead(
     if (xor !== expected >>> 0) {
       throw new LanternError('GPU_ERROR', `The stream-read kernel computed XOR ${xor} where ${expected >>> 0} was expected; this adapter's figures cannot be trusted, please report it.`);
     }
-    const gpuRuns = runs.map((r) => r.gpuMs);
-    return {
-      bytes,
-      xor,
-      wallMs: median(runs.map((r) => r.wallMs)),
-      gpuMs: gpuRuns.every((ms) => ms !== undefined) ? median(gpuRuns as number[]) : undefined,
-    };
+    return { bytes, xor, ...medianTimes(runs), runs };
   } finally {
     for (const buffer of [data, partial, read, step]) buffer.destroy();
     kernels.destroy();
   }
+}
+
+/** Median wall time, and median GPU time where every run has one. */
+function medianTimes(runs: Timed[]): Timed {
+  const gpuRuns = runs.map((r) => r.gpuMs);
+  return {
+    wallMs: median(runs.map((r) => r.wallMs)),
+    gpuMs: gpuRuns.every((ms) => ms !== undefined) ? median(gpuRuns as number[]) : undefined,
+  };
 }
 
 function median(values: number[]): number {

@@ -1,0 +1,69 @@
+// Causal attention for CPU adapters (SwiftShader): as attention.wgsl, with one subgroup of 4
+// invocations per (head, token) and no workgroup barrier. A CPU runs every barrier by switching
+// between the workgroup's subgroups, which made attention.wgsl cost ~1 ms per layer on SwiftShader
+// at any context length; here the 4 lanes split the head's dimensions, walk the positions together,
+// add their partial scores with subgroupAdd, and keep the online softmax in registers.
+// Query row t sits at position pos0 + t and attends to cache positions 0..pos0 + t; query head h
+// reads KV head h / (n_heads / n_kv_heads).
+// Bindings: 0 step (uniform Step), 1 params (uniform Params {n_heads, n_kv_heads, head_dim, scale}),
+//           2 q [n_tokens, n_heads * head_dim] f32, 3 k_cache [n_ctx, n_kv_heads * head_dim] f32,
+//           4 v_cache [n_ctx, n_kv_heads * head_dim] f32, 5 out [n_tokens, n_heads * head_dim] f32
+//           (all read as vec4: lane l owns the head's vec4 chunks l, l + 4, l + 8, ...)
+// Variants: head_dim 64 (4 chunks per lane), or HD128 (8 chunks per lane).
+// Needs subgroups of at least 4. Dispatch: (n_heads, n_tokens) workgroups of 4.
+
+enable subgroups;
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<uniform> params: Params;
+@group(0) @binding(2) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> k_cache: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> v_cache: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+
+@compute @workgroup_size(4)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  let head = wid.x;
+  let t = wid.y;
+  if (t >= step.n_tokens) { return; }
+  let hd4 = params.head_dim / 4u;
+  let q_at = (t * params.n_heads + head) * hd4 + lane;
+  let kv_head = head / (params.n_heads / params.n_kv_heads);
+  let kv_stride = params.n_kv_heads * hd4;
+  let kv_at = kv_head * hd4 + lane;
+  let last = step.pos0 + t; // inclusive
+
+  let q0 = q[q_at] * params.scale; let q1 = q[q_at + 4u] * params.scale;
+  let q2 = q[q_at + 8u] * params.scale; let q3 = q[q_at + 12u] * params.scale;
+  var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
+#ifdef HD128
+  let q4 = q[q_at + 16u] * params.scale; let q5 = q[q_at + 20u] * params.scale;
+  let q6 = q[q_at + 24u] * params.scale; let q7 = q[q_at + 28u] * params.scale;
+  var a4 = vec4<f32>(0.0); var a5 = vec4<f32>(0.0); var a6 = vec4<f32>(0.0); var a7 = vec4<f32>(0.0);
+#endif
+  var m = -3.0e38; // running max of the scores
+  var l = 0.0;     // running sum of exp(score - m)
+  for (var p = 0u; p <= last; p++) {
+    let at = p * kv_stride + kv_at;
+    var s = dot(q0, k_cache[at]) + dot(q1, k_cache[at + 4u]) + dot(q2, k_cache[at + 8u]) + dot(q3, k_cache[at + 12u]);
+#ifdef HD128
+    s += dot(q4, k_cache[at + 16u]) + dot(q5, k_cache[at + 20u]) + dot(q6, k_cache[at + 24u]) + dot(q7, k_cache[at + 28u]);
+#endif
+    s = subgroupAdd(s);
+    let m_new = max(m, s);
+    let correction = exp(m - m_new);
+    let e = exp(s - m_new);
+    l = l * correction + e;
+    m = m_new;
+    a0 = a0 * correction + e * v_cache[at]; a1 = a1 * correction + e * v_cache[at + 4u];
+    a2 = a2 * correction + e * v_cache[at + 8u]; a3 = a3 * correction + e * v_cache[at + 12u];
+#ifdef HD128
+    a4 = a4 * correction + e * v_cache[at + 16u]; a5 = a5 * correction + e * v_cache[at + 20u];
+    a6 = a6 * correction + e * v_cache[at + 24u]; a7 = a7 * correction + e * v_cache[at + 28u];
+#endif
+  }
+  out[q_at] = a0 / l; out[q_at + 4u] = a1 / l; out[q_at + 8u] = a2 / l; out[q_at + 12u] = a3 / l;
+#ifdef HD128
+  out[q_at + 16u] = a4 / l; out[q_at + 20u] = a5 / l; out[q_at + 24u] = a6 / l; out[q_at + 28u] = a7 / l;
+#endif
+}
