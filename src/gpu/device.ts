@@ -21,6 +21,12 @@ export interface GpuContext {
   readonly lost: Promise<LanternError>;
   /** First uncaptured GPU error since the last call, if any (errors are watched, not ignored). */
   takeError(): LanternError | undefined;
+  /**
+   * Submits to the device's queue. The runtime's work goes through here, so that a profiler can
+   * set `onSubmit` to put its own command buffers around each submit (runtime/bench.ts).
+   */
+  submit(buffers: GPUCommandBuffer[]): void;
+  onSubmit: ((buffers: GPUCommandBuffer[]) => GPUCommandBuffer[]) | undefined;
 }
 
 /** Requests an adapter and a device with the adapter's full buffer limits. */
@@ -65,7 +71,7 @@ export async function acquireGpu(gpu: GPU | undefined): Promise<GpuContext> {
     (info) => new LanternError('DEVICE_LOST', `The GPU device was lost (${info.reason}: ${info.message}). Load the model again; if it repeats, close other GPU-heavy tabs.`),
   );
 
-  return {
+  const context: GpuContext = {
     device,
     adapterName,
     shaderF16,
@@ -79,5 +85,10 @@ export async function acquireGpu(gpu: GPU | undefined): Promise<GpuContext> {
       pending = undefined;
       return e;
     },
+    onSubmit: undefined,
+    submit(buffers) {
+      device.queue.submit(context.onSubmit ? context.onSubmit(buffers) : buffers);
+    },
   };
+  return context;
 }

@@ -260,7 +260,7 @@ export async function measureStreamRead(
       const pass = encoder.beginComputePass({ label: 'stream read' });
       op.encode(pass, 1);
       pass.end();
-      device.queue.submit([encoder.finish()]);
+      gpu.submit([encoder.finish()]);
       await device.queue.onSubmittedWorkDone();
       const wallMs = performance.now() - t0;
       return { wallMs, gpuMs: await window?.close() };
@@ -313,9 +313,9 @@ export interface ClockWindow {
 }
 
 /**
- * GPU time of whatever the queue is given, without changing the code that submits it: while a
- * window is open, every queue.submit() carries an empty timestamped compute pass before and after
- * its command buffers, and the window sums end - start over its submits. A timestamp is written
+ * GPU time of the runtime's submits: while a window is open, every GpuContext.submit() carries an
+ * empty timestamped compute pass before and after its command buffers (through onSubmit), and the
+ * window sums end - start over its submits. A timestamp is written
  * when the work before it in the queue is done, so each pair brackets that submit's GPU work.
  * The GPU's idle time between submits (CPU work, readbacks) is left out, which is the point.
  */
@@ -324,7 +324,8 @@ export class SubmitClock {
   private readonly resolved: GPUBuffer;
   private readonly readback: GPUBuffer;
 
-  private constructor(private readonly device: GPUDevice, private readonly pairs: number) {
+  private constructor(private readonly gpu: GpuContext, private readonly pairs: number) {
+    const { device } = gpu;
     this.querySet = device.createQuerySet({ label: 'bench timestamps', type: 'timestamp', count: 2 * pairs });
     this.resolved = device.createBuffer({ label: 'bench timestamps', size: 16 * pairs, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
     this.readback = device.createBuffer({ label: 'bench timestamps read', size: 16 * pairs, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
@@ -333,21 +334,20 @@ export class SubmitClock {
   /** A clock for windows of up to `pairs` submits, or undefined when the device has no timestamp-query. */
   static create(gpu: GpuContext, pairs: number): SubmitClock | undefined {
     if (!gpu.device.features.has('timestamp-query')) return undefined;
-    return new SubmitClock(gpu.device, pairs);
+    return new SubmitClock(gpu, pairs);
   }
 
-  /** Frees the timestamp buffers and puts the queue's own submit back, also after a failure. */
+  /** Frees the timestamp buffers and stops bracketing submits, also after a failure. */
   destroy(): void {
-    Reflect.deleteProperty(this.device.queue, 'submit');
+    this.gpu.onSubmit = undefined;
     this.querySet.destroy();
     this.resolved.destroy();
     this.readback.destroy();
   }
 
   open(): ClockWindow {
-    const { device, querySet, pairs } = this;
-    const queue = device.queue;
-    const submit = queue.submit;
+    const { gpu, querySet, pairs } = this;
+    const { device } = gpu;
     let used = 0;
     let overflow = false;
     const marker = (index: number, where: 'beginningOfPassWriteIndex' | 'endOfPassWriteIndex'): GPUCommandBuffer => {
@@ -355,17 +355,16 @@ export class SubmitClock {
       encoder.beginComputePass({ label: 'bench timestamp', timestampWrites: { querySet, [where]: index } }).end();
       return encoder.finish();
     };
-    const bracketed = (buffers: Iterable<GPUCommandBuffer>): undefined => {
+    const bracketed = (buffers: GPUCommandBuffer[]): GPUCommandBuffer[] => {
       if (used === pairs) {
         overflow = true;
-        return submit.call(queue, buffers);
+        return buffers;
       }
       const i = used++;
-      return submit.call(queue, [marker(2 * i, 'endOfPassWriteIndex'), ...buffers, marker(2 * i + 1, 'beginningOfPassWriteIndex')]);
+      return [marker(2 * i, 'endOfPassWriteIndex'), ...buffers, marker(2 * i + 1, 'beginningOfPassWriteIndex')];
     };
-    // An own property shadows GPUQueue.prototype.submit for this queue object only.
-    const install = () => Object.defineProperty(queue, 'submit', { value: bracketed, configurable: true, writable: true });
-    const uninstall = () => Reflect.deleteProperty(queue, 'submit');
+    const install = () => (gpu.onSubmit = bracketed);
+    const uninstall = () => (gpu.onSubmit = undefined);
     install();
     let closed = false;
     return {
@@ -375,12 +374,12 @@ export class SubmitClock {
         if (closed) throw new Error('This clock window is already closed.');
         closed = true;
         uninstall();
-        // No submit reached the wrapper (a queue object that is not the one the runtime uses): no GPU time.
+        // No submit went through gpu.submit: no GPU time.
         if (overflow || used === 0) return undefined;
         const encoder = device.createCommandEncoder({ label: 'bench timestamps resolve' });
         encoder.resolveQuerySet(querySet, 0, 2 * used, this.resolved, 0);
         encoder.copyBufferToBuffer(this.resolved, 0, this.readback, 0, 16 * used);
-        queue.submit([encoder.finish()]);
+        device.queue.submit([encoder.finish()]);
         await this.readback.mapAsync(GPUMapMode.READ, 0, 16 * used);
         const stamps = new BigInt64Array(this.readback.getMappedRange(0, 16 * used).slice(0)); // ns
         this.readback.unmap();

@@ -132,7 +132,7 @@ export class LlamaForward {
     if (read === 'argmax') encoder.copyBufferToBuffer(b.argmax, 0, b.readArgmax, 0, 4);
     if (read === 'logits') encoder.copyBufferToBuffer(b.logits, 0, b.readLogits, 0, this.config.vocabSize * 4);
     if (read === 'topk') encoder.copyBufferToBuffer(b.topK, 0, b.readTopK, 0, 2 * TOPK_MAX * 4);
-    device.queue.submit([encoder.finish()]);
+    this.gpu.submit([encoder.finish()]);
 
     if (read === 'none') return;
     const staging = read === 'argmax' ? b.readArgmax : read === 'topk' ? b.readTopK : b.readLogits;
