@@ -131,12 +131,12 @@ function wireEvents(): void {
     if (event.dataTransfer?.types.includes('Files')) event.preventDefault();
   });
   document.addEventListener('drop', (event) => {
-    const file = event.dataTransfer?.files[0];
-    if (!file) return;
+    const chosen = event.dataTransfer ? localFiles(event.dataTransfer.files) : undefined;
+    if (!chosen) return;
     event.preventDefault();
     el.modelSelect.value = LOCAL_FILE;
     showModelChoice();
-    void loadModel(file, file.name);
+    void loadModel(chosen.input, chosen.label);
   });
 
   el.promptForm.addEventListener('submit', (event) => {
@@ -193,8 +193,16 @@ function chosenSource(): { input: ModelInput; label: string } | undefined {
     const url = el.customUrl.value.trim();
     return url ? { input: url, label: fileName(url) } : undefined;
   }
-  const file = el.modelFile.files?.[0];
-  return file ? { input: file, label: file.name } : undefined;
+  return el.modelFile.files ? localFiles(el.modelFile.files) : undefined;
+}
+
+/** One file as itself; several as the parts of one split GGUF (the load says so if they are not). */
+function localFiles(files: FileList): { input: ModelInput; label: string } | undefined {
+  const list = Array.from(files);
+  if (list.length <= 1) return list[0] && { input: list[0], label: list[0].name };
+  const first = list.map((file) => file.name).sort()[0];
+  const more = list.length - 1;
+  return { input: list, label: `${first} and ${more} more part${more === 1 ? '' : 's'}` };
 }
 
 async function loadModel(input: ModelInput, label: string): Promise<void> {

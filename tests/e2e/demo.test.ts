@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { splitGGUF } from '../../scripts/lib/gguf-writer.ts';
 import { expandModel } from '../../scripts/lib/model-writer.ts';
 import { describeError } from '../../src/app/error-screen.ts';
 import { TransferMeter, formatBytes, formatDuration } from '../../src/app/format.ts';
@@ -262,6 +263,14 @@ describe('demo page', () => {
     });
     await waitForSettledStatus(page, 'ready');
     expect(await page.getByTestId('status').textContent()).toMatch(/^Ready: dropped\.gguf on /);
+    // The parts of a split GGUF, picked together (in any order), load as one model.
+    const parts = await splitGGUF(new Uint8Array(stories), 2);
+    await page.getByLabel('GGUF file').setInputFiles(parts.reverse().map((part, i) => ({
+      name: `stories-0000${2 - i}-of-00002.gguf`, mimeType: 'application/octet-stream', buffer: Buffer.from(part),
+    })));
+    await page.getByTestId('load').click();
+    await waitForSettledStatus(page, 'ready');
+    expect(await page.getByTestId('status').textContent()).toMatch(/^Ready: stories-00001-of-00002\.gguf and 1 more part on /);
     await setSettings(page, { 'Max tokens': '8' });
     await page.getByTestId('send').click();
     await waitForReply(page);
