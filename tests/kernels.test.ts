@@ -77,7 +77,9 @@ describe('kernels match their CPU twins', () => {
 
     // Prefill (matmul) for several token counts around the 16-wide tile; decode (matvec) for one,
     // with each invocation on whole rows (CPU adapters) and with 16 sharing a row (GPUs).
-    for (const [nTokens, k, n, threadsPerRow] of [[1, 67, 45, 1], [1, 67, 45, 16], [1, 300, 131, 1], [1, 300, 131, 16], [1, 67, 45, 0], [1, 300, 131, 0], [5, 67, 45, 0], [17, 70, 33, 0], [33, 129, 19, 0]]) {
+    // k a multiple of 16 with the default: four rows per invocation on CPU adapters (matvec_rows.wgsl).
+    for (const [nTokens, k, n, threadsPerRow] of [[1, 67, 45, 1], [1, 67, 45, 16], [1, 300, 131, 1], [1, 300, 131, 16], [1, 67, 45, 0], [1, 300, 131, 0], [5, 67, 45, 0], [17, 70, 33, 0], [33, 129, 19, 0],
+      [1, 64, 45, 0], [5, 96, 37, 0], [3, 320, 131, 0]]) {
       // 0: the adapter's default (one subgroup per row where subgroups exist, as on SwiftShader).
       it(`linear (${format}) ${nTokens} x ${k} -> ${n}, ${threadsPerRow ? `${threadsPerRow} per row` : 'default'}`, async () => {
         const x = asF32(ref.randomArray(nTokens * k, 2));

@@ -68,6 +68,8 @@ export class Kernels {
    * same way). GPUs keep the f32 path.
    */
   private readonly int8Activations: boolean;
+  /** CPU adapters with subgroups of 4 or more: F16 and F32 linears take matvec_rows.wgsl (four rows per invocation). */
+  private readonly cpuRows: boolean;
   /** Int8 copies of activation buffers, one per f32 buffer (quantize_x.wgsl's outputs). */
   private readonly quantized = new Map<GPUBuffer, { xq: GPUBuffer; xs: GPUBuffer }>();
 
@@ -79,7 +81,8 @@ export class Kernels {
     const { matvecThreadsPerRow, int8Activations = true } = options;
     this.matvecSubgroups = matvecThreadsPerRow === undefined && gpu.subgroupSize !== undefined && gpu.subgroupSize <= 64;
     this.matvecThreadsPerRow = matvecThreadsPerRow ?? (this.matvecSubgroups ? gpu.subgroupSize! : gpu.cpuAdapter ? 1 : 16);
-    this.int8Activations = int8Activations && this.matvecSubgroups && gpu.cpuAdapter && gpu.subgroupSize! >= 4 && gpu.packedInt8;
+    this.cpuRows = this.matvecSubgroups && gpu.cpuAdapter && gpu.subgroupSize! >= 4;
+    this.int8Activations = int8Activations && this.cpuRows && gpu.packedInt8;
   }
 
   /** Whether linear() with this weight quantizes its input to int8 (matvec_int8.wgsl) rather than reading it as f32. */
@@ -119,6 +122,9 @@ export class Kernels {
     const params = new UniformLayout('Params', { k: 'u32', n: 'u32', out_at_pos: 'u32' });
     const values = this.uniform(params, { k: weight.cols, n: weight.rows, out_at_pos: outAtPos ? 1 : 0 });
     if (this.readsInt8Activations(weight)) return this.linearInt8(x, weight, y, params, values, bias);
+    if (this.cpuRows && (weight.format === 'f16' || weight.format === 'f32') && weight.cols % 16 === 0) {
+      return this.linearRows(x, weight, y, params, values, bias);
+    }
     const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : [])];
     const tile = 16;
     const matmul = await this.pipeline('matmul', defines, params, { TILE: tile });
@@ -175,6 +181,17 @@ export class Kernels {
         pass.dispatchWorkgroups(Math.min(groups, MAX_DISPATCH), Math.ceil(groups / MAX_DISPATCH), n);
       },
     };
+  }
+
+  /** linear() of F16 or F32 weights on a CPU adapter: matvec_rows.wgsl, four rows per invocation, for every token. */
+  private async linearRows(
+    x: GPUBuffer, weight: Weight, y: GPUBuffer, params: UniformLayout<{ k: 'u32'; n: 'u32'; out_at_pos: 'u32' }>, values: GPUBuffer, bias?: GPUBuffer,
+  ): Promise<Op> {
+    const wg = 16;
+    const matvec = await this.pipeline('matvec_rows', [weightDefine(weight), ...(bias ? ['BIAS'] : [])], params, { WG: wg });
+    const bind = this.bindGroup(matvec, [this.step, values, x, weight.buffer, y, ...(bias ? [bias] : [])]);
+    const groups = Math.ceil(weight.rows / (4 * wg));
+    return this.op(matvec, bind, (n) => [Math.min(groups, MAX_DISPATCH), Math.ceil(groups / MAX_DISPATCH), n]);
   }
 
   /** The int8 copy of activation buffer x: xq, up to 2 bytes per f32 of x (16-bit pairs); xs, a vec2<f32> per 32. */
