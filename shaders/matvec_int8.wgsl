@@ -12,16 +12,19 @@
 //   W_Q8_0                 a pair of blocks (64 elements, 68 bytes: k a multiple of 64 puts every pair
 //                          on a word), the first block's fields half a word off; x as four int8 per
 //                          word, met by dot4I8Packed;
-//   W_Q4_0, W_Q5_0         a pair of blocks (36, 44 bytes), x as 16-bit pairs (quantize_x PAIRS);
+//   W_Q4_0, W_Q5_0         with W_PAIR_BLOCKS: a pair of blocks (36, 44 bytes), x as 16-bit pairs
+//                          (quantize_x PAIRS) met by packed products (below);
 //   W_Q4_K                 a quarter of a 144-byte block (64 elements), x as pairs;
-//   W_Q6_K                 an eighth of a 210-byte block taken as two sub-blocks of 32 that share their
-//                          quant words; blocks start on a word or half a word; x as pairs.
+//   W_Q6_K                 half of a 210-byte block (128 elements); blocks start on a word or half a
+//                          word; x as int8, met by dot4I8Packed.
 // Packed products (x as pairs): a weight word holds two signed 16-bit weights, elements e (low half)
 // and f (high half); the x word for them is x_f + 65536 x_e. Their product, mod 2^32, is
 // w_e x_f + 65536 (w_e x_e + w_f x_f): the high half is the two-element dot product, and a sum of such
 // products stays exact while the low halves sum to within +-2^15 and the high halves too. With
-// |x| <= 127 that allows 16 products of 4-bit weights, 8 of 5-bit and 4 of 6-bit per sum; each
-// format sums no more. Weights are made signed (q - 8, q - 16, q - 32) with one subtraction per word.
+// |x| <= 127 that allows 16 products of 4-bit weights and 8 of 5-bit per sum; each format sums no
+// more. Weights are made signed (q - 8, q - 16) with one subtraction per word. For dot4I8Packed,
+// Q6_K's quants are shifted into the top of each byte instead, where a byte reads as 4 (q - 32).
+// On SwiftShader dot4I8Packed beat packed products for 8- and 6-bit weights, and lost for 4- and 5-bit.
 // Needs subgroups of at least 4: lanes 0..3 each load a quarter of the x words all lanes share and
 // subgroupBroadcast hands them round.
 // Dispatch: g = ceil(n_out / (4 WG)) workgroups, as (min(g, 65535), ceil(g / 65535), n_tokens); each
