@@ -297,8 +297,12 @@ describe('engine in workers', () => {
       });
       const chunks = [];
       for await (const chunk of stream) chunks.push(chunk);
-      return { notLoaded, started, noTemplate, chunks };
+      // The same URL with other options is loaded again, not shared.
+      const first = await engine.info();
+      const exact = await engine.load(h.MODEL_URL, { int8Activations: false });
+      return { notLoaded, started, noTemplate, chunks, int8: [first.int8Activations, exact.int8Activations] };
     }, HELPERS);
+    expect(r.int8, 'SwiftShader takes int8 activations unless they are turned off').toEqual([true, false]);
     expect(r.notLoaded).toMatchObject({ isLanternError: true, code: 'NOT_LOADED' });
     expect(r.started.worker).toBe('dedicated');
     expect(r.noTemplate).toMatchObject({ isLanternError: true, code: 'NO_CHAT_TEMPLATE' });

@@ -67,7 +67,7 @@ export class Kernels {
    * 2-4x faster there than decoding them to f32 (llama.cpp's CPU backend quantizes activations the
    * same way). GPUs keep the f32 path.
    */
-  private readonly int8Activations: boolean;
+  readonly int8Activations: boolean;
   /** CPU adapters with subgroups of 4 or more: F16 and F32 linears take matvec_rows.wgsl (four rows per invocation). */
   private readonly cpuRows: boolean;
   /** Int8 copies of activation buffers, one per f32 buffer (quantize_x.wgsl's outputs). */

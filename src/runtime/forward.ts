@@ -24,6 +24,11 @@ export class LlamaForward {
     private readonly kernels: Kernels,
   ) {}
 
+  /** Whether quantized linears take int8 activations on this device (Kernels.int8Activations). */
+  get int8Activations(): boolean {
+    return this.kernels.int8Activations;
+  }
+
   static async create(
     gpu: GpuContext, config: LlamaConfig, weights: WeightLoader, contextLength: number, maxBatch: number, options: Pick<KernelOptions, 'int8Activations'> = {},
   ): Promise<LlamaForward> {

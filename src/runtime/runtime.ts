@@ -75,6 +75,7 @@ export class Runtime {
       vocabSize: config.vocabSize,
       adapter: context.adapterName,
       shaderF16: context.shaderF16,
+      int8Activations: forward.int8Activations,
       hasChatTemplate: chatTemplate !== undefined,
     };
     const runtime = new Runtime(context, forward, tokenizer, info, chatTemplate);

@@ -12,6 +12,8 @@ export interface ModelInfo {
   /** Human-readable adapter description, e.g. "swiftshader (Google)". */
   adapter: string;
   shaderF16: boolean;
+  /** Whether linears of quantized weights quantize their input to int8 here (CPU adapters, unless LoadOptions turned it off). */
+  int8Activations: boolean;
   /** Whether the GGUF file carries tokenizer.chat_template (chat needs one, or a chatTemplate option). */
   hasChatTemplate: boolean;
 }

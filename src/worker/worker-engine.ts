@@ -76,7 +76,8 @@ export class WorkerEngine {
    */
   async load(input: ModelInput, options: WorkerLoadOptions = {}, onProgress?: ProgressCallback): Promise<ModelInfo> {
     const same = (m: { input: ModelInput; options: LoadOptions } | undefined) =>
-      typeof input === 'string' && m?.input === input && m.options.contextLength === options.contextLength;
+      typeof input === 'string' && m?.input === input && m.options.contextLength === options.contextLength &&
+      (m.options.int8Activations ?? true) === (options.int8Activations ?? true);
     if (this.runtime && same(this.loaded)) return this.runtime.info;
     if (this.loading && same(this.loading)) return this.loading.info; // a second tab asking while the first loads
     this.scheduler.cancelAll();
