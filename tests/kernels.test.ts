@@ -159,22 +159,28 @@ describe('kernels match their CPU twins', () => {
     await expect(runKernel(spec)).rejects.toThrow(/BAD_MODEL_FILE|not a whole number of 256-element blocks/);
   });
 
-  // q8_0 with 1 per row: several tokens through the matvec, as CPU adapters run block formats.
-  for (const format of ['f32', 'q8_0'] as const) it(`linear (${format}) with bias, and writing rows at pos0 (V into the KV cache)`, async () => {
-    const nTokens = 3, k = format === 'f32' ? 40 : 64, n = 24, pos0 = 5;
-    const x = asF32(ref.randomArray(nTokens * k, 6));
-    const w = format === 'f32' ? packWeight(ref.randomArray(n * k, 7), 'f32') : packQuantized(ref.randomArray(n * k, 7), GGMLType.Q8_0);
-    const bias = asF32(ref.randomArray(n, 8));
-    const want = ref.linear(x, w.rounded, k, n, bias);
-    for (const tokens of [nTokens, 1]) {
-      const got = await runKernel({
-        op: 'linear', nTokens: tokens, pos0, inputs: { x: f32(x), bias: f32(bias) },
-        weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: (pos0 + tokens) * n }, options: { outAtPos: true, threadsPerRow: 1 },
+  // Several tokens through the matvec with 1 per row; and the adapter's default, which on CPU
+  // adapters is matvec_rows.wgsl (f32) and matvec_int8.wgsl (q8_0, int8 activations).
+  for (const format of ['f32', 'q8_0'] as const) {
+    for (const threadsPerRow of [1, 0]) {
+      it(`linear (${format}) with bias, and writing rows at pos0 (V into the KV cache), ${threadsPerRow ? '1 per row' : 'default'}`, async () => {
+        const nTokens = 3, k = format === 'f32' ? 48 : 64, n = 24, pos0 = 5;
+        const x = asF32(ref.randomArray(nTokens * k, 6));
+        const w = format === 'f32' ? packWeight(ref.randomArray(n * k, 7), 'f32') : packQuantized(ref.randomArray(n * k, 7), GGMLType.Q8_0);
+        const bias = asF32(ref.randomArray(n, 8));
+        for (const tokens of [nTokens, 1]) {
+          const got = await runKernel({
+            op: 'linear', nTokens: tokens, pos0, inputs: { x: f32(x), bias: f32(bias) },
+            weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: (pos0 + tokens) * n },
+            options: { outAtPos: true, ...(threadsPerRow ? { threadsPerRow } : {}) },
+          });
+          const want = ref.linear(got.int8[0] === 1 ? ref.quantizeActivations(x) : x, w.rounded, k, n, bias);
+          expectClose(got.y.slice(0, pos0 * n), new Float64Array(pos0 * n), { abs: 0, rel: 0 }, 'rows before pos0 untouched');
+          expectClose(got.y.slice(pos0 * n), want.subarray(0, tokens * n), { abs: 1e-4, rel: 1e-4 }, `linear+bias at pos0 (${tokens} tokens)`);
+        }
       });
-      expectClose(got.y.slice(0, pos0 * n), new Float64Array(pos0 * n), { abs: 0, rel: 0 }, 'rows before pos0 untouched');
-      expectClose(got.y.slice(pos0 * n), want.subarray(0, tokens * n), { abs: 1e-4, rel: 1e-4 }, `linear+bias at pos0 (${tokens} tokens)`);
     }
-  });
+  }
 
   for (const neox of [false, true]) {
     it(`rope (${neox ? 'neox' : 'adjacent pairs'}) in place and into the cache, partial rotary dims`, async () => {
