@@ -75,12 +75,15 @@ fn dot16(w: vec4<u32>, x: vec4<u32>) -> i32 {
 }
 
 // Blocks 2 u and 2 u + 1 of a row: 17 words at i. The first has d in the low half of word 0 and
-// its 32 quants across words 0..8; the second d in the high half of word 8, quants in words 9..16.
-fn unit_dot(i: u32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>, dx: vec2<f32>) -> f32 {
-  let w0 = W[i]; let w1 = W[i + 1u]; let w2 = W[i + 2u]; let w3 = W[i + 3u]; let w4 = W[i + 4u];
-  let w5 = W[i + 5u]; let w6 = W[i + 6u]; let w7 = W[i + 7u]; let w8 = W[i + 8u];
-  let a = dot16(vec4<u32>(upper_lower(w0, w1), upper_lower(w1, w2), upper_lower(w2, w3), upper_lower(w3, w4)), x0)
-        + dot16(vec4<u32>(upper_lower(w4, w5), upper_lower(w5, w6), upper_lower(w6, w7), upper_lower(w7, w8)), x1);
+// its 32 quants across words 0..8, half a word off; rather than realign them, each of words 0..8
+// meets x realigned the same way (xa, xb, xc: x's words of the first block shifted by half a word,
+// zero where d's bytes fall). The second block has d in the high half of word 8 (which xc zeroes)
+// and its quants in words 9..16, against x2, x3.
+fn unit_dot(i: u32, xa: vec4<u32>, xb: vec4<u32>, xc: u32, x2: vec4<u32>, x3: vec4<u32>, dx: vec2<f32>) -> f32 {
+  let w0 = W[i];
+  let w8 = W[i + 8u];
+  let a = dot16(vec4<u32>(w0, W[i + 1u], W[i + 2u], W[i + 3u]), xa) + dot16(vec4<u32>(W[i + 4u], W[i + 5u], W[i + 6u], W[i + 7u]), xb)
+        + dot4I8Packed(w8, xc);
   let b = dot16(vec4<u32>(W[i + 9u], W[i + 10u], W[i + 11u], W[i + 12u]), x2)
         + dot16(vec4<u32>(W[i + 13u], W[i + 14u], W[i + 15u], W[i + 16u]), x3);
   return unpack2x16float(w0).x * dx.x * f32(a) + unpack2x16float(w8).y * dx.y * f32(b);
@@ -243,9 +246,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let x0 = spread(xq[w]); let x1 = spread(xq[w + 4u]); let x2 = spread(xq[w + 8u]); let x3 = spread(xq[w + 12u]);
     let s = xs[xb + 2u * u + (lane & 1u)].x; // lanes 0, 1: d of blocks 2 u, 2 u + 1
     let dx = vec2<f32>(subgroupBroadcast(s, 0u), subgroupBroadcast(s, 1u));
+    // The first block's x words shifted by half a word: word j is bytes 4 j - 2 .. 4 j + 1.
+    let xa = vec4<u32>(x0.x << 16u, upper_lower(x0.x, x0.y), upper_lower(x0.y, x0.z), upper_lower(x0.z, x0.w));
+    let xb = vec4<u32>(upper_lower(x0.w, x1.x), upper_lower(x1.x, x1.y), upper_lower(x1.y, x1.z), upper_lower(x1.z, x1.w));
+    let xc = x1.w >> 16u;
     let i = UNIT_WORDS * (rows * units + u);
-    acc += vec4<f32>(unit_dot(i.x, x0, x1, x2, x3, dx), unit_dot(i.y, x0, x1, x2, x3, dx),
-                     unit_dot(i.z, x0, x1, x2, x3, dx), unit_dot(i.w, x0, x1, x2, x3, dx));
+    acc += vec4<f32>(unit_dot(i.x, xa, xb, xc, x2, x3, dx), unit_dot(i.y, xa, xb, xc, x2, x3, dx),
+                     unit_dot(i.z, xa, xb, xc, x2, x3, dx), unit_dot(i.w, xa, xb, xc, x2, x3, dx));
   }
 #endif
 #ifdef W_PAIR_BLOCKS
