@@ -68,12 +68,21 @@ fn high_half(p: vec4<u32>) -> i32 {
   return bitcast<i32>(p.x + p.y + p.z + p.w + 0x8000u) >> 16u;
 }
 
+// x as four int8 per word (Q8_0, Q6_K), met by dot4I8Packed.
 #ifdef W_Q8_0
+#define X_INT8
+#endif
+#ifdef W_Q6_K
+#define X_INT8
+#endif
+#ifdef X_INT8
 // Sum over four words of dot4I8Packed(w[i], x[i]).
 fn dot16(w: vec4<u32>, x: vec4<u32>) -> i32 {
   return dot4I8Packed(w.x, x.x) + dot4I8Packed(w.y, x.y) + dot4I8Packed(w.z, x.z) + dot4I8Packed(w.w, x.w);
 }
+#endif
 
+#ifdef W_Q8_0
 // Blocks 2 u and 2 u + 1 of a row: 17 words at i. The first has d in the low half of word 0 and
 // its 32 quants across words 0..8, half a word off; rather than realign them, each of words 0..8
 // meets x realigned the same way (xa, xb, xc: x's words of the first block shifted by half a word,
@@ -193,11 +202,6 @@ fn run8(i: u32, odd: bool) -> Words8 {
 // The four bytes of q as signed int8 values.
 fn i8x4(q: u32) -> vec4<f32> {
   return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(q << 24u, q << 16u, q << 8u, q)) >> vec4<u32>(24u));
-}
-
-// Sum over four words of dot4I8Packed(w[i], x[i]).
-fn dot16(w: vec4<u32>, x: vec4<u32>) -> i32 {
-  return dot4I8Packed(w.x, x.x) + dot4I8Packed(w.y, x.y) + dot4I8Packed(w.z, x.z) + dot4I8Packed(w.w, x.w);
 }
 
 // 16 quants of one sub-block: low 4 bits from ql words at bit s_low, high 2 bits from qh words at
