@@ -44,10 +44,7 @@ enable subgroups;
 
 override WG: u32 = 16u;
 
-// v as lanes 0, 1, 2, 3 of the subgroup hold it.
-fn spread(v: u32) -> vec4<u32> {
-  return vec4<u32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
-}
+#include "rows4"
 
 // The word that starts at byte 2 of word a: its upper half, then the lower half of b.
 fn upper_lower(a: u32, b: u32) -> u32 {
@@ -234,10 +231,8 @@ fn unit_dot(i: u32, odd: bool, h: u32, sc: vec4<u32>, x0: vec4<u32>, x1: vec4<u3
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sg: u32) {
   let t = wid.z;
   if (t >= step.n_tokens) { return; }
-  let row0 = ((wid.x + wid.y * 65535u) * WG + lid.x) * 4u;
-  // Rows past the end repeat the last one (their results are not stored): every lane stays in the
-  // loop, as subgroupBroadcast needs.
-  let rows = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.n - 1u));
+  let row0 = first_row(wid, lid, WG);
+  let rows = clamped_rows(row0);
   let lane = sg & 3u;
   let k = params.k;
   let xb = t * (k / 32u); // token t's first x block
@@ -316,11 +311,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     acc += d * sum;
   }
 #endif
-#ifdef BIAS
-  acc += vec4<f32>(bias[rows.x], bias[rows.y], bias[rows.z], bias[rows.w]);
-#endif
-  let out_row = select(t, step.pos0 + t, params.out_at_pos == 1u);
-  for (var r = 0u; r < 4u; r++) {
-    if (row0 + r < params.n) { y[out_row * params.n + row0 + r] = acc[r]; }
-  }
+  store_rows(acc, rows, row0, t);
 }

@@ -24,9 +24,10 @@ enable subgroups;
 
 override WG: u32 = 16u;
 
-// v as lanes 0, 1, 2, 3 of the subgroup hold it.
-fn spread(v: f32) -> vec4<f32> {
-  return vec4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
+#include "rows4"
+
+fn spread_f32(v: f32) -> vec4<f32> {
+  return bitcast<vec4<f32>>(spread(bitcast<u32>(v)));
 }
 
 #ifdef W_F16
@@ -53,10 +54,8 @@ fn chunk_dot(row: u32, c: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: 
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sg: u32) {
   let t = wid.z;
   if (t >= step.n_tokens) { return; }
-  let row0 = ((wid.x + wid.y * 65535u) * WG + lid.x) * 4u;
-  // Rows past the end repeat the last one (their results are not stored): every lane stays in the
-  // loop, as subgroupBroadcast needs.
-  let rows = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.n - 1u));
+  let row0 = first_row(wid, lid, WG);
+  let rows = clamped_rows(row0);
   let k = params.k;
 #ifdef W_F16
   let starts = rows * (k / 2u); // each row's first word
@@ -67,15 +66,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   var acc = vec4<f32>(0.0);
   for (var c = 0u; c < k / 16u; c++) {
     let at = xl + 16u * c;
-    let x0 = spread(x[at]); let x1 = spread(x[at + 4u]); let x2 = spread(x[at + 8u]); let x3 = spread(x[at + 12u]);
+    let x0 = spread_f32(x[at]); let x1 = spread_f32(x[at + 4u]); let x2 = spread_f32(x[at + 8u]); let x3 = spread_f32(x[at + 12u]);
     acc += vec4<f32>(chunk_dot(starts.x, c, x0, x1, x2, x3), chunk_dot(starts.y, c, x0, x1, x2, x3),
                      chunk_dot(starts.z, c, x0, x1, x2, x3), chunk_dot(starts.w, c, x0, x1, x2, x3));
   }
-#ifdef BIAS
-  acc += vec4<f32>(bias[rows.x], bias[rows.y], bias[rows.z], bias[rows.w]);
-#endif
-  let out_row = select(t, step.pos0 + t, params.out_at_pos == 1u);
-  for (var r = 0u; r < 4u; r++) {
-    if (row0 + r < params.n) { y[out_row * params.n + row0 + r] = acc[r]; }
-  }
+  store_rows(acc, rows, row0, t);
 }
