@@ -183,15 +183,27 @@ export class Kernels {
     };
   }
 
-  /** linear() of F16 or F32 weights on a CPU adapter: matvec_rows.wgsl, four rows per invocation, for every token. */
+  /** linear() of F16 or F32 weights on a CPU adapter: matvec_rows.wgsl, four rows per invocation, and four tokens when there are several. */
   private async linearRows(
     x: GPUBuffer, weight: Weight, y: GPUBuffer, params: UniformLayout<{ k: 'u32'; n: 'u32'; out_at_pos: 'u32' }>, values: GPUBuffer, bias?: GPUBuffer,
   ): Promise<Op> {
     const wg = 16;
-    const matvec = await this.pipeline('matvec_rows', [weightDefine(weight), ...(bias ? ['BIAS'] : [])], params, { WG: wg });
-    const bind = this.bindGroup(matvec, [this.step, values, x, weight.buffer, y, ...(bias ? [bias] : [])]);
+    const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : [])];
+    const resources = [this.step, values, x, weight.buffer, y, ...(bias ? [bias] : [])];
+    // Several tokens (prefill): four per invocation, so that each weight is loaded and unpacked once for four.
+    const one = await this.pipeline('matvec_rows', defines, params, { WG: wg });
+    const four = await this.pipeline('matvec_rows', [...defines, 'TOKENS4'], params, { WG: wg });
+    const oneBind = this.bindGroup(one, resources);
+    const fourBind = this.bindGroup(four, resources);
     const groups = Math.ceil(weight.rows / (4 * wg));
-    return this.op(matvec, bind, (n) => [Math.min(groups, MAX_DISPATCH), Math.ceil(groups / MAX_DISPATCH), n]);
+    return {
+      name: `linear:${weight.format}:rows`,
+      encode(pass, n) {
+        pass.setPipeline(n === 1 ? one : four);
+        pass.setBindGroup(0, n === 1 ? oneBind : fourBind);
+        pass.dispatchWorkgroups(Math.min(groups, MAX_DISPATCH), Math.ceil(groups / MAX_DISPATCH), n === 1 ? 1 : Math.ceil(n / 4));
+      },
+    };
   }
 
   /** The int8 copy of activation buffer x: xq, up to 2 bytes per f32 of x (16-bit pairs); xs, a vec2<f32> per 32. */
