@@ -45,11 +45,8 @@ enable subgroups;
 override WG: u32 = 16u;
 
 #include "rows4"
-
-// The word that starts at byte 2 of word a: its upper half, then the lower half of b.
-fn upper_lower(a: u32, b: u32) -> u32 {
-  return (a >> 16u) | (b << 16u);
-}
+// Block field helpers (upper_lower, i8x4, q4k_scale_min_of) from quant.wgsl.
+#include "weights"
 
 // Elements e, f of each 16-bit pair in a weight word: bytes 0 and 2 (mask), or 1 and 3 (shift 8 first).
 const PAIR_LOW4 = vec4<u32>(0x000f000fu);
@@ -147,16 +144,6 @@ const UNIT_WORDS = 11u;
 #endif
 
 #ifdef W_Q4_K
-// (scale, min) of sub-block j from the scale words s = (s0, s1, s2). j < 4: the low 6 bits of byte j
-// of s0 (scale) and s1 (min); j >= 4: byte j - 4 of s2 (scale low nibble, min high nibble) with the
-// top 2 bits of byte j - 4 of s0 and s1.
-fn q4_k_scale_min(s: vec3<u32>, j: u32) -> vec2<f32> {
-  let bytes = (s >> vec3<u32>(8u * (j & 3u))) & vec3<u32>(0xffu);
-  let low = vec2<u32>(bytes.x & 63u, bytes.y & 63u);
-  let high = vec2<u32>((bytes.z & 15u) | ((bytes.x >> 6u) << 4u), (bytes.z >> 4u) | ((bytes.y >> 6u) << 4u));
-  return vec2<f32>(select(high, low, j < 4u));
-}
-
 // Sub-blocks 2 p (low nibbles of the 8 quant words at i + 4 + 8 p) and 2 p + 1 (high nibbles) of the
 // block at word i, whose (d, dmin) and scale words are `head`; x0..x3 and x4..x7 their x pair words,
 // dx their (d, d * sum q) pairs. Weights enter as q - 8 (16 products per sum); with
@@ -171,8 +158,8 @@ fn unit_dot(i: u32, head: vec4<u32>, p: u32, x0: vec4<u32>, x1: vec4<u32>, x2: v
                     + pair_products((qb & PAIR_LOW4) - o, ((qb >> vec4<u32>(8u)) & PAIR_LOW4) - o, x2, x3));
   let high = high_half(pair_products(((qa >> vec4<u32>(4u)) & PAIR_LOW4) - o, ((qa >> vec4<u32>(12u)) & PAIR_LOW4) - o, x4, x5)
                      + pair_products(((qb >> vec4<u32>(4u)) & PAIR_LOW4) - o, ((qb >> vec4<u32>(12u)) & PAIR_LOW4) - o, x6, x7));
-  let sm_low = q4_k_scale_min(head.yzw, 2u * p);
-  let sm_high = q4_k_scale_min(head.yzw, 2u * p + 1u);
+  let sm_low = q4k_scale_min_of(head.yzw, 2u * p);
+  let sm_high = q4k_scale_min_of(head.yzw, 2u * p + 1u);
   let dm = unpack2x16float(head.x);
   return dm.x * (sm_low.x * dx.x * f32(low) + sm_high.x * dx.z * f32(high))
        + (8.0 * dm.x * sm_low.x - dm.y * sm_low.y) * dx.y + (8.0 * dm.x * sm_high.x - dm.y * sm_high.y) * dx.w;
@@ -194,11 +181,6 @@ fn run8(i: u32, odd: bool) -> Words8 {
   let sixteen = vec4<u32>(16u);
   return Words8(select(a, (a >> sixteen) | (vec4<u32>(w1, w2, w3, w4) << sixteen), odd),
                 select(b, (b >> sixteen) | (vec4<u32>(w5, w6, w7, w8) << sixteen), odd));
-}
-
-// The four bytes of q as signed int8 values.
-fn i8x4(q: u32) -> vec4<f32> {
-  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(q << 24u, q << 16u, q << 8u, q)) >> vec4<u32>(24u));
 }
 
 // 16 quants of one sub-block: low 4 bits from ql words at bit s_low, high 2 bits from qh words at

@@ -17,7 +17,8 @@
 //   W_Q6_K 256 elements, 210 bytes: u8 ql[128] | u8 qh[64] | i8 scales[16] | f16 d
 //           element e = 128 h + 32 r + l: low 4 bits in ql[64 h + 32 (r & 1) + l] at bit 4 (r >> 1),
 //           high 2 bits in qh[32 h + l] at bit 2 r;                      x = d * scales[e / 16] * (q - 32)
-// Provides: w_load(i) -> f32, element i of the flat tensor (rows are whole blocks, so the row
+// Provides: helpers for block fields (upper_lower, bytes_of, i8x4, i8_of, q4k_scale_min_of, ...);
+//           w_load(i) -> f32, element i of the flat tensor (rows are whole blocks, so the row
 //           structure does not matter); with W_DOT also w_dot32(c, xi) = sum of the 32 elements of
 //           chunk c (elements 32 c .. 32 c + 31) times x4(xi), x4(xi + 4), ... which the includer defines.
 
@@ -37,6 +38,11 @@ fn w_byte(b: u32) -> u32 {
 fn w_half(b: u32) -> f32 {
   let pair = unpack2x16float(W[b >> 2u]);
   return select(pair.x, pair.y, (b & 2u) != 0u);
+}
+
+// The word that starts at byte 2 of word a: its upper half, then the lower half of b.
+fn upper_lower(a: u32, b: u32) -> u32 {
+  return (a >> 16u) | (b << 16u);
 }
 
 fn bytes_of(q: u32) -> vec4<u32> {
@@ -75,7 +81,7 @@ fn w_dot32(c: u32, xi: u32) -> f32 {
   var acc = 0.0;
   for (var j = 0u; j < 8u; j++) {
     let next = W[i + 1u + j];
-    acc += dot(i8x4(select((prev >> 16u) | (next << 16u), next, odd)), x4(xi + 4u * j));
+    acc += dot(i8x4(select(upper_lower(prev, next), next, odd)), x4(xi + 4u * j));
     prev = next;
   }
   return select(dd.x, dd.y, odd) * acc;
@@ -102,7 +108,7 @@ fn w_dot32(c: u32, xi: u32) -> f32 {
   var acc = 0.0;
   for (var j = 0u; j < 4u; j++) {
     let next = W[i + 1u + j];
-    let q = bytes_of(select((prev >> 16u) | (next << 16u), next, odd));
+    let q = bytes_of(select(upper_lower(prev, next), next, odd));
     acc += dot(vec4<f32>(q & vec4<u32>(15u)) - 8.0, x4(xi + 4u * j));
     acc += dot(vec4<f32>(q >> vec4<u32>(4u)) - 8.0, x4(xi + 16u + 4u * j));
     prev = next;
@@ -158,12 +164,12 @@ fn w_dot32(c: u32, xi: u32) -> f32 {
   var prev = W[i];
   let dd = unpack2x16float(prev);
   var next = W[i + 1u];
-  let qh = select((prev >> 16u) | (next << 16u), next, odd);
+  let qh = select(upper_lower(prev, next), next, odd);
   prev = next;
   var acc = 0.0;
   for (var j = 0u; j < 4u; j++) {
     next = W[i + 2u + j];
-    let q = bytes_of(select((prev >> 16u) | (next << 16u), next, odd));
+    let q = bytes_of(select(upper_lower(prev, next), next, odd));
     acc += dot(vec4<f32>((q & vec4<u32>(15u)) | q5_high4(qh, 4u * j)) - 16.0, x4(xi + 4u * j));
     acc += dot(vec4<f32>((q >> vec4<u32>(4u)) | q5_high4(qh, 16u + 4u * j)) - 16.0, x4(xi + 16u + 4u * j));
     prev = next;
@@ -204,18 +210,20 @@ fn w_dot32(c: u32, xi: u32) -> f32 {
 #endif
 
 #ifdef W_Q4_K
-// (scale, min) of sub-block j of the block at byte b (a word boundary). scales[0..12] are words
-// s0, s1, s2: j < 4 in the low 6 bits of byte j of s0 (scale) and s1 (min); j >= 4 in byte j - 4
-// of s2 (scale low nibble, min high nibble) with the top 2 bits of byte j - 4 of s0 and s1.
+// (scale, min) of sub-block j from a block's scale words s = (s0, s1, s2) (scales[0..12]): j < 4 in
+// the low 6 bits of byte j of s0 (scale) and s1 (min); j >= 4 in byte j - 4 of s2 (scale low
+// nibble, min high nibble) with the top 2 bits of byte j - 4 of s0 and s1.
+fn q4k_scale_min_of(s: vec3<u32>, j: u32) -> vec2<f32> {
+  let bytes = (s >> vec3<u32>(8u * (j & 3u))) & vec3<u32>(0xffu);
+  let low = vec2<u32>(bytes.x & 63u, bytes.y & 63u);
+  let high = vec2<u32>((bytes.z & 15u) | ((bytes.x >> 6u) << 4u), (bytes.z >> 4u) | ((bytes.y >> 6u) << 4u));
+  return vec2<f32>(select(high, low, j < 4u));
+}
+
+// The same for the block at byte b (a word boundary).
 fn q4k_scale_min(b: u32, j: u32) -> vec2<f32> {
   let w = b >> 2u;
-  let shift = 8u * (j & 3u);
-  let s0 = (W[w + 1u] >> shift) & 0xffu;
-  let s1 = (W[w + 2u] >> shift) & 0xffu;
-  let s2 = (W[w + 3u] >> shift) & 0xffu;
-  let low = vec2<u32>(s0 & 63u, s1 & 63u);
-  let high = vec2<u32>((s2 & 15u) | ((s0 >> 6u) << 4u), (s2 >> 4u) | ((s1 >> 6u) << 4u));
-  return vec2<f32>(select(high, low, j < 4u));
+  return q4k_scale_min_of(vec3<u32>(W[w + 1u], W[w + 2u], W[w + 3u]), j);
 }
 
 fn w_load(i: u32) -> f32 {
@@ -282,8 +290,8 @@ fn w_dot32(c: u32, xi: u32) -> f32 {
     for (var j = 4u * g; j < 4u * g + 4u; j++) {
       let next_l = W[ql + 1u + j];
       let next_h = W[qh + 1u + j];
-      let lw = select(prev_l, (prev_l >> 16u) | (next_l << 16u), odd);
-      let hw = select(prev_h, (prev_h >> 16u) | (next_h << 16u), odd);
+      let lw = select(prev_l, upper_lower(prev_l, next_l), odd);
+      let hw = select(prev_h, upper_lower(prev_h, next_h), odd);
       let low = (bytes_of(lw) >> low_shift) & vec4<u32>(15u);
       let high = (bytes_of(hw) >> high_shift) & vec4<u32>(3u);
       part += dot(vec4<f32>(low | (high << vec4<u32>(4u))) - 32.0, x4(xi + 4u * j));
