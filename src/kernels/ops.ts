@@ -51,6 +51,11 @@ export interface Op {
 
 const MAX_DISPATCH = 65535;
 
+/** `groups` workgroups as (x, y) within the per-dimension limit; the shaders read row groups as x + 65535 y. */
+function rowGroups(groups: number): [number, number] {
+  return [Math.min(groups, MAX_DISPATCH), Math.ceil(groups / MAX_DISPATCH)];
+}
+
 export class Kernels {
   private readonly uniforms = new Map<string, GPUBuffer>();
 
@@ -68,7 +73,9 @@ export class Kernels {
    * same way). GPUs keep the f32 path.
    */
   readonly int8Activations: boolean;
-  /** CPU adapters with subgroups of 4 or more: F16 and F32 linears take matvec_rows.wgsl (four rows per invocation). */
+  /** A CPU adapter with subgroups of 4 or more: the kernels written for it (one subgroup per head, four rows per invocation) run. */
+  private readonly cpuSubgroups: boolean;
+  /** F16 and F32 linears take matvec_rows.wgsl (four rows per invocation). */
   private readonly cpuRows: boolean;
   /** Int8 copies of activation buffers, one per f32 buffer (quantize_x.wgsl's outputs). */
   private readonly quantized = new Map<GPUBuffer, { xq: GPUBuffer; xs: GPUBuffer }>();
@@ -81,7 +88,8 @@ export class Kernels {
     const { matvecThreadsPerRow, int8Activations = true } = options;
     this.matvecSubgroups = matvecThreadsPerRow === undefined && gpu.subgroupSize !== undefined && gpu.subgroupSize <= 64;
     this.matvecThreadsPerRow = matvecThreadsPerRow ?? (this.matvecSubgroups ? gpu.subgroupSize! : gpu.cpuAdapter ? 1 : 16);
-    this.cpuRows = this.matvecSubgroups && gpu.cpuAdapter && gpu.subgroupSize! >= 4;
+    this.cpuSubgroups = gpu.cpuAdapter && (gpu.subgroupSize ?? 0) >= 4;
+    this.cpuRows = this.matvecSubgroups && this.cpuSubgroups;
     this.int8Activations = int8Activations && this.cpuRows && gpu.packedInt8;
   }
 
@@ -143,7 +151,7 @@ export class Kernels {
           pass.setPipeline(matvec);
           pass.setBindGroup(0, matvecBind);
           const groups = Math.ceil(rows / (wg / tpr));
-          pass.dispatchWorkgroups(Math.min(groups, MAX_DISPATCH), Math.ceil(groups / MAX_DISPATCH), n);
+          pass.dispatchWorkgroups(...rowGroups(groups), n);
         } else {
           pass.setPipeline(matmul);
           pass.setBindGroup(0, matmulBind);
@@ -178,7 +186,7 @@ export class Kernels {
         pass.dispatchWorkgroups(Math.ceil(k / 32 / quantizeWg), n);
         pass.setPipeline(matvec);
         pass.setBindGroup(0, bind);
-        pass.dispatchWorkgroups(Math.min(groups, MAX_DISPATCH), Math.ceil(groups / MAX_DISPATCH), n);
+        pass.dispatchWorkgroups(...rowGroups(groups), n);
       },
     };
   }
@@ -201,7 +209,7 @@ export class Kernels {
       encode(pass, n) {
         pass.setPipeline(n === 1 ? one : four);
         pass.setBindGroup(0, n === 1 ? oneBind : fourBind);
-        pass.dispatchWorkgroups(Math.min(groups, MAX_DISPATCH), Math.ceil(groups / MAX_DISPATCH), n === 1 ? 1 : Math.ceil(n / 4));
+        pass.dispatchWorkgroups(...rowGroups(groups), n === 1 ? 1 : Math.ceil(n / 4));
       },
     };
   }
@@ -263,7 +271,7 @@ export class Kernels {
     if (shape.nHeads % shape.nKvHeads !== 0) throw new Error(`n_heads ${shape.nHeads} is not a multiple of n_kv_heads ${shape.nKvHeads}`);
     const params = new UniformLayout('Params', { n_heads: 'u32', n_kv_heads: 'u32', head_dim: 'u32', scale: 'f32' });
     // CPU adapters pay dearly for workgroup barriers: one subgroup per head there, for the common head sizes.
-    const subgroupHeads = this.gpu.cpuAdapter && (this.gpu.subgroupSize ?? 0) >= 4 && (shape.headDim === 64 || shape.headDim === 128);
+    const subgroupHeads = this.cpuSubgroups && (shape.headDim === 64 || shape.headDim === 128);
     const pipeline = subgroupHeads
       ? await this.pipeline('attention_subgroup', shape.headDim === 128 ? ['HD128'] : [], params, {})
       : await this.pipeline('attention', [], params, {});
