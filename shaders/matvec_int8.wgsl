@@ -16,15 +16,16 @@
 //                          (quantize_x PAIRS) met by packed products (below);
 //   W_Q4_K                 a quarter of a 144-byte block (64 elements), x as pairs;
 //   W_Q6_K                 half of a 210-byte block (128 elements); blocks start on a word or half a
-//                          word; x as int8, met by dot4I8Packed.
+//                          word; x as pairs.
 // Packed products (x as pairs): a weight word holds two signed 16-bit weights, elements e (low half)
 // and f (high half); the x word for them is x_f + 65536 x_e. Their product, mod 2^32, is
 // w_e x_f + 65536 (w_e x_e + w_f x_f): the high half is the two-element dot product, and a sum of such
 // products stays exact while the low halves sum to within +-2^15 and the high halves too. With
-// |x| <= 127 that allows 16 products of 4-bit weights and 8 of 5-bit per sum; each format sums no
-// more. Weights are made signed (q - 8, q - 16) with one subtraction per word. For dot4I8Packed,
-// Q6_K's quants are shifted into the top of each byte instead, where a byte reads as 4 (q - 32).
-// On SwiftShader dot4I8Packed beat packed products for 8- and 6-bit weights, and lost for 4- and 5-bit.
+// |x| <= 127 that allows 16 products of 4-bit weights, 8 of 5-bit and 4 of 6-bit per sum; each
+// format sums no more (the extremes test in tests/kernels.test.ts reaches these bounds). Weights are
+// made signed (q - 8, q - 16, q - 32) with one subtraction per word. On SwiftShader dot4I8Packed
+// costs more than the packed products for 4-, 5- and 6-bit weights (Q6_K ran 1.7x faster on them);
+// Q8_0's 8-bit weights would allow one product per sum, and keep dot4I8Packed.
 // Needs subgroups of at least 4: lanes 0..3 each load a quarter of the x words all lanes share and
 // subgroupBroadcast hands them round.
 // Dispatch: g = ceil(n_out / (4 WG)) workgroups, as (min(g, 65535), ceil(g / 65535), n_tokens); each
@@ -62,21 +63,12 @@ fn high_half(p: vec4<u32>) -> i32 {
   return bitcast<i32>(p.x + p.y + p.z + p.w + 0x8000u) >> 16u;
 }
 
-// x as four int8 per word (Q8_0, Q6_K), met by dot4I8Packed.
 #ifdef W_Q8_0
-#define X_INT8
-#endif
-#ifdef W_Q6_K
-#define X_INT8
-#endif
-#ifdef X_INT8
-// Sum over four words of dot4I8Packed(w[i], x[i]).
+// x as four int8 per word, met by dot4I8Packed: the sum over four words of dot4I8Packed(w[i], x[i]).
 fn dot16(w: vec4<u32>, x: vec4<u32>) -> i32 {
   return dot4I8Packed(w.x, x.x) + dot4I8Packed(w.y, x.y) + dot4I8Packed(w.z, x.z) + dot4I8Packed(w.w, x.w);
 }
-#endif
 
-#ifdef W_Q8_0
 // Blocks 2 u and 2 u + 1 of a row: 17 words at i. The first has d in the low half of word 0 and
 // its 32 quants across words 0..8, half a word off; rather than realign them, each of words 0..8
 // meets x realigned the same way (xa, xb, xc: x's words of the first block shifted by half a word,
@@ -183,29 +175,32 @@ fn run8(i: u32, odd: bool) -> Words8 {
                 select(b, (b >> sixteen) | (vec4<u32>(w5, w6, w7, w8) << sixteen), odd));
 }
 
-// 16 quants of one sub-block: low 4 bits from ql words at bit s_low, high 2 bits from qh words at
-// bit s_high. With bit 5 flipped and shifted to the byte's top, a byte reads as the int8 4 (q - 32).
-fn q6_k_dot(ql: vec4<u32>, qh: vec4<u32>, s_low: u32, s_high: u32, x: vec4<u32>) -> f32 {
+// 16 quants of one sub-block, made signed (q - 32) as 16-bit pairs and met by packed products: low
+// 4 bits from ql words at bit s_low, high 2 bits from qh words at bit s_high; x0, x1 the 8 x pair
+// words of those elements. A product's high half is at most 2 * 32 * 127, so each sum takes 4.
+fn q6_k_dot(ql: vec4<u32>, qh: vec4<u32>, s_low: u32, s_high: u32, x0: vec4<u32>, x1: vec4<u32>) -> f32 {
   let q = ((ql >> vec4<u32>(s_low)) & vec4<u32>(0x0f0f0f0fu)) | (((qh >> vec4<u32>(s_high)) & vec4<u32>(0x03030303u)) << vec4<u32>(4u));
-  return f32(dot16((q ^ vec4<u32>(0x20202020u)) << vec4<u32>(2u), x));
+  let o = vec4<u32>(0x00200020u);
+  let a = (q & vec4<u32>(0x00ff00ffu)) - o;
+  let b = ((q >> vec4<u32>(8u)) & vec4<u32>(0x00ff00ffu)) - o;
+  return f32(high_half(a * vec4<u32>(x0.x, x0.z, x1.x, x1.z)) + high_half(b * vec4<u32>(x0.y, x0.w, x1.y, x1.w)));
 }
 
 // Half h (elements 128 h .. 128 h + 127) of the block at word i (odd: half a word on); sc are the
-// block's int8 scale words (one scale per 16 elements), x0..x7 the half's x words (4 int8 each), dx
-// the d of its four x blocks. Element 128 h + 32 r + l: low 4 bits in ql[64 h + 32 (r & 1) + l] at
+// block's int8 scale words (one scale per 16 elements), x[0..15] the half's 64 x pair words, dx the
+// d of its four x blocks. Element 128 h + 32 r + l: low 4 bits in ql[64 h + 32 (r & 1) + l] at
 // bit 4 (r >> 1), high 2 bits in qh[32 h + l] at bit 2 r. Without the block's d.
-fn unit_dot(i: u32, odd: bool, h: u32, sc: vec4<u32>, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>,
-            x4: vec4<u32>, x5: vec4<u32>, x6: vec4<u32>, x7: vec4<u32>, dx: vec4<f32>) -> f32 {
+fn unit_dot(i: u32, odd: bool, h: u32, sc: vec4<u32>, x: array<vec4<u32>, 16>, dx: vec4<f32>) -> f32 {
   let even = run8(i + 16u * h, odd);
   let odd_r = run8(i + 16u * h + 8u, odd);
   let high = run8(i + 32u + 8u * h, odd);
   let s01 = i8x4(select(sc.x, sc.z, h == 1u)); // scales of sub-blocks 0 and 1 of this half, two each
   let s23 = i8x4(select(sc.y, sc.w, h == 1u));
-  let r0 = s01.x * q6_k_dot(even.a, high.a, 0u, 0u, x0) + s01.y * q6_k_dot(even.b, high.b, 0u, 0u, x1);
-  let r1 = s01.z * q6_k_dot(odd_r.a, high.a, 0u, 2u, x2) + s01.w * q6_k_dot(odd_r.b, high.b, 0u, 2u, x3);
-  let r2 = s23.x * q6_k_dot(even.a, high.a, 4u, 4u, x4) + s23.y * q6_k_dot(even.b, high.b, 4u, 4u, x5);
-  let r3 = s23.z * q6_k_dot(odd_r.a, high.a, 4u, 6u, x6) + s23.w * q6_k_dot(odd_r.b, high.b, 4u, 6u, x7);
-  return dot(dx, vec4<f32>(r0, r1, r2, r3)) / 4.0;
+  let r0 = s01.x * q6_k_dot(even.a, high.a, 0u, 0u, x[0], x[1]) + s01.y * q6_k_dot(even.b, high.b, 0u, 0u, x[2], x[3]);
+  let r1 = s01.z * q6_k_dot(odd_r.a, high.a, 0u, 2u, x[4], x[5]) + s01.w * q6_k_dot(odd_r.b, high.b, 0u, 2u, x[6], x[7]);
+  let r2 = s23.x * q6_k_dot(even.a, high.a, 4u, 4u, x[8], x[9]) + s23.y * q6_k_dot(even.b, high.b, 4u, 4u, x[10], x[11]);
+  let r3 = s23.z * q6_k_dot(odd_r.a, high.a, 4u, 6u, x[12], x[13]) + s23.w * q6_k_dot(odd_r.b, high.b, 4u, 6u, x[14], x[15]);
+  return dot(dx, vec4<f32>(r0, r1, r2, r3));
 }
 #endif
 
@@ -270,7 +265,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
 #endif
 #ifdef W_Q6_K
-  let xw = t * (k / 4u) + lane;
+  let xw = t * (k / 2u) + lane; // this lane's share of token t's x pair words
   let blocks = k / 256u;
   for (var b = 0u; b < blocks; b++) {
     let byte = 210u * (rows * blocks + b);
@@ -281,14 +276,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let d = vec4<f32>(unpack2x16float(tail[0].b.x).x, unpack2x16float(tail[1].b.x).x, unpack2x16float(tail[2].b.x).x, unpack2x16float(tail[3].b.x).x);
     var sum = vec4<f32>(0.0);
     for (var h = 0u; h < 2u; h++) {
-      let w = xw + 64u * b + 32u * h;
-      let x0 = spread(xq[w]); let x1 = spread(xq[w + 4u]); let x2 = spread(xq[w + 8u]); let x3 = spread(xq[w + 12u]);
-      let x4 = spread(xq[w + 16u]); let x5 = spread(xq[w + 20u]); let x6 = spread(xq[w + 24u]); let x7 = spread(xq[w + 28u]);
+      let w = xw + 128u * b + 64u * h;
+      var x: array<vec4<u32>, 16>;
+      for (var j = 0u; j < 16u; j++) { x[j] = spread(xq[w + 4u * j]); }
       let dx = bitcast<vec4<f32>>(spread(bitcast<u32>(xs[xb + 8u * b + 4u * h + lane].x))); // x blocks 4 h .. 4 h + 3
-      sum += vec4<f32>(unit_dot(i.x, odd.x, h, tail[0].a, x0, x1, x2, x3, x4, x5, x6, x7, dx),
-                       unit_dot(i.y, odd.y, h, tail[1].a, x0, x1, x2, x3, x4, x5, x6, x7, dx),
-                       unit_dot(i.z, odd.z, h, tail[2].a, x0, x1, x2, x3, x4, x5, x6, x7, dx),
-                       unit_dot(i.w, odd.w, h, tail[3].a, x0, x1, x2, x3, x4, x5, x6, x7, dx));
+      sum += vec4<f32>(unit_dot(i.x, odd.x, h, tail[0].a, x, dx), unit_dot(i.y, odd.y, h, tail[1].a, x, dx),
+                       unit_dot(i.z, odd.z, h, tail[2].a, x, dx), unit_dot(i.w, odd.w, h, tail[3].a, x, dx));
     }
     acc += d * sum;
   }

@@ -169,8 +169,8 @@ export class Kernels {
     const { xq, xs } = this.quantizedCopy(x);
     const quantizeParams = new UniformLayout('Params', { k: 'u32' });
     const quantizeWg = 64;
-    // Q8_0 and Q6_K meet x as packed int8 (dot4I8Packed); Q4_0, Q5_0 and Q4_K as 16-bit pairs.
-    const pairs = weight.format === 'q4_0' || weight.format === 'q5_0' || weight.format === 'q4_k';
+    // Q8_0 meets x as packed int8 (dot4I8Packed); the others as 16-bit pairs.
+    const pairs = weight.format !== 'q8_0';
     const quantize = await this.pipeline('quantize_x', pairs ? ['PAIRS'] : [], quantizeParams, { WG: quantizeWg });
     const quantizeBind = this.bindGroup(quantize, [this.step, this.uniform(quantizeParams, { k }), x, xq, xs]);
     const defines = [weightDefine(weight), ...(pairs && INT8_UNIT[weight.format] === 64 ? ['W_PAIR_BLOCKS'] : []), ...(bias ? ['BIAS'] : [])];
