@@ -29,6 +29,8 @@ const BLOCK_ELEMENTS: Record<WeightFormat, number> = {
  * (so that every pair starts on a word) or whole 256-element blocks.
  */
 const INT8_UNIT: Partial<Record<WeightFormat, number>> = { q8_0: 64, q4_0: 64, q5_0: 64, q4_k: 256, q6_k: 256 };
+/** Formats whose matvec_int8 has the TOKENS4 variant (four tokens per invocation). */
+const TOKENS4_FORMATS: WeightFormat[] = ['q8_0', 'q4_0', 'q5_0'];
 
 /** A weight matrix of `rows` rows of `cols` elements, row-major as ggml stores it. */
 export interface Weight {
@@ -175,8 +177,14 @@ export class Kernels {
     const quantizeBind = this.bindGroup(quantize, [this.step, this.uniform(quantizeParams, { k }), x, xq, xs]);
     const defines = [weightDefine(weight), ...(pairs && INT8_UNIT[weight.format] === 64 ? ['W_PAIR_BLOCKS'] : []), ...(bias ? ['BIAS'] : [])];
     const wg = 16;
-    const matvec = await this.pipeline('matvec_int8', defines, params, { WG: wg });
-    const bind = this.bindGroup(matvec, [this.step, values, xq, xs, weight.buffer, y, ...(bias ? [bias] : [])]);
+    const resources = [this.step, values, xq, xs, weight.buffer, y, ...(bias ? [bias] : [])];
+    const one = await this.pipeline('matvec_int8', defines, params, { WG: wg });
+    const oneBind = this.bindGroup(one, resources);
+    // Several tokens (prefill): four per invocation where the format has that variant, so that each
+    // weight is loaded and unpacked once for four tokens.
+    const tokens4 = TOKENS4_FORMATS.includes(weight.format);
+    const four = tokens4 ? await this.pipeline('matvec_int8', [...defines, 'TOKENS4'], params, { WG: wg }) : one;
+    const fourBind = tokens4 ? this.bindGroup(four, resources) : oneBind;
     const groups = Math.ceil(weight.rows / (4 * wg));
     return {
       name: `linear:${weight.format}:int8`,
@@ -184,9 +192,10 @@ export class Kernels {
         pass.setPipeline(quantize);
         pass.setBindGroup(0, quantizeBind);
         pass.dispatchWorkgroups(Math.ceil(k / 32 / quantizeWg), n);
-        pass.setPipeline(matvec);
-        pass.setBindGroup(0, bind);
-        pass.dispatchWorkgroups(...rowGroups(groups), n);
+        const byFour = n > 1 && tokens4;
+        pass.setPipeline(byFour ? four : one);
+        pass.setBindGroup(0, byFour ? fourBind : oneBind);
+        pass.dispatchWorkgroups(...rowGroups(groups), byFour ? Math.ceil(n / 4) : n);
       },
     };
   }
