@@ -8,15 +8,17 @@
 //           3 xs [n_tokens, k / 32] vec2<f32> (d, d * sum q), 4 W [n_out, k] (raw GGUF blocks as u32
 //           words), 5 y [n_tokens, n_out] f32 (token t at row pos0 + t when out_at_pos = 1);
 //           BIAS adds 6 bias [n_out] f32.
-// Variants (one of), each with the unit a loop step takes from every row:
+// The loop walks k in blocks (per row: row_block, what the block's steps need) and each block in
+// steps (w_unit: a row's weights for the step, loaded and unpacked; x_unit: a token's x for it;
+// unit_dot: the two met). Variants (one of), with their block and step:
 //   W_Q8_0                 a pair of blocks (64 elements, 68 bytes: k a multiple of 64 puts every pair
-//                          on a word), the first block's fields half a word off; x as four int8 per
-//                          word, met by dot4I8Packed;
-//   W_Q4_0, W_Q5_0         with W_PAIR_BLOCKS: a pair of blocks (36, 44 bytes), x as 16-bit pairs
-//                          (quantize_x PAIRS) met by packed products (below);
-//   W_Q4_K                 a quarter of a 144-byte block (64 elements), x as pairs;
-//   W_Q6_K                 half of a 210-byte block (128 elements); blocks start on a word or half a
-//                          word; x as pairs.
+//                          on a word) in one step, the first block's fields half a word off; x as
+//                          four int8 per word, met by dot4I8Packed;
+//   W_Q4_0, W_Q5_0         with W_PAIR_BLOCKS: a pair of blocks (36, 44 bytes) in one step, x as
+//                          16-bit pairs (quantize_x PAIRS) met by packed products (below);
+//   W_Q4_K                 a 144-byte block in four steps of 64 elements, x as pairs;
+//   W_Q6_K                 a 210-byte block in two steps of 128 elements; blocks start on a word or
+//                          half a word; x as pairs.
 // Packed products (x as pairs): a weight word holds two signed 16-bit weights, elements e (low half)
 // and f (high half); the x word for them is x_f + 65536 x_e. Their product, mod 2^32, is
 // w_e x_f + 65536 (w_e x_e + w_f x_f): the high half is the two-element dot product, and a sum of such
@@ -28,8 +30,9 @@
 // Q8_0's 8-bit weights would allow one product per sum, and keep dot4I8Packed.
 // Needs subgroups of at least 4: lanes 0..3 each load a quarter of the x words all lanes share and
 // subgroupBroadcast hands them round.
-// TOKENS4 (prefill; Q8_0, Q4_0, Q5_0): four tokens per invocation too, so that each weight is loaded
-// and unpacked once for four tokens (Q5_0 2.2x, Q4_0 1.7x, Q8_0 1.1x faster per token on SwiftShader).
+// TOKENS4 (prefill): four tokens per invocation too, so that each weight is loaded and unpacked once
+// for four tokens (16 tokens through a 1536x576 linear on SwiftShader, per token: Q5_0 2.2x, Q4_0
+// 1.7x, Q4_K 1.9x, Q6_K 2.0x, Q8_0 1.1x faster; Q8_0's dot4I8Packed is paid per token).
 // Dispatch: g = ceil(n_out / (4 WG)) workgroups, as (min(g, 65535), ceil(g / 65535), n_tokens), or
 // ceil(n_tokens / 4) with TOKENS4; each invocation computes 4 consecutive rows, so each x load
 // serves four rows.
@@ -72,9 +75,47 @@ fn high_half(p: vec4<u32>) -> i32 {
 #ifdef W_PAIR_BLOCKS
 #define UNIT64
 #endif
-// Q8_0, Q4_0 and Q5_0 take a pair of blocks (64 elements) per loop step, in two parts: w_unit loads
-// a row's pair and unpacks it, x_unit gathers a token's x for it, and unit_dot meets the two. With
-// TOKENS4 each unpacked pair meets four tokens.
+
+#ifdef UNIT64
+// A pair of 32-element blocks per block and step; a row's pair starts at word i.
+const BLOCK = 64u;
+alias RowBlock = u32;
+
+fn row_block(row: u32, b: u32) -> RowBlock {
+  return UNIT_WORDS * (row * (params.k / 64u) + b);
+}
+#endif
+
+#ifndef W_Q8_0
+// x as pairs, 64 elements from element e of token t: its 32 pair words (lanes 0..3 each load a
+// quarter) and (d, d * sum q) of its two blocks.
+struct XPairs {
+  x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>, x4: vec4<u32>, x5: vec4<u32>, x6: vec4<u32>, x7: vec4<u32>,
+  dx: vec4<f32>,
+}
+
+fn x_pairs(t: u32, e: u32, lane: u32) -> XPairs {
+  let w = t * (params.k / 2u) + e / 2u + lane;
+  let s = xs[t * (params.k / 32u) + e / 32u + (lane & 1u)]; // lanes 0, 1: the two blocks
+  return XPairs(spread(xq[w]), spread(xq[w + 4u]), spread(xq[w + 8u]), spread(xq[w + 12u]),
+                spread(xq[w + 16u]), spread(xq[w + 20u]), spread(xq[w + 24u]), spread(xq[w + 28u]),
+                vec4<f32>(subgroupBroadcast(s, 0u), subgroupBroadcast(s, 1u)));
+}
+
+// 32 weights as signed 16-bit pairs: elements 0..15 as a (bytes 0, 2 of four words) and b (bytes
+// 1, 3), elements 16..31 as c and e.
+struct Pairs32 {
+  a: vec4<u32>,
+  b: vec4<u32>,
+  c: vec4<u32>,
+  e: vec4<u32>,
+}
+
+// 32 weights of at most 4 bits against their 16 x pair words: 16 products in one sum.
+fn sum_4bit(p: Pairs32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>) -> i32 {
+  return high_half(pair_products(p.a, p.b, x0, x1) + pair_products(p.c, p.e, x2, x3));
+}
+#endif
 
 #ifdef W_Q8_0
 // x as four int8 per word, met by dot4I8Packed: the sum over four words of dot4I8Packed(w[i], x[i]).
@@ -82,7 +123,7 @@ fn dot16(w: vec4<u32>, x: vec4<u32>) -> i32 {
   return dot4I8Packed(w.x, x.x) + dot4I8Packed(w.y, x.y) + dot4I8Packed(w.z, x.z) + dot4I8Packed(w.w, x.w);
 }
 
-// Blocks 2 u and 2 u + 1 of a row: 17 words at i. The first has d in the low half of word 0 and
+// Blocks 2 b and 2 b + 1 of a row: 17 words at i. The first has d in the low half of word 0 and
 // its 32 quants across words 0..8, half a word off; rather than realign them, each of words 0..8
 // meets x realigned the same way (XUnit a, b, c: x's words of the first block shifted by half a
 // word, zero where d's bytes fall). The second block has d in the high half of word 8 (which c
@@ -95,15 +136,15 @@ struct WUnit {
   w13: vec4<u32>, // 13..16
   d: vec2<f32>,
 }
+const UNIT_WORDS = 17u;
 
-fn w_unit(i: u32) -> WUnit {
+fn w_unit(i: RowBlock, s: u32) -> WUnit {
   let w0 = W[i];
   let w8 = W[i + 8u];
   return WUnit(vec4<u32>(w0, W[i + 1u], W[i + 2u], W[i + 3u]), vec4<u32>(W[i + 4u], W[i + 5u], W[i + 6u], W[i + 7u]), w8,
                vec4<u32>(W[i + 9u], W[i + 10u], W[i + 11u], W[i + 12u]), vec4<u32>(W[i + 13u], W[i + 14u], W[i + 15u], W[i + 16u]),
                vec2<f32>(unpack2x16float(w0).x, unpack2x16float(w8).y));
 }
-const UNIT_WORDS = 17u;
 
 struct XUnit {
   a: vec4<u32>,
@@ -114,16 +155,16 @@ struct XUnit {
   dx: vec2<f32>,
 }
 
-// Token t's x for blocks 2 u, 2 u + 1: lanes 0..3 each load a quarter of its 16 words.
-fn x_unit(t: u32, u: u32, lane: u32) -> XUnit {
-  let w = t * (params.k / 4u) + 16u * u + lane;
+// Token t's x for blocks 2 b, 2 b + 1: lanes 0..3 each load a quarter of its 16 words.
+fn x_unit(t: u32, b: u32, s: u32, lane: u32) -> XUnit {
+  let w = t * (params.k / 4u) + 16u * b + lane;
   let x0 = spread(xq[w]); let x1 = spread(xq[w + 4u]);
-  let s = xs[t * (params.k / 32u) + 2u * u + (lane & 1u)].x; // lanes 0, 1: d of blocks 2 u, 2 u + 1
+  let d = xs[t * (params.k / 32u) + 2u * b + (lane & 1u)].x; // lanes 0, 1: d of blocks 2 b, 2 b + 1
   // The first block's x words shifted by half a word: word j is bytes 4 j - 2 .. 4 j + 1.
   return XUnit(vec4<u32>(x0.x << 16u, upper_lower(x0.x, x0.y), upper_lower(x0.y, x0.z), upper_lower(x0.z, x0.w)),
                vec4<u32>(upper_lower(x0.w, x1.x), upper_lower(x1.x, x1.y), upper_lower(x1.y, x1.z), upper_lower(x1.z, x1.w)),
                x1.w >> 16u, spread(xq[w + 8u]), spread(xq[w + 12u]),
-               vec2<f32>(subgroupBroadcast(s, 0u), subgroupBroadcast(s, 1u)));
+               vec2<f32>(subgroupBroadcast(d, 0u), subgroupBroadcast(d, 1u)));
 }
 
 fn unit_dot(w: WUnit, x: XUnit) -> f32 {
@@ -134,40 +175,21 @@ fn unit_dot(w: WUnit, x: XUnit) -> f32 {
 #endif
 
 #ifdef W_PAIR_BLOCKS
-// A block's 32 weights as signed 16-bit pairs (as quantize_x PAIRS pairs x): the low nibbles of its
-// quant words (elements 0..15) as a (bytes 0, 2) and b (bytes 1, 3), the high nibbles
-// (elements 16..31) as c and e.
-struct Pairs32 {
-  a: vec4<u32>,
-  b: vec4<u32>,
-  c: vec4<u32>,
-  e: vec4<u32>,
-}
-
 struct WUnit {
   first: Pairs32,
   second: Pairs32,
   d: vec2<f32>,
 }
+alias XUnit = XPairs;
 
-struct XUnit { // the 32 pair words of the two blocks
-  x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>, x4: vec4<u32>, x5: vec4<u32>, x6: vec4<u32>, x7: vec4<u32>,
-  dx: vec2<f32>,
-}
-
-// Token t's x for blocks 2 u, 2 u + 1: lanes 0..3 each load a quarter of its 32 pair words.
-fn x_unit(t: u32, u: u32, lane: u32) -> XUnit {
-  let w = t * (params.k / 2u) + 32u * u + lane;
-  let s = xs[t * (params.k / 32u) + 2u * u + (lane & 1u)].x;
-  return XUnit(spread(xq[w]), spread(xq[w + 4u]), spread(xq[w + 8u]), spread(xq[w + 12u]),
-               spread(xq[w + 16u]), spread(xq[w + 20u]), spread(xq[w + 24u]), spread(xq[w + 28u]),
-               vec2<f32>(subgroupBroadcast(s, 0u), subgroupBroadcast(s, 1u)));
+fn x_unit(t: u32, b: u32, s: u32, lane: u32) -> XUnit {
+  return x_pairs(t, 64u * b, lane);
 }
 
 fn unit_dot(w: WUnit, x: XUnit) -> f32 {
   let a = block_sum(w.first, x.x0, x.x1, x.x2, x.x3);
   let b = block_sum(w.second, x.x4, x.x5, x.x6, x.x7);
-  return w.d.x * x.dx.x * f32(a) + w.d.y * x.dx.y * f32(b);
+  return w.d.x * x.dx.x * f32(a) + w.d.y * x.dx.z * f32(b);
 }
 #endif
 
@@ -179,14 +201,13 @@ fn pairs32(q: vec4<u32>) -> Pairs32 {
                  ((q >> vec4<u32>(4u)) & PAIR_LOW4) - o, ((q >> vec4<u32>(12u)) & PAIR_LOW4) - o);
 }
 
-// A block against its 16 x pair words: 16 products of 4-bit weights in one sum.
 fn block_sum(p: Pairs32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>) -> i32 {
-  return high_half(pair_products(p.a, p.b, x0, x1) + pair_products(p.c, p.e, x2, x3));
+  return sum_4bit(p, x0, x1, x2, x3);
 }
 
-// Blocks 2 u and 2 u + 1: 9 words at i. The first: d in the low half of word 0, quants from byte 2;
+// Blocks 2 b and 2 b + 1: 9 words at i. The first: d in the low half of word 0, quants from byte 2;
 // the second: d in the high half of word 4, quants in words 5..8.
-fn w_unit(i: u32) -> WUnit {
+fn w_unit(i: RowBlock, s: u32) -> WUnit {
   let w0 = W[i]; let w1 = W[i + 1u]; let w2 = W[i + 2u]; let w3 = W[i + 3u]; let w4 = W[i + 4u];
   return WUnit(pairs32(vec4<u32>(upper_lower(w0, w1), upper_lower(w1, w2), upper_lower(w2, w3), upper_lower(w3, w4))),
                pairs32(vec4<u32>(W[i + 5u], W[i + 6u], W[i + 7u], W[i + 8u])),
@@ -214,9 +235,9 @@ fn block_sum(p: Pairs32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u
   return high_half(pair_products(p.a, p.b, x0, x1)) + high_half(pair_products(p.c, p.e, x2, x3));
 }
 
-// Blocks 2 u and 2 u + 1: 11 words at i. The first: d in the low half of word 0, then qh and the
+// Blocks 2 b and 2 b + 1: 11 words at i. The first: d in the low half of word 0, then qh and the
 // quants from byte 2; the second: d in the high half of word 5, qh word 6, quants in words 7..10.
-fn w_unit(i: u32) -> WUnit {
+fn w_unit(i: RowBlock, s: u32) -> WUnit {
   let w0 = W[i]; let w1 = W[i + 1u]; let w2 = W[i + 2u]; let w3 = W[i + 3u]; let w4 = W[i + 4u]; let w5 = W[i + 5u];
   return WUnit(pairs32(vec4<u32>(upper_lower(w1, w2), upper_lower(w2, w3), upper_lower(w3, w4), upper_lower(w4, w5)), upper_lower(w0, w1)),
                pairs32(vec4<u32>(W[i + 7u], W[i + 8u], W[i + 9u], W[i + 10u]), W[i + 6u]),
@@ -226,29 +247,61 @@ const UNIT_WORDS = 11u;
 #endif
 
 #ifdef W_Q4_K
-// Sub-blocks 2 p (low nibbles of the 8 quant words at i + 4 + 8 p) and 2 p + 1 (high nibbles) of the
-// block at word i, whose (d, dmin) and scale words are `head`; x0..x3 and x4..x7 their x pair words,
-// dx their (d, d * sum q) pairs. Weights enter as q - 8 (16 products per sum); with
-// x = d sc q - dmin m, the 8 comes back with the x block sums: + (8 d sc - dmin m) * sum x.
-fn unit_dot(i: u32, head: vec4<u32>, p: u32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>,
-            x4: vec4<u32>, x5: vec4<u32>, x6: vec4<u32>, x7: vec4<u32>, dx: vec4<f32>) -> f32 {
-  let q = i + 4u + 8u * p;
+const BLOCK = 256u;
+const STEPS = 4u;
+
+// A row's block: its first word, and (d, dmin) and the scale words.
+struct RowBlock {
+  i: u32,
+  head: vec4<u32>,
+}
+
+fn row_block(row: u32, b: u32) -> RowBlock {
+  let i = 36u * (row * (params.k / 256u) + b);
+  return RowBlock(i, vec4<u32>(W[i], W[i + 1u], W[i + 2u], W[i + 3u]));
+}
+
+// Step s: sub-blocks 2 s (the low nibbles of the 8 quant words at i + 4 + 8 s) and 2 s + 1 (their
+// high nibbles), as q - 8 (16 products per sum); f holds (d sc, d sc') of the two and, for the
+// x block sums, (8 d sc - dmin m, 8 d sc' - dmin m'): with w = d sc q - dmin m, the 8 comes back
+// as + (8 d sc - dmin m) * sum x.
+struct WUnit {
+  low: Pairs32,
+  high: Pairs32,
+  f: vec4<f32>,
+}
+
+fn w_unit(r: RowBlock, s: u32) -> WUnit {
+  let q = r.i + 4u + 8u * s;
   let qa = vec4<u32>(W[q], W[q + 1u], W[q + 2u], W[q + 3u]);
   let qb = vec4<u32>(W[q + 4u], W[q + 5u], W[q + 6u], W[q + 7u]);
   let o = vec4<u32>(0x00080008u);
-  let low = high_half(pair_products((qa & PAIR_LOW4) - o, ((qa >> vec4<u32>(8u)) & PAIR_LOW4) - o, x0, x1)
-                    + pair_products((qb & PAIR_LOW4) - o, ((qb >> vec4<u32>(8u)) & PAIR_LOW4) - o, x2, x3));
-  let high = high_half(pair_products(((qa >> vec4<u32>(4u)) & PAIR_LOW4) - o, ((qa >> vec4<u32>(12u)) & PAIR_LOW4) - o, x4, x5)
-                     + pair_products(((qb >> vec4<u32>(4u)) & PAIR_LOW4) - o, ((qb >> vec4<u32>(12u)) & PAIR_LOW4) - o, x6, x7));
-  let sm_low = q4k_scale_min_of(head.yzw, 2u * p);
-  let sm_high = q4k_scale_min_of(head.yzw, 2u * p + 1u);
-  let dm = unpack2x16float(head.x);
-  return dm.x * (sm_low.x * dx.x * f32(low) + sm_high.x * dx.z * f32(high))
-       + (8.0 * dm.x * sm_low.x - dm.y * sm_low.y) * dx.y + (8.0 * dm.x * sm_high.x - dm.y * sm_high.y) * dx.w;
+  let sm_low = q4k_scale_min_of(r.head.yzw, 2u * s);
+  let sm_high = q4k_scale_min_of(r.head.yzw, 2u * s + 1u);
+  let dm = unpack2x16float(r.head.x);
+  return WUnit(Pairs32((qa & PAIR_LOW4) - o, ((qa >> vec4<u32>(8u)) & PAIR_LOW4) - o, (qb & PAIR_LOW4) - o, ((qb >> vec4<u32>(8u)) & PAIR_LOW4) - o),
+               Pairs32(((qa >> vec4<u32>(4u)) & PAIR_LOW4) - o, ((qa >> vec4<u32>(12u)) & PAIR_LOW4) - o,
+                       ((qb >> vec4<u32>(4u)) & PAIR_LOW4) - o, ((qb >> vec4<u32>(12u)) & PAIR_LOW4) - o),
+               vec4<f32>(dm.x * sm_low.x, dm.x * sm_high.x, 8.0 * dm.x * sm_low.x - dm.y * sm_low.y, 8.0 * dm.x * sm_high.x - dm.y * sm_high.y));
+}
+
+alias XUnit = XPairs;
+
+fn x_unit(t: u32, b: u32, s: u32, lane: u32) -> XUnit {
+  return x_pairs(t, 256u * b + 64u * s, lane);
+}
+
+fn unit_dot(w: WUnit, x: XUnit) -> f32 {
+  let low = sum_4bit(w.low, x.x0, x.x1, x.x2, x.x3);
+  let high = sum_4bit(w.high, x.x4, x.x5, x.x6, x.x7);
+  return w.f.x * x.dx.x * f32(low) + w.f.y * x.dx.z * f32(high) + w.f.z * x.dx.y + w.f.w * x.dx.w;
 }
 #endif
 
 #ifdef W_Q6_K
+const BLOCK = 256u;
+const STEPS = 2u;
+
 struct Words8 {
   a: vec4<u32>,
   b: vec4<u32>,
@@ -265,40 +318,82 @@ fn run8(i: u32, odd: bool) -> Words8 {
                 select(b, (b >> sixteen) | (vec4<u32>(w5, w6, w7, w8) << sixteen), odd));
 }
 
-// 16 quants of one sub-block, made signed (q - 32) as 16-bit pairs and met by packed products: low
-// 4 bits from ql words at bit s_low, high 2 bits from qh words at bit s_high; x0, x1 the 8 x pair
-// words of those elements. A product's high half is at most 2 * 32 * 127, so each sum takes 4.
-fn q6_k_dot(ql: vec4<u32>, qh: vec4<u32>, s_low: u32, s_high: u32, x0: vec4<u32>, x1: vec4<u32>) -> f32 {
+// A row's block: its word (odd: half a word on), its 16 int8 scales (bytes 192..207), and d.
+struct RowBlock {
+  i: u32,
+  odd: bool,
+  sc: vec4<u32>,
+  d: f32,
+}
+
+fn row_block(row: u32, b: u32) -> RowBlock {
+  let byte = 210u * (row * (params.k / 256u) + b);
+  let i = byte >> 2u;
+  let odd = (byte & 2u) != 0u;
+  let tail = run8(i + 48u, odd); // bytes 192..223: the scales, then d (the f16 at byte 208)
+  return RowBlock(i, odd, tail.a, unpack2x16float(tail.b.x).x);
+}
+
+// 16 quants of one sub-block as signed 16-bit pairs (q - 32): low 4 bits from ql words at bit
+// s_low, high 2 bits from qh words at bit s_high. A product's high half is at most 2 * 32 * 127,
+// so each sum takes 4 (q6_sum).
+struct Pairs16 {
+  a: vec4<u32>,
+  b: vec4<u32>,
+}
+
+fn pairs16(ql: vec4<u32>, qh: vec4<u32>, s_low: u32, s_high: u32) -> Pairs16 {
   let q = ((ql >> vec4<u32>(s_low)) & vec4<u32>(0x0f0f0f0fu)) | (((qh >> vec4<u32>(s_high)) & vec4<u32>(0x03030303u)) << vec4<u32>(4u));
   let o = vec4<u32>(0x00200020u);
-  let a = (q & vec4<u32>(0x00ff00ffu)) - o;
-  let b = ((q >> vec4<u32>(8u)) & vec4<u32>(0x00ff00ffu)) - o;
-  return f32(high_half(a * vec4<u32>(x0.x, x0.z, x1.x, x1.z)) + high_half(b * vec4<u32>(x0.y, x0.w, x1.y, x1.w)));
+  return Pairs16((q & vec4<u32>(0x00ff00ffu)) - o, ((q >> vec4<u32>(8u)) & vec4<u32>(0x00ff00ffu)) - o);
 }
 
-// 64 x pair words, as vec4s (a struct rather than an array: SwiftShader keeps arrays in memory).
-struct X64 {
-  x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>, x4: vec4<u32>, x5: vec4<u32>, x6: vec4<u32>, x7: vec4<u32>,
-  x8: vec4<u32>, x9: vec4<u32>, x10: vec4<u32>, x11: vec4<u32>, x12: vec4<u32>, x13: vec4<u32>, x14: vec4<u32>, x15: vec4<u32>,
+fn q6_sum(p: Pairs16, x0: vec4<u32>, x1: vec4<u32>) -> f32 {
+  return f32(high_half(p.a * vec4<u32>(x0.x, x0.z, x1.x, x1.z)) + high_half(p.b * vec4<u32>(x0.y, x0.w, x1.y, x1.w)));
 }
 
-// Half h (elements 128 h .. 128 h + 127) of the block at word i (odd: half a word on); sc are the
-// block's int8 scale words (one scale per 16 elements), x the half's 64 x pair words, dx the
-// d of its four x blocks. Element 128 h + 32 r + l: low 4 bits in ql[64 h + 32 (r & 1) + l] at
-// bit 4 (r >> 1), high 2 bits in qh[32 h + l] at bit 2 r. Without the block's d.
-fn unit_dot(i: u32, odd: bool, h: u32, sc: vec4<u32>, x: X64, dx: vec4<f32>) -> f32 {
-  let even = run8(i + 16u * h, odd);
-  let odd_r = run8(i + 16u * h + 8u, odd);
-  let high = run8(i + 32u + 8u * h, odd);
-  let s01 = i8x4(select(sc.x, sc.z, h == 1u)); // scales of sub-blocks 0 and 1 of this half, two each
-  let s23 = i8x4(select(sc.y, sc.w, h == 1u));
-  let r0 = s01.x * q6_k_dot(even.a, high.a, 0u, 0u, x.x0, x.x1) + s01.y * q6_k_dot(even.b, high.b, 0u, 0u, x.x2, x.x3);
-  let r1 = s01.z * q6_k_dot(odd_r.a, high.a, 0u, 2u, x.x4, x.x5) + s01.w * q6_k_dot(odd_r.b, high.b, 0u, 2u, x.x6, x.x7);
-  let r2 = s23.x * q6_k_dot(even.a, high.a, 4u, 4u, x.x8, x.x9) + s23.y * q6_k_dot(even.b, high.b, 4u, 4u, x.x10, x.x11);
-  let r3 = s23.z * q6_k_dot(odd_r.a, high.a, 4u, 6u, x.x12, x.x13) + s23.w * q6_k_dot(odd_r.b, high.b, 4u, 6u, x.x14, x.x15);
-  return dot(dx, vec4<f32>(r0, r1, r2, r3));
+// Step h: elements 128 h .. 128 h + 127, sub-blocks 8 h .. 8 h + 7 (16 elements each) with their
+// scales times d. Element 128 h + 32 r + l: low 4 bits in ql[64 h + 32 (r & 1) + l] at bit 4 (r >> 1),
+// high 2 bits in qh[32 h + l] at bit 2 r.
+struct WUnit {
+  p0: Pairs16, p1: Pairs16, p2: Pairs16, p3: Pairs16, p4: Pairs16, p5: Pairs16, p6: Pairs16, p7: Pairs16,
+  sc0: vec4<f32>, // sub-blocks 8 h .. 8 h + 3
+  sc1: vec4<f32>, // 8 h + 4 .. 8 h + 7
+}
+
+fn w_unit(r: RowBlock, h: u32) -> WUnit {
+  let even = run8(r.i + 16u * h, r.odd);
+  let odd_r = run8(r.i + 16u * h + 8u, r.odd);
+  let high = run8(r.i + 32u + 8u * h, r.odd);
+  return WUnit(pairs16(even.a, high.a, 0u, 0u), pairs16(even.b, high.b, 0u, 0u), pairs16(odd_r.a, high.a, 0u, 2u), pairs16(odd_r.b, high.b, 0u, 2u),
+               pairs16(even.a, high.a, 4u, 4u), pairs16(even.b, high.b, 4u, 4u), pairs16(odd_r.a, high.a, 4u, 6u), pairs16(odd_r.b, high.b, 4u, 6u),
+               r.d * i8x4(select(r.sc.x, r.sc.z, h == 1u)), r.d * i8x4(select(r.sc.y, r.sc.w, h == 1u)));
+}
+
+// 128 elements: two runs of 64.
+struct XUnit {
+  lo: XPairs,
+  hi: XPairs,
+}
+
+fn x_unit(t: u32, b: u32, h: u32, lane: u32) -> XUnit {
+  let e = 256u * b + 128u * h;
+  return XUnit(x_pairs(t, e, lane), x_pairs(t, e + 64u, lane));
+}
+
+fn unit_dot(w: WUnit, x: XUnit) -> f32 {
+  let r0 = w.sc0.x * q6_sum(w.p0, x.lo.x0, x.lo.x1) + w.sc0.y * q6_sum(w.p1, x.lo.x2, x.lo.x3);
+  let r1 = w.sc0.z * q6_sum(w.p2, x.lo.x4, x.lo.x5) + w.sc0.w * q6_sum(w.p3, x.lo.x6, x.lo.x7);
+  let r2 = w.sc1.x * q6_sum(w.p4, x.hi.x0, x.hi.x1) + w.sc1.y * q6_sum(w.p5, x.hi.x2, x.hi.x3);
+  let r3 = w.sc1.z * q6_sum(w.p6, x.hi.x4, x.hi.x5) + w.sc1.w * q6_sum(w.p7, x.hi.x6, x.hi.x7);
+  return dot(vec4<f32>(x.lo.dx.x, x.lo.dx.z, x.hi.dx.x, x.hi.dx.z), vec4<f32>(r0, r1, r2, r3));
 }
 #endif
+
+// One unpacked step of a row against four tokens.
+fn dots4(w: WUnit, v0: XUnit, v1: XUnit, v2: XUnit, v3: XUnit) -> vec4<f32> {
+  return vec4<f32>(unit_dot(w, v0), unit_dot(w, v1), unit_dot(w, v2), unit_dot(w, v3));
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sg: u32) {
@@ -313,73 +408,38 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let row0 = first_row(wid, lid, WG);
   let rows = clamped_rows(row0);
   let lane = sg & 3u;
-  let k = params.k;
-  let xb = t * (k / 32u); // token t's first x block
-  var acc = vec4<f32>(0.0);
-#ifdef UNIT64
-  let units = k / 64u;
 #ifdef TOKENS4
-  var sums = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0)); // per row, over the 4 tokens
-  for (var u = 0u; u < units; u++) {
-    let v0 = x_unit(ts.x, u, lane); let v1 = x_unit(ts.y, u, lane); let v2 = x_unit(ts.z, u, lane); let v3 = x_unit(ts.w, u, lane);
-    for (var r = 0u; r < 4u; r++) {
-      let w = w_unit(UNIT_WORDS * (rows[r] * units + u));
-      sums[r] += vec4<f32>(unit_dot(w, v0), unit_dot(w, v1), unit_dot(w, v2), unit_dot(w, v3));
-    }
-  }
-  for (var j = 0u; j < 4u; j++) {
-    if (t + j < step.n_tokens) { store_rows(vec4<f32>(sums[0][j], sums[1][j], sums[2][j], sums[3][j]), rows, row0, t + j); }
-  }
-  return;
+  // Per row, over the 4 tokens.
+  var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0); var s2 = vec4<f32>(0.0); var s3 = vec4<f32>(0.0);
 #else
-  for (var u = 0u; u < units; u++) {
-    let v = x_unit(t, u, lane);
-    let i = UNIT_WORDS * (rows * units + u);
-    acc += vec4<f32>(unit_dot(w_unit(i.x), v), unit_dot(w_unit(i.y), v), unit_dot(w_unit(i.z), v), unit_dot(w_unit(i.w), v));
-  }
+  var acc = vec4<f32>(0.0); // per row
 #endif
-#endif
-#ifdef W_Q4_K
-  let xw = t * (k / 2u) + lane;
-  let blocks = k / 256u;
+  let blocks = params.k / BLOCK;
   for (var b = 0u; b < blocks; b++) {
-    let i = 36u * (rows * blocks + b);
-    let heads = array<vec4<u32>, 4>(
-      vec4<u32>(W[i.x], W[i.x + 1u], W[i.x + 2u], W[i.x + 3u]), vec4<u32>(W[i.y], W[i.y + 1u], W[i.y + 2u], W[i.y + 3u]),
-      vec4<u32>(W[i.z], W[i.z + 1u], W[i.z + 2u], W[i.z + 3u]), vec4<u32>(W[i.w], W[i.w + 1u], W[i.w + 2u], W[i.w + 3u]));
-    for (var p = 0u; p < 4u; p++) {
-      let w = xw + 128u * b + 32u * p;
-      let x0 = spread(xq[w]); let x1 = spread(xq[w + 4u]); let x2 = spread(xq[w + 8u]); let x3 = spread(xq[w + 12u]);
-      let x4 = spread(xq[w + 16u]); let x5 = spread(xq[w + 20u]); let x6 = spread(xq[w + 24u]); let x7 = spread(xq[w + 28u]);
-      let s = xs[xb + 8u * b + 2u * p + (lane & 1u)]; // lanes 0, 1: blocks 2 p, 2 p + 1 (d, d * sum q)
-      let dx = vec4<f32>(subgroupBroadcast(s, 0u), subgroupBroadcast(s, 1u));
-      acc += vec4<f32>(unit_dot(i.x, heads[0], p, x0, x1, x2, x3, x4, x5, x6, x7, dx), unit_dot(i.y, heads[1], p, x0, x1, x2, x3, x4, x5, x6, x7, dx),
-                       unit_dot(i.z, heads[2], p, x0, x1, x2, x3, x4, x5, x6, x7, dx), unit_dot(i.w, heads[3], p, x0, x1, x2, x3, x4, x5, x6, x7, dx));
+    let r0 = row_block(rows.x, b); let r1 = row_block(rows.y, b); let r2 = row_block(rows.z, b); let r3 = row_block(rows.w, b);
+#ifdef UNIT64
+    { // one step per block: SwiftShader runs a loop of one step far slower than its body alone
+      let s = 0u;
+#else
+    for (var s = 0u; s < STEPS; s++) {
+#endif
+#ifdef TOKENS4
+      let v0 = x_unit(ts.x, b, s, lane); let v1 = x_unit(ts.y, b, s, lane); let v2 = x_unit(ts.z, b, s, lane); let v3 = x_unit(ts.w, b, s, lane);
+      s0 += dots4(w_unit(r0, s), v0, v1, v2, v3);
+      s1 += dots4(w_unit(r1, s), v0, v1, v2, v3);
+      s2 += dots4(w_unit(r2, s), v0, v1, v2, v3);
+      s3 += dots4(w_unit(r3, s), v0, v1, v2, v3);
+#else
+      let v = x_unit(t, b, s, lane);
+      acc += vec4<f32>(unit_dot(w_unit(r0, s), v), unit_dot(w_unit(r1, s), v), unit_dot(w_unit(r2, s), v), unit_dot(w_unit(r3, s), v));
+#endif
     }
   }
-#endif
-#ifdef W_Q6_K
-  let xw = t * (k / 2u) + lane; // this lane's share of token t's x pair words
-  let blocks = k / 256u;
-  for (var b = 0u; b < blocks; b++) {
-    let byte = 210u * (rows * blocks + b);
-    let i = byte >> vec4<u32>(2u);
-    let odd = (byte & vec4<u32>(2u)) != vec4<u32>(0u);
-    // The block's bytes 192..223: its 16 int8 scales, then d (the f16 at byte 208).
-    let tail = array<Words8, 4>(run8(i.x + 48u, odd.x), run8(i.y + 48u, odd.y), run8(i.z + 48u, odd.z), run8(i.w + 48u, odd.w));
-    let d = vec4<f32>(unpack2x16float(tail[0].b.x).x, unpack2x16float(tail[1].b.x).x, unpack2x16float(tail[2].b.x).x, unpack2x16float(tail[3].b.x).x);
-    var sum = vec4<f32>(0.0);
-    for (var h = 0u; h < 2u; h++) {
-      let w = xw + 128u * b + 64u * h;
-      let x = X64(spread(xq[w]), spread(xq[w + 4u]), spread(xq[w + 8u]), spread(xq[w + 12u]), spread(xq[w + 16u]), spread(xq[w + 20u]),
-                  spread(xq[w + 24u]), spread(xq[w + 28u]), spread(xq[w + 32u]), spread(xq[w + 36u]), spread(xq[w + 40u]), spread(xq[w + 44u]),
-                  spread(xq[w + 48u]), spread(xq[w + 52u]), spread(xq[w + 56u]), spread(xq[w + 60u]));
-      let dx = bitcast<vec4<f32>>(spread(bitcast<u32>(xs[xb + 8u * b + 4u * h + lane].x))); // x blocks 4 h .. 4 h + 3
-      sum += vec4<f32>(unit_dot(i.x, odd.x, h, tail[0].a, x, dx), unit_dot(i.y, odd.y, h, tail[1].a, x, dx),
-                       unit_dot(i.z, odd.z, h, tail[2].a, x, dx), unit_dot(i.w, odd.w, h, tail[3].a, x, dx));
-    }
-    acc += d * sum;
+#ifdef TOKENS4
+  for (var j = 0u; j < 4u; j++) {
+    if (t + j < step.n_tokens) { store_rows(vec4<f32>(s0[j], s1[j], s2[j], s3[j]), rows, row0, t + j); }
   }
-#endif
+#else
   store_rows(acc, rows, row0, t);
+#endif
 }

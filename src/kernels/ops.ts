@@ -29,8 +29,6 @@ const BLOCK_ELEMENTS: Record<WeightFormat, number> = {
  * (so that every pair starts on a word) or whole 256-element blocks.
  */
 const INT8_UNIT: Partial<Record<WeightFormat, number>> = { q8_0: 64, q4_0: 64, q5_0: 64, q4_k: 256, q6_k: 256 };
-/** Formats whose matvec_int8 has the TOKENS4 variant (four tokens per invocation). */
-const TOKENS4_FORMATS: WeightFormat[] = ['q8_0', 'q4_0', 'q5_0'];
 
 /** A weight matrix of `rows` rows of `cols` elements, row-major as ggml stores it. */
 export interface Weight {
@@ -180,11 +178,9 @@ export class Kernels {
     const resources = [this.step, values, xq, xs, weight.buffer, y, ...(bias ? [bias] : [])];
     const one = await this.pipeline('matvec_int8', defines, params, { WG: wg });
     const oneBind = this.bindGroup(one, resources);
-    // Several tokens (prefill): four per invocation where the format has that variant, so that each
-    // weight is loaded and unpacked once for four tokens.
-    const tokens4 = TOKENS4_FORMATS.includes(weight.format);
-    const four = tokens4 ? await this.pipeline('matvec_int8', [...defines, 'TOKENS4'], params, { WG: wg }) : one;
-    const fourBind = tokens4 ? this.bindGroup(four, resources) : oneBind;
+    // Several tokens (prefill): four per invocation, so that each weight is loaded and unpacked once for four.
+    const four = await this.pipeline('matvec_int8', [...defines, 'TOKENS4'], params, { WG: wg });
+    const fourBind = this.bindGroup(four, resources);
     const groups = Math.ceil(weight.rows / (4 * wg));
     return {
       name: `linear:${weight.format}:int8`,
@@ -192,10 +188,9 @@ export class Kernels {
         pass.setPipeline(quantize);
         pass.setBindGroup(0, quantizeBind);
         pass.dispatchWorkgroups(Math.ceil(k / 32 / quantizeWg), n);
-        const byFour = n > 1 && tokens4;
-        pass.setPipeline(byFour ? four : one);
-        pass.setBindGroup(0, byFour ? fourBind : oneBind);
-        pass.dispatchWorkgroups(...rowGroups(groups), byFour ? Math.ceil(n / 4) : n);
+        pass.setPipeline(n === 1 ? one : four);
+        pass.setBindGroup(0, n === 1 ? oneBind : fourBind);
+        pass.dispatchWorkgroups(...rowGroups(groups), n === 1 ? 1 : Math.ceil(n / 4));
       },
     };
   }
