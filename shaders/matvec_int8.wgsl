@@ -247,8 +247,7 @@ const UNIT_WORDS = 11u;
 #endif
 
 #ifdef W_Q4_K
-const BLOCK = 256u;
-const STEPS = 4u;
+const BLOCK = 256u; // in four steps
 
 // A row's block: its first word, and (d, dmin) and the scale words.
 struct RowBlock {
@@ -299,8 +298,7 @@ fn unit_dot(w: WUnit, x: XUnit) -> f32 {
 #endif
 
 #ifdef W_Q6_K
-const BLOCK = 256u;
-const STEPS = 2u;
+const BLOCK = 256u; // in two steps
 
 struct Words8 {
   a: vec4<u32>,
@@ -390,10 +388,44 @@ fn unit_dot(w: WUnit, x: XUnit) -> f32 {
 }
 #endif
 
+// The four rows' blocks.
+struct Rows4 {
+  r0: RowBlock,
+  r1: RowBlock,
+  r2: RowBlock,
+  r3: RowBlock,
+}
+
+#ifdef TOKENS4
+// Per row, over the four tokens.
+struct Acc {
+  s0: vec4<f32>,
+  s1: vec4<f32>,
+  s2: vec4<f32>,
+  s3: vec4<f32>,
+}
+alias Tokens = vec4<u32>;
+
 // One unpacked step of a row against four tokens.
 fn dots4(w: WUnit, v0: XUnit, v1: XUnit, v2: XUnit, v3: XUnit) -> vec4<f32> {
   return vec4<f32>(unit_dot(w, v0), unit_dot(w, v1), unit_dot(w, v2), unit_dot(w, v3));
 }
+
+// Step s of block b: each row's weights unpacked once for the four tokens ts.
+fn add_step(acc: Acc, r: Rows4, b: u32, s: u32, ts: Tokens, lane: u32) -> Acc {
+  let v0 = x_unit(ts.x, b, s, lane); let v1 = x_unit(ts.y, b, s, lane); let v2 = x_unit(ts.z, b, s, lane); let v3 = x_unit(ts.w, b, s, lane);
+  return Acc(acc.s0 + dots4(w_unit(r.r0, s), v0, v1, v2, v3), acc.s1 + dots4(w_unit(r.r1, s), v0, v1, v2, v3),
+             acc.s2 + dots4(w_unit(r.r2, s), v0, v1, v2, v3), acc.s3 + dots4(w_unit(r.r3, s), v0, v1, v2, v3));
+}
+#else
+alias Acc = vec4<f32>; // per row
+alias Tokens = u32;
+
+fn add_step(acc: Acc, r: Rows4, b: u32, s: u32, t: Tokens, lane: u32) -> Acc {
+  let v = x_unit(t, b, s, lane);
+  return acc + vec4<f32>(unit_dot(w_unit(r.r0, s), v), unit_dot(w_unit(r.r1, s), v), unit_dot(w_unit(r.r2, s), v), unit_dot(w_unit(r.r3, s), v));
+}
+#endif
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sg: u32) {
@@ -401,43 +433,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let t = 4u * wid.z; // tokens t .. t + 3, those below n_tokens
   // Tokens past the end repeat the last one (not stored), as rows do.
   let ts = min(vec4<u32>(t) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(step.n_tokens - 1u));
+  var acc = Acc(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
 #else
   let t = wid.z;
+  let ts = t;
+  var acc = vec4<f32>(0.0);
 #endif
   if (t >= step.n_tokens) { return; }
   let row0 = first_row(wid, lid, WG);
   let rows = clamped_rows(row0);
   let lane = sg & 3u;
-#ifdef TOKENS4
-  // Per row, over the 4 tokens.
-  var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0); var s2 = vec4<f32>(0.0); var s3 = vec4<f32>(0.0);
-#else
-  var acc = vec4<f32>(0.0); // per row
-#endif
   let blocks = params.k / BLOCK;
   for (var b = 0u; b < blocks; b++) {
-    let r0 = row_block(rows.x, b); let r1 = row_block(rows.y, b); let r2 = row_block(rows.z, b); let r3 = row_block(rows.w, b);
-#ifdef UNIT64
-    { // one step per block: SwiftShader runs a loop of one step far slower than its body alone
-      let s = 0u;
-#else
-    for (var s = 0u; s < STEPS; s++) {
+    let r = Rows4(row_block(rows.x, b), row_block(rows.y, b), row_block(rows.z, b), row_block(rows.w, b));
+    // A block's steps written out: SwiftShader runs a loop over them far slower (a loop of Q8_0's
+    // one step cost 40%).
+    acc = add_step(acc, r, b, 0u, ts, lane);
+#ifndef UNIT64
+    acc = add_step(acc, r, b, 1u, ts, lane);
 #endif
-#ifdef TOKENS4
-      let v0 = x_unit(ts.x, b, s, lane); let v1 = x_unit(ts.y, b, s, lane); let v2 = x_unit(ts.z, b, s, lane); let v3 = x_unit(ts.w, b, s, lane);
-      s0 += dots4(w_unit(r0, s), v0, v1, v2, v3);
-      s1 += dots4(w_unit(r1, s), v0, v1, v2, v3);
-      s2 += dots4(w_unit(r2, s), v0, v1, v2, v3);
-      s3 += dots4(w_unit(r3, s), v0, v1, v2, v3);
-#else
-      let v = x_unit(t, b, s, lane);
-      acc += vec4<f32>(unit_dot(w_unit(r0, s), v), unit_dot(w_unit(r1, s), v), unit_dot(w_unit(r2, s), v), unit_dot(w_unit(r3, s), v));
+#ifdef W_Q4_K
+    acc = add_step(acc, r, b, 2u, ts, lane);
+    acc = add_step(acc, r, b, 3u, ts, lane);
 #endif
-    }
   }
 #ifdef TOKENS4
   for (var j = 0u; j < 4u; j++) {
-    if (t + j < step.n_tokens) { store_rows(vec4<f32>(s0[j], s1[j], s2[j], s3[j]), rows, row0, t + j); }
+    if (t + j < step.n_tokens) { store_rows(vec4<f32>(acc.s0[j], acc.s1[j], acc.s2[j], acc.s3[j]), rows, row0, t + j); }
   }
 #else
   store_rows(acc, rows, row0, t);
