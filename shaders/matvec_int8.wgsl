@@ -23,9 +23,10 @@
 // and f (high half); the x word for them is x_f + 65536 x_e. Their product, mod 2^32, is
 // w_e x_f + 65536 (w_e x_e + w_f x_f): the high half is the two-element dot product, and a sum of such
 // products stays exact while the low halves sum to within +-2^15 and the high halves too. With
-// |x| <= 127 that allows 16 products of 4-bit weights, 8 of 5-bit and 4 of 6-bit per sum; each
-// format sums no more (the extremes test in tests/kernels.test.ts reaches these bounds). Weights are
-// made signed (q - 8, q - 16, q - 32) with one subtraction per word. On SwiftShader dot4I8Packed
+// |x| <= 127 that allows 16 products of signed 4-bit weights, 8 of 5-bit or of unsigned 4-bit, and 4
+// of 6-bit per sum; each format sums no more (the extremes test in tests/kernels.test.ts reaches these
+// bounds). Weights are made signed (q - 8, q - 16, q - 32) with one subtraction per word, except
+// Q4_K's, whose mins already meet x's block sums. On SwiftShader dot4I8Packed
 // costs more than the packed products for 4-, 5- and 6-bit weights (Q6_K ran 1.7x faster on them);
 // Q8_0's 8-bit weights would allow one product per sum, and keep dot4I8Packed.
 // Needs subgroups of at least 4: lanes 0..3 each load a quarter of the x words all lanes share and
@@ -102,8 +103,8 @@ fn x_pairs(t: u32, e: u32, lane: u32) -> XPairs {
                 vec4<f32>(subgroupBroadcast(s, 0u), subgroupBroadcast(s, 1u)));
 }
 
-// 32 weights as signed 16-bit pairs: elements 0..15 as a (bytes 0, 2 of four words) and b (bytes
-// 1, 3), elements 16..31 as c and e.
+// 32 weights as 16-bit pairs: elements 0..15 as a (bytes 0, 2 of four words) and b (bytes 1, 3),
+// elements 16..31 as c and e.
 struct Pairs32 {
   a: vec4<u32>,
   b: vec4<u32>,
@@ -111,9 +112,10 @@ struct Pairs32 {
   e: vec4<u32>,
 }
 
-// 32 weights of at most 4 bits against their 16 x pair words: 16 products in one sum.
-fn sum_4bit(p: Pairs32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>) -> i32 {
-  return high_half(pair_products(p.a, p.b, x0, x1) + pair_products(p.c, p.e, x2, x3));
+// 32 weights against their 16 x pair words, in two sums of 8 products (for weights in -16..15, or
+// 0..15).
+fn sum_8(p: Pairs32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>) -> i32 {
+  return high_half(pair_products(p.a, p.b, x0, x1)) + high_half(pair_products(p.c, p.e, x2, x3));
 }
 #endif
 
@@ -201,8 +203,9 @@ fn pairs32(q: vec4<u32>) -> Pairs32 {
                  ((q >> vec4<u32>(4u)) & PAIR_LOW4) - o, ((q >> vec4<u32>(12u)) & PAIR_LOW4) - o);
 }
 
+// 16 products of 4-bit weights in one sum.
 fn block_sum(p: Pairs32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>) -> i32 {
-  return sum_4bit(p, x0, x1, x2, x3);
+  return high_half(pair_products(p.a, p.b, x0, x1) + pair_products(p.c, p.e, x2, x3));
 }
 
 // Blocks 2 b and 2 b + 1: 9 words at i. The first: d in the low half of word 0, quants from byte 2;
@@ -232,7 +235,7 @@ fn pairs32(q: vec4<u32>, qh: u32) -> Pairs32 {
 
 // 8 products of 5-bit weights per sum.
 fn block_sum(p: Pairs32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>) -> i32 {
-  return high_half(pair_products(p.a, p.b, x0, x1)) + high_half(pair_products(p.c, p.e, x2, x3));
+  return sum_8(p, x0, x1, x2, x3);
 }
 
 // Blocks 2 b and 2 b + 1: 11 words at i. The first: d in the low half of word 0, then qh and the
@@ -249,21 +252,31 @@ const UNIT_WORDS = 11u;
 #ifdef W_Q4_K
 const BLOCK = 256u; // in four steps
 
-// A row's block: its first word, and (d, dmin) and the scale words.
+// A row's block: its first word, and for each step s the f32 factors of sub-blocks 2 s and 2 s + 1:
+// (d sc, d sc', -dmin m, -dmin m'), the 6-bit scales and mins all unpacked at once, four per word.
 struct RowBlock {
   i: u32,
-  head: vec4<u32>,
+  f0: vec4<f32>,
+  f1: vec4<f32>,
+  f2: vec4<f32>,
+  f3: vec4<f32>,
 }
 
 fn row_block(row: u32, b: u32) -> RowBlock {
   let i = 36u * (row * (params.k / 256u) + b);
-  return RowBlock(i, vec4<u32>(W[i], W[i + 1u], W[i + 2u], W[i + 3u]));
+  let h = vec4<u32>(W[i], W[i + 1u], W[i + 2u], W[i + 3u]); // (d, dmin), then the 12 bytes of scales and mins
+  let dm = unpack2x16float(h.x);
+  // Sub-blocks 0..3: the low 6 bits of bytes 0..3 (scales) and 4..7 (mins); 4..7: the nibbles of
+  // bytes 8..11, with bits 6, 7 of bytes 0..3 (scales) and 4..7 (mins) above them.
+  let sc_lo = dm.x * vec4<f32>(unpack4xU8(h.y & 0x3f3f3f3fu));
+  let m_lo = -dm.y * vec4<f32>(unpack4xU8(h.z & 0x3f3f3f3fu));
+  let sc_hi = dm.x * vec4<f32>(unpack4xU8((h.w & 0x0f0f0f0fu) | ((h.y >> 2u) & 0x30303030u)));
+  let m_hi = -dm.y * vec4<f32>(unpack4xU8(((h.w >> 4u) & 0x0f0f0f0fu) | ((h.z >> 2u) & 0x30303030u)));
+  return RowBlock(i, vec4<f32>(sc_lo.xy, m_lo.xy), vec4<f32>(sc_lo.zw, m_lo.zw), vec4<f32>(sc_hi.xy, m_hi.xy), vec4<f32>(sc_hi.zw, m_hi.zw));
 }
 
 // Step s: sub-blocks 2 s (the low nibbles of the 8 quant words at i + 4 + 8 s) and 2 s + 1 (their
-// high nibbles), as q - 8 (16 products per sum); f holds (d sc, d sc') of the two and, for the
-// x block sums, (8 d sc - dmin m, 8 d sc' - dmin m'): with w = d sc q - dmin m, the 8 comes back
-// as + (8 d sc - dmin m) * sum x.
+// high nibbles), unsigned, with their factors f. At most 15 * 127 per element, so 8 products per sum.
 struct WUnit {
   low: Pairs32,
   high: Pairs32,
@@ -274,14 +287,9 @@ fn w_unit(r: RowBlock, s: u32) -> WUnit {
   let q = r.i + 4u + 8u * s;
   let qa = vec4<u32>(W[q], W[q + 1u], W[q + 2u], W[q + 3u]);
   let qb = vec4<u32>(W[q + 4u], W[q + 5u], W[q + 6u], W[q + 7u]);
-  let o = vec4<u32>(0x00080008u);
-  let sm_low = q4k_scale_min_of(r.head.yzw, 2u * s);
-  let sm_high = q4k_scale_min_of(r.head.yzw, 2u * s + 1u);
-  let dm = unpack2x16float(r.head.x);
-  return WUnit(Pairs32((qa & PAIR_LOW4) - o, ((qa >> vec4<u32>(8u)) & PAIR_LOW4) - o, (qb & PAIR_LOW4) - o, ((qb >> vec4<u32>(8u)) & PAIR_LOW4) - o),
-               Pairs32(((qa >> vec4<u32>(4u)) & PAIR_LOW4) - o, ((qa >> vec4<u32>(12u)) & PAIR_LOW4) - o,
-                       ((qb >> vec4<u32>(4u)) & PAIR_LOW4) - o, ((qb >> vec4<u32>(12u)) & PAIR_LOW4) - o),
-               vec4<f32>(dm.x * sm_low.x, dm.x * sm_high.x, 8.0 * dm.x * sm_low.x - dm.y * sm_low.y, 8.0 * dm.x * sm_high.x - dm.y * sm_high.y));
+  return WUnit(Pairs32(qa & PAIR_LOW4, (qa >> vec4<u32>(8u)) & PAIR_LOW4, qb & PAIR_LOW4, (qb >> vec4<u32>(8u)) & PAIR_LOW4),
+               Pairs32((qa >> vec4<u32>(4u)) & PAIR_LOW4, (qa >> vec4<u32>(12u)) & PAIR_LOW4, (qb >> vec4<u32>(4u)) & PAIR_LOW4, (qb >> vec4<u32>(12u)) & PAIR_LOW4),
+               select(select(r.f0, r.f1, s == 1u), select(r.f2, r.f3, s == 3u), s >= 2u));
 }
 
 alias XUnit = XPairs;
@@ -290,9 +298,10 @@ fn x_unit(t: u32, b: u32, s: u32, lane: u32) -> XUnit {
   return x_pairs(t, 256u * b + 64u * s, lane);
 }
 
+// w = d sc q - dmin m: the mins meet the x block sums (d * sum q).
 fn unit_dot(w: WUnit, x: XUnit) -> f32 {
-  let low = sum_4bit(w.low, x.x0, x.x1, x.x2, x.x3);
-  let high = sum_4bit(w.high, x.x4, x.x5, x.x6, x.x7);
+  let low = sum_8(w.low, x.x0, x.x1, x.x2, x.x3);
+  let high = sum_8(w.high, x.x4, x.x5, x.x6, x.x7);
   return w.f.x * x.dx.x * f32(low) + w.f.y * x.dx.z * f32(high) + w.f.z * x.dx.y + w.f.w * x.dx.w;
 }
 #endif

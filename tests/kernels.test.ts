@@ -152,20 +152,22 @@ describe('kernels match their CPU twins', () => {
   }
 
   // matvec_int8.wgsl keeps several products in one 32-bit sum, exact only within stated bounds. Equal
-  // weights put every quant at the format's extreme (Q8_0 -127, Q4_0 -8, Q5_0 -16, Q6_K -32), and
-  // equal x of either sign every activation at +-127: the largest sums those bounds must hold.
+  // weights put every quant at the format's signed extreme (Q8_0 -127, Q4_0 -8, Q5_0 -16, Q6_K -32);
+  // ones with a zero in each 32 put Q4_K's unsigned quants at 15; equal x of either sign puts every
+  // activation at +-127: the largest sums those bounds must hold.
   for (const [format, type] of QUANT.filter(([f]) => ['q8_0', 'q4_0', 'q5_0', 'q4_k', 'q6_k'].includes(f))) {
     it(`linear (${format}) with int8 activations is exact at the extremes of weights and x`, async () => {
       const k = 512, n = 9;
-      const w = packQuantized(new Float64Array(n * k).fill(-1), type);
-      for (const sign of [1, -1]) {
+      for (const [sign, pattern] of [[1, 'equal'], [-1, 'equal'], [1, 'ones'], [-1, 'ones']] as const) {
+        const values = new Float64Array(n * k).map((_, i) => (pattern === 'equal' ? -1 : i % 32 === 0 ? 0 : 1));
+        const w = packQuantized(values, type);
         const x = new Float64Array(k).fill(sign);
         const got = await runKernel({
           op: 'linear', nTokens: 1, pos0: 0, inputs: { x: f32(x) },
           weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: n },
         });
         expect(got.int8[0], 'SwiftShader takes the int8 path for this shape').toBe(1);
-        expectClose(got.y, ref.linear(ref.quantizeActivations(x), w.rounded, k, n), { abs: 1e-4, rel: 1e-5 }, `linear ${format} at the extremes, x = ${sign}`);
+        expectClose(got.y, ref.linear(ref.quantizeActivations(x), w.rounded, k, n), { abs: 1e-4, rel: 1e-5 }, `linear ${format} at the extremes, ${pattern} weights, x = ${sign}`);
       }
     });
   }
