@@ -220,17 +220,16 @@ const UNIT_WORDS = 9u;
 #endif
 
 #ifdef W_Q5_0
-// Bit 4 of the elements of the pairs of groups m = 0..3, from bits 4 m + s and 4 m + s + 2 of qh, at
-// bits 4 and 20 (the multiply copies bit 0 up to 4 and bit 2 up to 20; the mask drops the rest).
-fn q5_high(qh: u32, s: u32) -> vec4<u32> {
-  return (((vec4<u32>(qh) >> (vec4<u32>(0u, 4u, 8u, 12u) + s)) & vec4<u32>(5u)) * 0x40010u) & vec4<u32>(0x00100010u);
-}
-
-// As Q4_0's, with bit 4 of element e in bit e of qh, as q - 16.
+// As Q4_0's, with bit 4 of element e in bit e of qh, as q - 16. For group m (elements 4 m .. 4 m + 3)
+// one multiply by 0x40010 copies qh's nibble m to bits 4..7 and 18..21: bits 4 and 20 then hold bit 4
+// of elements 4 m and 4 m + 2 (pair word a), bits 5 and 21 those of 4 m + 1 and 4 m + 3 (b).
 fn pairs32(q: vec4<u32>, qh: u32) -> Pairs32 {
   let o = vec4<u32>(0x00100010u);
-  return Pairs32(((q & PAIR_LOW4) | q5_high(qh, 0u)) - o, (((q >> vec4<u32>(8u)) & PAIR_LOW4) | q5_high(qh, 1u)) - o,
-                 (((q >> vec4<u32>(4u)) & PAIR_LOW4) | q5_high(qh, 16u)) - o, (((q >> vec4<u32>(12u)) & PAIR_LOW4) | q5_high(qh, 17u)) - o);
+  let m = vec4<u32>(0x00100010u);
+  let lo = ((vec4<u32>(qh) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(0xfu)) * 0x40010u; // elements 0..15
+  let hi = ((vec4<u32>(qh) >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(0xfu)) * 0x40010u; // 16..31
+  return Pairs32(((q & PAIR_LOW4) | (lo & m)) - o, (((q >> vec4<u32>(8u)) & PAIR_LOW4) | ((lo >> vec4<u32>(1u)) & m)) - o,
+                 (((q >> vec4<u32>(4u)) & PAIR_LOW4) | (hi & m)) - o, (((q >> vec4<u32>(12u)) & PAIR_LOW4) | ((hi >> vec4<u32>(1u)) & m)) - o);
 }
 
 // 8 products of 5-bit weights per sum.
