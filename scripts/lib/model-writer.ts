@@ -16,18 +16,38 @@ export type StorageType = GGMLType.F32 | GGMLType.F16 | QuantType;
  * A tensor whose rows are not whole blocks of the chosen type falls back as llama.cpp's quantize
  * does (storageTypeFor).
  */
-export type TensorTypes = StorageType | ((tensorName: string) => StorageType);
+export type TensorTypes = StorageType | ((tensorName: string, model: ModelLayout) => StorageType);
 
-/** Like llama.cpp's Q4_K_M: Q4_K, with Q6_K for attn_v, ffn_down and output (here in every layer). */
-export const Q4_K_M: TensorTypes = (name) => (/attn_v|ffn_down|^output\.weight/.test(name) ? GGMLType.Q6_K : GGMLType.Q4_K);
+/** What a per-tensor choice of type may depend on besides the name. */
+export interface ModelLayout {
+  nLayers: number;
+  /** No output.weight: token_embd serves as the output too. */
+  tiedOutput: boolean;
+}
+
+/** llama.cpp's use_more_bits: the first and last eighth of the layers, and every third between. */
+function useMoreBits(layer: number, nLayers: number): boolean {
+  const eighth = Math.floor(nLayers / 8);
+  return layer < eighth || layer >= Math.floor((7 * nLayers) / 8) || (layer - eighth) % 3 === 2;
+}
+
+/**
+ * llama.cpp's Q4_K_M: Q4_K, with Q6_K for the output (token_embd where the output is tied to it),
+ * and for attn_v and ffn_down in the layers use_more_bits picks.
+ */
+export const Q4_K_M: TensorTypes = (name, { nLayers, tiedOutput }) => {
+  if (name === 'output.weight' || (tiedOutput && name === 'token_embd.weight')) return GGMLType.Q6_K;
+  const layer = /^blk\.(\d+)\.(attn_v|ffn_down)\.weight$/.exec(name);
+  return layer && useMoreBits(Number(layer[1]), nLayers) ? GGMLType.Q6_K : GGMLType.Q4_K;
+};
 
 /**
  * The type `name` gets under `types`, given its rows of `cols`. Like llama.cpp's quantize: rows that
  * are not whole 256-blocks turn Q6_K into Q8_0 and Q4_K into Q5_0, and rows that are not whole
  * 32-blocks stay F16.
  */
-export function storageTypeFor(types: TensorTypes, name: string, cols: number): StorageType {
-  let type = typeof types === 'function' ? types(name) : types;
+export function storageTypeFor(types: TensorTypes, name: string, cols: number, model: ModelLayout): StorageType {
+  let type = typeof types === 'function' ? types(name, model) : types;
   if (!isQuantType(type)) return type;
   if (cols % QUANT_BLOCKS[type][0] !== 0 && type === GGMLType.Q6_K) type = GGMLType.Q8_0;
   if (cols % QUANT_BLOCKS[type][0] !== 0 && type === GGMLType.Q4_K) type = GGMLType.Q5_0;
@@ -113,8 +133,9 @@ export function writeRandomModel(shape: ModelShape, vocabulary: Record<string, M
   const headDim = nEmbd / nHeads;
   const tensors: TensorSpec[] = [];
   let s = seed;
+  const layout: ModelLayout = { nLayers: shape.nLayers, tiedOutput: !!shape.tiedOutput };
   const matrix = (name: string, cols: number, rows: number, scale = 1 / Math.sqrt(cols)) => {
-    const type = storageTypeFor(types, name, cols);
+    const type = storageTypeFor(types, name, cols, layout);
     tensors.push({ name, type, dims: [cols, rows], data: encodeTensor(randomWeights(cols * rows, s++, scale), type) });
   };
   const vector = (name: string, n: number, base: number, scale: number) => {
@@ -169,11 +190,16 @@ export function restoreModel(file: GGUFFile, bytes: Uint8Array, types: TensorTyp
   const metadata: Record<string, MetaValue> = {};
   for (const [key, value] of file.metadata) if (key !== 'general.alignment') metadata[key] = toMeta(value, key);
   metadata['general.file_type'] = { type: 'u32', value: fileType(types) };
+  const layers = file.tensors.map((t) => /^blk\.(\d+)\./.exec(t.name)).filter((m) => m !== null);
+  const layout: ModelLayout = {
+    nLayers: 1 + Math.max(-1, ...layers.map((m) => Number(m[1]))),
+    tiedOutput: !file.tensors.some((t) => t.name === 'output.weight'),
+  };
   const tensors: TensorSpec[] = file.tensors.map((t) => {
     if (t.type !== GGMLType.F32) throw new Error(`restoreModel reads F32 tensors only; ${t.name} is not`);
     // Copied out: a Node Buffer's slice() shares its (pooled) memory.
     const values = new Float32Array(new Uint8Array(bytes.subarray(t.offset, t.offset + t.nBytes)).buffer);
-    const storeAs = t.dims.length >= 2 ? storageTypeFor(types, t.name, t.dims[0]) : GGMLType.F32;
+    const storeAs = t.dims.length >= 2 ? storageTypeFor(types, t.name, t.dims[0], layout) : GGMLType.F32;
     return { name: t.name, type: storeAs, dims: t.dims, data: encodeTensor(values, storeAs) };
   });
   return writeGGUF({ metadata, tensors });
