@@ -16,7 +16,7 @@
  * Lantern's GPU-timestamped figures are in the JSON beside them.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -141,7 +141,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   const date = new Date().toISOString();
   const report = { date, machine, settings: { promptTokens, genTokens, threads, llamaGpu }, results };
-  const out = values.out ? resolve(values.out) : join(RESULTS_DIR, `${date.slice(0, 10)}-${slug(`${machine.cpu} ${machine.cores}c ${adapter || 'no-adapter'}`)}.json`);
+  const out = values.out ? resolve(values.out) : freshPath(join(RESULTS_DIR, `${date.slice(0, 10)}-${slug(`${machine.cpu} ${machine.cores}c ${adapter || 'no-adapter'}`)}`));
   mkdirSync(resolve(out, '..'), { recursive: true });
   writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
   process.stdout.write(markdownTable(report.machine, results) + `\nwritten to ${out}\n`);
@@ -245,3 +245,9 @@ function slug(text: string): string {
   return text.toLowerCase().replace(/\(r\)|\(tm\)|processor/g, '').replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
 }
 
+/** base.json, or base-2.json, base-3.json, ... : a second run on the same day keeps the first's file. */
+function freshPath(base: string): string {
+  let path = `${base}.json`;
+  for (let n = 2; existsSync(path); n++) path = `${base}-${n}.json`;
+  return path;
+}
