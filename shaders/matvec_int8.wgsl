@@ -53,7 +53,7 @@ enable subgroups;
 override WG: u32 = 16u;
 
 #include "rows4"
-// Block field helpers (upper_lower, i8x4, q4k_scale_min_of) from quant.wgsl.
+// Block field helpers (upper_lower, i8x4) from quant.wgsl.
 #include "weights"
 
 // Elements e, f of each 16-bit pair in a weight word: bytes 0 and 2 (mask), or 1 and 3 (shift 8 first).
