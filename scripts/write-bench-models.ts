@@ -4,6 +4,7 @@
  * demand into bench/models/ (git-ignored), never committed.
  *
  *   npm run bench:models -- [--models smollm2-135m,qwen2.5-0.5b,llama3.2-1b] [--types F16,Q8_0,Q4_K,Q4_K_M] [--out DIR] [--force]
+ *     [--vocab FILE]   (the GGUF whose vocabulary is padded; default: ../shared/models' stories260K)
  *
  * Default: every type of smollm2-135m. A file that exists is kept unless --force. A type the model
  * writer cannot store yet is skipped with a message.
@@ -107,11 +108,11 @@ async function writeLarge(path: string, bytes: Uint8Array): Promise<void> {
 }
 
 /** Writes the models asked for; returns the paths that exist afterwards. */
-export async function writeBenchModels(options: { models: string[]; types: string[]; dir?: string; force?: boolean; log?: (line: string) => void }): Promise<string[]> {
+export async function writeBenchModels(options: { models: string[]; types: string[]; dir?: string; force?: boolean; vocab?: string; log?: (line: string) => void }): Promise<string[]> {
   const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const dir = options.dir ?? BENCH_MODELS_DIR;
   mkdirSync(dir, { recursive: true });
-  const source = await openFileSource(BASE_VOCAB);
+  const source = await openFileSource(options.vocab ?? BASE_VOCAB);
   let base: Record<string, MetaValue>;
   try {
     base = vocabularyOf(await readGGUF(source));
@@ -148,7 +149,7 @@ export async function writeBenchModels(options: { models: string[]; types: strin
 export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { models: { type: 'string' }, types: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' } },
+    options: { models: { type: 'string' }, types: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, vocab: { type: 'string' } },
     strict: true,
   });
   const list = (value: string | undefined, fallback: string[]) => (value ? value.split(',').map((s) => s.trim()).filter(Boolean) : fallback);
@@ -157,6 +158,7 @@ export async function main(argv: string[]): Promise<number> {
     types: list(values.types, Object.keys(storageTypes())),
     dir: values.out ? resolve(values.out) : undefined,
     force: values.force,
+    vocab: values.vocab ? resolve(values.vocab) : undefined,
   });
   return 0;
 }
