@@ -174,23 +174,14 @@ export class Kernels {
     const quantize = await this.pipeline('quantize_x', pairs ? ['PAIRS'] : [], quantizeParams, { WG: quantizeWg });
     const quantizeBind = this.bindGroup(quantize, [this.step, this.uniform(quantizeParams, { k }), x, xq, xs]);
     const defines = [weightDefine(weight), ...(pairs && INT8_UNIT[weight.format] === 64 ? ['W_PAIR_BLOCKS'] : []), ...(bias ? ['BIAS'] : [])];
-    const wg = 16;
-    const resources = [this.step, values, xq, xs, weight.buffer, y, ...(bias ? [bias] : [])];
-    const one = await this.pipeline('matvec_int8', defines, params, { WG: wg });
-    const oneBind = this.bindGroup(one, resources);
-    // Several tokens (prefill): four per invocation, so that each weight is loaded and unpacked once for four.
-    const four = await this.pipeline('matvec_int8', [...defines, 'TOKENS4'], params, { WG: wg });
-    const fourBind = this.bindGroup(four, resources);
-    const groups = Math.ceil(weight.rows / (4 * wg));
+    const matvec = await this.fourRows('matvec_int8', defines, params, [this.step, values, xq, xs, weight.buffer, y, ...(bias ? [bias] : [])], weight.rows);
     return {
       name: `linear:${weight.format}:int8`,
       encode(pass, n) {
         pass.setPipeline(quantize);
         pass.setBindGroup(0, quantizeBind);
         pass.dispatchWorkgroups(Math.ceil(k / 32 / quantizeWg), n);
-        pass.setPipeline(n === 1 ? one : four);
-        pass.setBindGroup(0, n === 1 ? oneBind : fourBind);
-        pass.dispatchWorkgroups(...rowGroups(groups), n === 1 ? 1 : Math.ceil(n / 4));
+        matvec(pass, n);
       },
     };
   }
@@ -199,22 +190,29 @@ export class Kernels {
   private async linearRows(
     x: GPUBuffer, weight: Weight, y: GPUBuffer, params: UniformLayout<{ k: 'u32'; n: 'u32'; out_at_pos: 'u32' }>, values: GPUBuffer, bias?: GPUBuffer,
   ): Promise<Op> {
-    const wg = 16;
     const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : [])];
-    const resources = [this.step, values, x, weight.buffer, y, ...(bias ? [bias] : [])];
-    // Several tokens (prefill): four per invocation, so that each weight is loaded and unpacked once for four.
-    const one = await this.pipeline('matvec_rows', defines, params, { WG: wg });
-    const four = await this.pipeline('matvec_rows', [...defines, 'TOKENS4'], params, { WG: wg });
+    const matvec = await this.fourRows('matvec_rows', defines, params, [this.step, values, x, weight.buffer, y, ...(bias ? [bias] : [])], weight.rows);
+    return { name: `linear:${weight.format}:rows`, encode: matvec };
+  }
+
+  /**
+   * The dispatch of a matvec that computes four rows per invocation (matvec_int8.wgsl,
+   * matvec_rows.wgsl, both from rows4.wgsl): one token per invocation when decoding, and with
+   * several tokens (prefill) four (TOKENS4), so that each weight is loaded and unpacked once for four.
+   */
+  private async fourRows(
+    kernel: string, defines: string[], params: UniformLayout<{ k: 'u32'; n: 'u32'; out_at_pos: 'u32' }>, resources: GPUBuffer[], rows: number,
+  ): Promise<(pass: GPUComputePassEncoder, n: number) => void> {
+    const wg = 16;
+    const one = await this.pipeline(kernel, defines, params, { WG: wg });
+    const four = await this.pipeline(kernel, [...defines, 'TOKENS4'], params, { WG: wg });
     const oneBind = this.bindGroup(one, resources);
     const fourBind = this.bindGroup(four, resources);
-    const groups = Math.ceil(weight.rows / (4 * wg));
-    return {
-      name: `linear:${weight.format}:rows`,
-      encode(pass, n) {
-        pass.setPipeline(n === 1 ? one : four);
-        pass.setBindGroup(0, n === 1 ? oneBind : fourBind);
-        pass.dispatchWorkgroups(...rowGroups(groups), n === 1 ? 1 : Math.ceil(n / 4));
-      },
+    const groups = rowGroups(Math.ceil(rows / (4 * wg)));
+    return (pass, n) => {
+      pass.setPipeline(n === 1 ? one : four);
+      pass.setBindGroup(0, n === 1 ? oneBind : fourBind);
+      pass.dispatchWorkgroups(...groups, n === 1 ? 1 : Math.ceil(n / 4));
     };
   }
 
