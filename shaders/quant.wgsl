@@ -17,7 +17,7 @@
 //   W_Q6_K 256 elements, 210 bytes: u8 ql[128] | u8 qh[64] | i8 scales[16] | f16 d
 //           element e = 128 h + 32 r + l: low 4 bits in ql[64 h + 32 (r & 1) + l] at bit 4 (r >> 1),
 //           high 2 bits in qh[32 h + l] at bit 2 r;                      x = d * scales[e / 16] * (q - 32)
-// Provides: helpers for block fields (upper_lower, bytes_of, i8x4, i8_of, q4k_scale_min_of, ...);
+// Provides: helpers for block fields (upper_lower, bytes_of, i8x4, i8_of, q4k_scale_min, ...);
 //           w_load(i) -> f32, element i of the flat tensor (rows are whole blocks, so the row
 //           structure does not matter); with W_DOT also w_dot32(c, xi) = sum of the 32 elements of
 //           chunk c (elements 32 c .. 32 c + 31) times x4(xi), x4(xi + 4), ... which the includer defines.
@@ -210,20 +210,16 @@ fn w_dot32(c: u32, xi: u32) -> f32 {
 #endif
 
 #ifdef W_Q4_K
-// (scale, min) of sub-block j from a block's scale words s = (s0, s1, s2) (scales[0..12]): j < 4 in
-// the low 6 bits of byte j of s0 (scale) and s1 (min); j >= 4 in byte j - 4 of s2 (scale low
-// nibble, min high nibble) with the top 2 bits of byte j - 4 of s0 and s1.
-fn q4k_scale_min_of(s: vec3<u32>, j: u32) -> vec2<f32> {
-  let bytes = (s >> vec3<u32>(8u * (j & 3u))) & vec3<u32>(0xffu);
+// (scale, min) of sub-block j of the block at byte b (a word boundary). scales[0..12] are words
+// s0, s1, s2: j < 4 in the low 6 bits of byte j of s0 (scale) and s1 (min); j >= 4 in byte j - 4
+// of s2 (scale low nibble, min high nibble) with the top 2 bits of byte j - 4 of s0 and s1.
+// (matvec_int8.wgsl unpacks all eight at once, four per word.)
+fn q4k_scale_min(b: u32, j: u32) -> vec2<f32> {
+  let w = b >> 2u;
+  let bytes = (vec3<u32>(W[w + 1u], W[w + 2u], W[w + 3u]) >> vec3<u32>(8u * (j & 3u))) & vec3<u32>(0xffu);
   let low = vec2<u32>(bytes.x & 63u, bytes.y & 63u);
   let high = vec2<u32>((bytes.z & 15u) | ((bytes.x >> 6u) << 4u), (bytes.z >> 4u) | ((bytes.y >> 6u) << 4u));
   return vec2<f32>(select(high, low, j < 4u));
-}
-
-// The same for the block at byte b (a word boundary).
-fn q4k_scale_min(b: u32, j: u32) -> vec2<f32> {
-  let w = b >> 2u;
-  return q4k_scale_min_of(vec3<u32>(W[w + 1u], W[w + 2u], W[w + 3u]), j);
 }
 
 fn w_load(i: u32) -> f32 {
