@@ -1,5 +1,5 @@
 import { LanternError } from '../errors.ts';
-import type { ByteSource } from '../storage/source.ts';
+import { type ByteSource, splitName } from '../storage/source.ts';
 
 /**
  * GGUF reader (versions 2 and 3). The header (metadata and tensor infos) is parsed from the first
@@ -96,7 +96,7 @@ export async function readGGUF(source: ByteSource): Promise<GGUFFile> {
   if (parts.length < count) {
     throw new LanternError(
       'BAD_MODEL_FILE',
-      `This model is split into ${count} files but only ${parts.length} ${parts.length === 1 ? 'was' : 'were'} given: part ${splitName(parts.length, count)} is missing. Put all ${count} parts (…-00001-of-${pad5(count)}.gguf to …-${pad5(count)}-of-${pad5(count)}.gguf) side by side and load the first.`,
+      `This model is split into ${count} files but only ${parts.length} ${parts.length === 1 ? 'was' : 'were'} given: part ${splitName(parts.length, count)} is missing. Put all ${count} parts (…-${splitName(0, count)}.gguf to …-${splitName(count - 1, count)}.gguf) side by side and load the first.`,
       { parts: parts.length, expected: count, missing: parts.length + 1 },
     );
   }
@@ -137,10 +137,6 @@ function checkSplitNo(header: GGUFFile, k: number, count: number): void {
     );
   }
 }
-
-const pad5 = (n: number) => String(n).padStart(5, '0');
-/** "00002-of-00003" for index 1 of 3. */
-const splitName = (k: number, count: number) => `${pad5(k + 1)}-of-${pad5(count)}`;
 
 /** One part of a joined source, read as a file of its own. */
 function partOf(source: ByteSource, part: { offset: number; size: number }): ByteSource {

@@ -10,7 +10,7 @@ import {
   storedChunkIndices,
 } from './cache.ts';
 import { Sha256, sha256Hex } from './sha256.ts';
-import { type ByteSource, blobSource, bytesSource, checkRange, fetchOrThrow as fetchChecked, joinedSource, urlSource } from './source.ts';
+import { type ByteSource, blobSource, bytesSource, checkRange, fetchOrThrow as fetchChecked, joinedSource, splitName, urlSource } from './source.ts';
 
 /**
  * openModel(): a model file from a URL, a File/Blob or bytes, delivered through the IndexedDB
@@ -158,11 +158,6 @@ function splitFiles(files: readonly unknown[]): Origin[] {
     throw new LanternError('BAD_ARGUMENT', `${parts.length} files were chosen for a model split into ${count}; choose the ${count} parts of one model.`, { parts: count });
   }
   return parts.map(({ file }) => ({ kind: 'blob', blob: file, defaultId: `file:${file.name}:${file.size}:${file.lastModified}` }));
-}
-
-/** "00002-of-00003" for index 1 of 3, as gguf-split numbers its files. */
-function splitName(k: number, count: number): string {
-  return `${String(k + 1).padStart(5, '0')}-of-${String(count).padStart(5, '0')}`;
 }
 
 function describeInput(input: Exclude<ModelInput, readonly File[]>): Origin {

@@ -38,6 +38,11 @@ export function blobSource(blob: Blob): ByteSource {
   };
 }
 
+/** "00002-of-00003" for index 1 of 3, as llama.cpp's gguf-split numbers the files of a split GGUF. */
+export function splitName(k: number, count: number): string {
+  return `${String(k + 1).padStart(5, '0')}-of-${String(count).padStart(5, '0')}`;
+}
+
 /**
  * Several files read as one, end to end: the parts of a split GGUF. A read that crosses a part
  * boundary is assembled from both parts; `parts` says where each file begins.
