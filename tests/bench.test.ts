@@ -48,6 +48,7 @@ describe('lantern bench', () => {
     const result = JSON.parse(lines[0]);
     expect(result).toMatchObject({ model: 'stories260K.gguf', backend: 'chromium', promptTokens: 9, genTokens: 7 });
     expect(['gpu-timestamps', 'wall-clock']).toContain(result.timing);
+    expect(['grid', 'spans']).toContain(result.streamPattern);
     expect(typeof result.adapter).toBe('string');
     for (const key of FIGURES) {
       expect(Number.isFinite(result[key]) && result[key] > 0, `${key} = ${result[key]}`).toBe(true);
@@ -90,17 +91,20 @@ describe('stream read kernel', () => {
   });
   afterAll(() => gpu?.close());
 
-  it('XORs every word of a buffer that is no multiple of the grid, as its CPU twin does', async () => {
-    // 12,345 vec4s: not a multiple of 256 invocations nor of the 64-workgroup grid; the 7 extra bytes are dropped.
+  it('XORs every word of a buffer that is no multiple of the grid, as its CPU twin does, in each access pattern', async () => {
+    // 12,345 vec4s: not a multiple of 256 invocations, of the 64-workgroup grid, of the 16384 spans
+    // nor of the four vec4s a span step reads; the 7 extra bytes are dropped.
     const bytes = 16 * 12345 + 7;
-    const result = await gpu.evaluate(async (n) => {
+    const results = await gpu.evaluate(async (n) => {
       const { acquireGpu } = await window.lanternImport('/src/gpu/device.ts');
       const bench = await window.lanternImport('/src/runtime/bench.ts');
       const context = await acquireGpu(navigator.gpu);
-      const clock = bench.SubmitClock.create(context, 16);
+      const clock = bench.SubmitClock.create(context, 32);
       try {
-        const read = await bench.measureStreamRead(context, { bytes: n, clock });
-        return { ...read, timestamps: context.device.features.has('timestamp-query') as boolean };
+        const timestamps = context.device.features.has('timestamp-query') as boolean;
+        const reads = [];
+        for (const pattern of ['grid', 'spans', undefined] as const) reads.push({ ...(await bench.measureStreamRead(context, { bytes: n, clock, pattern })), asked: pattern, timestamps });
+        return reads;
       } finally {
         clock?.destroy();
         context.device.destroy();
@@ -108,15 +112,19 @@ describe('stream read kernel', () => {
     }, bytes);
     let xor = 0;
     for (let i = 0; i < (16 * 12345) / 4; i++) xor = (xor ^ streamWord(i)) >>> 0;
-    expect(result.bytes).toBe(16 * 12345);
-    expect(result.xor).toBe(xor);
-    expect(result.wallMs).toBeGreaterThan(0);
-    if (result.timestamps) {
-      // GPU time of a submit cannot exceed the wall-clock time from submit to completion.
-      expect(result.gpuMs).toBeGreaterThan(0);
-      expect(result.gpuMs).toBeLessThanOrEqual(result.wallMs * 1.05 + 0.1);
-    } else {
-      expect(result.gpuMs).toBeUndefined();
+    for (const result of results) {
+      expect(result.pattern).toBe(result.asked ?? result.pattern);
+      expect(result.bytes).toBe(16 * 12345);
+      expect(result.xor).toBe(xor);
+      expect(result.wallMs).toBeGreaterThan(0);
+      if (result.timestamps) {
+        // GPU time of a submit cannot exceed the wall-clock time from submit to completion.
+        expect(result.gpuMs).toBeGreaterThan(0);
+        expect(result.gpuMs).toBeLessThanOrEqual(result.wallMs * 1.05 + 0.1);
+      } else {
+        expect(result.gpuMs).toBeUndefined();
+      }
     }
+    expect(['grid', 'spans']).toContain(results[2].pattern);
   }, 60_000);
 });

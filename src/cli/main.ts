@@ -254,7 +254,7 @@ async function bench(session: ModelSession, request: BenchRequest, modelFile: st
       `prefill  ${request.promptTokens} tokens: ${f(result.prefillTokensPerSecond)} tok/s (wall clock ${f(result.wallClock.prefillTokensPerSecond)})\n` +
       `decode   ${request.genTokens} tokens: ${f(result.decodeTokensPerSecond)} tok/s (wall clock ${f(result.wallClock.decodeTokensPerSecond)})\n` +
       `weights  ${f(result.weightBytesPerToken / 1e6)} MB per token: decode reads ${f(result.decodeGBps)} GB/s, ` +
-      `${f(100 * result.decodeBandwidthFraction)}% of the ${f(result.streamReadGBps)} GB/s a streaming read gets\n`,
+      `${f(100 * result.decodeBandwidthFraction)}% of the ${f(result.streamReadGBps)} GB/s a streaming read gets (${result.streamPattern} pattern)\n`,
   );
 }
 
