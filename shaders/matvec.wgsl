@@ -7,6 +7,8 @@
 //           W_Q6_K (k a multiple of the block size; each invocation takes whole 32-element chunks,
 //           decoded in registers);
 //           BIAS adds binding 5 bias [n_out] f32 (Qwen2 q/k/v projections);
+//           STACK2, STACK3 (linear_store.wgsl): a weight stacking 2 or 3 linears, each part's rows
+//           to its own output (y, then bindings 8 and 9).
 //           SUBGROUPS: TPR is the subgroup size, one subgroup per row, reduced with subgroupAdd
 //           (no barrier; invocations of a subgroup are assumed consecutive, as on every driver seen).
 // Overrides: WG (invocations per workgroup), TPR (invocations sharing one row; WG / TPR rows per workgroup).
@@ -41,6 +43,7 @@ fn x4(i: u32) -> vec4<f32> {
 #endif
 
 #include "weights"
+#include "linear_store"
 
 override WG: u32 = 64u;  // invocations per workgroup
 override TPR: u32 = 8u;  // invocations per row: a power of two dividing WG
@@ -81,11 +84,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let row_sum = partial[lid.x];
 #endif
   if (lane == 0u && row < params.n) {
-    var total = row_sum;
-#ifdef BIAS
-    total += bias[row];
-#endif
-    let out_row = select(t, step.pos0 + t, params.out_at_pos == 1u);
-    y[out_row * params.n + row] = total;
+    store_y(t, row, row_sum);
   }
 }

@@ -7,7 +7,8 @@
 //           2 xq [n_tokens, ...] u32: x's quants, laid out as quantize_x.wgsl's variant for the format,
 //           3 xs [n_tokens, k / 32] vec2<f32> (d, d * sum q), 4 W [n_out, k] (raw GGUF blocks as u32
 //           words), 5 y [n_tokens, n_out] f32 (token t at row pos0 + t when out_at_pos = 1);
-//           BIAS adds 6 bias [n_out] f32.
+//           BIAS adds 6 bias [n_out] f32. STACK2, STACK3 (linear_store.wgsl): a weight stacking 2
+//           or 3 linears, each part's rows to its own output (y, then bindings 8 and 9).
 // The loop walks k in blocks (per row: row_block, what the block's steps need) and each block in
 // steps (w_unit: a row's weights for the step, loaded and unpacked; x_unit: a token's x for it;
 // unit_dot: the two met). Variants (one of), with their block and step:
@@ -467,9 +468,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
 #ifdef TOKENS4
   for (var j = 0u; j < 4u; j++) {
-    if (t + j < step.n_tokens) { store_rows(vec4<f32>(acc.s0[j], acc.s1[j], acc.s2[j], acc.s3[j]), rows, row0, t + j); }
+    if (t + j < step.n_tokens) { store_rows(vec4<f32>(acc.s0[j], acc.s1[j], acc.s2[j], acc.s3[j]), row0, t + j); }
   }
 #else
-  store_rows(acc, rows, row0, t);
+  store_rows(acc, row0, t);
 #endif
 }

@@ -7,7 +7,8 @@
 //           2 x [n_tokens, k] f32, 3 W [n_out, k] (f32 words, or two f16 per word),
 //           4 y [n_tokens, n_out] f32 (token t at row pos0 + t when out_at_pos = 1);
 //           BIAS adds 5 bias [n_out] f32.
-// Variants: W_F16 or W_F32; k a multiple of 16. BIAS. TOKENS4 (prefill): four tokens per
+// Variants: W_F16 or W_F32; k a multiple of 16. BIAS. STACK2, STACK3 (linear_store.wgsl: stacked
+// linears, outputs at bindings 8, 9). TOKENS4 (prefill): four tokens per
 // invocation too, so that each weight is loaded and unpacked once for four tokens.
 // Needs subgroups of at least 4. Dispatch: g = ceil(n_out / (4 WG)) workgroups, as
 // (min(g, 65535), ceil(g / 65535), n_tokens), or ceil(n_tokens / 4) with TOKENS4.
@@ -97,7 +98,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     acc[3] += vec4<f32>(chunk_dot(w0, v3), chunk_dot(w1, v3), chunk_dot(w2, v3), chunk_dot(w3, v3));
   }
   for (var j = 0u; j < 4u; j++) {
-    if (t + j < step.n_tokens) { store_rows(acc[j], rows, row0, t + j); }
+    if (t + j < step.n_tokens) { store_rows(acc[j], row0, t + j); }
   }
 #else
   var acc = vec4<f32>(0.0);
@@ -106,6 +107,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     acc += vec4<f32>(chunk_dot(chunk(starts.x, c), v), chunk_dot(chunk(starts.y, c), v),
                      chunk_dot(chunk(starts.z, c), v), chunk_dot(chunk(starts.w, c), v));
   }
-  store_rows(acc, rows, row0, t);
+  store_rows(acc, row0, t);
 #endif
 }

@@ -1,7 +1,6 @@
 // Four rows per invocation, for the CPU adapters' matvecs (matvec_int8.wgsl, matvec_rows.wgsl):
 // the x values all lanes share are loaded a quarter by each of lanes 0..3 and handed round.
-// Expects: the includer's y [n_tokens, n_out] f32, params {n, out_at_pos}, step {pos0}; with BIAS,
-//          bias [n_out] f32; `enable subgroups`.
+// Expects: what linear_store.wgsl expects (y, params, step, bias); `enable subgroups`.
 // Provides: spread(v), the row indices of an invocation, and store_rows(acc, ...).
 
 // v as lanes 0, 1, 2, 3 of the subgroup hold it.
@@ -20,14 +19,11 @@ fn clamped_rows(row0: u32) -> vec4<u32> {
   return min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.n - 1u));
 }
 
+#include "linear_store"
+
 // y for token t at rows row0 .. row0 + 3 (those below n), plus the bias.
-fn store_rows(sums: vec4<f32>, rows: vec4<u32>, row0: u32, t: u32) {
-  var acc = sums;
-#ifdef BIAS
-  acc += vec4<f32>(bias[rows.x], bias[rows.y], bias[rows.z], bias[rows.w]);
-#endif
-  let out_row = select(t, step.pos0 + t, params.out_at_pos == 1u);
+fn store_rows(sums: vec4<f32>, row0: u32, t: u32) {
   for (var r = 0u; r < 4u; r++) {
-    if (row0 + r < params.n) { y[out_row * params.n + row0 + r] = acc[r]; }
+    if (row0 + r < params.n) { store_y(t, row0 + r, sums[r]); }
   }
 }

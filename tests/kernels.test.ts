@@ -203,6 +203,43 @@ describe('kernels match their CPU twins', () => {
     }
   }
 
+  // A stacked weight (q, k and v; gate and up) in one dispatch: each part's rows land in its own
+  // output, the last part's at pos0 + t when asked, on every path: the f32 matvec (1 per row), the
+  // tiled matmul (16 per row, several tokens), and the adapter's default (matvec_rows.wgsl for f32,
+  // matvec_int8.wgsl for the block formats on SwiftShader, one token and TOKENS4). Part boundaries
+  // fall inside an invocation's four rows.
+  const stackCases: [WeightFormat, number, number][] = [['f32', 64, 1], ['f32', 64, 16], ['f32', 64, 0], ['q8_0', 64, 1], ['q8_0', 128, 0], ['q5_0', 128, 0], ['q4_k', 256, 0]];
+  for (const [format, k, threadsPerRow] of stackCases) {
+    for (const parts of [[20, 9, 11], [13, 6]]) {
+      it(`linear (${format}) of ${parts.length} stacked parts [${parts.join(', ')}], bias, last part at pos0, ${threadsPerRow ? `${threadsPerRow} per row` : 'default'}`, async () => {
+        const n = parts.reduce((a, b) => a + b, 0), pos0 = 2;
+        const type = { f32: GGMLType.F32, q8_0: GGMLType.Q8_0, q5_0: GGMLType.Q5_0, q4_k: GGMLType.Q4_K }[format as string]!;
+        const w = format === 'f32' ? packWeight(ref.randomArray(n * k, 31), 'f32') : packQuantized(ref.randomArray(n * k, 31), type as ref.QuantType);
+        const bias = asF32(ref.randomArray(n, 32));
+        for (const nTokens of [1, 5]) {
+          const x = asF32(ref.randomArray(nTokens * k, 33));
+          const outputs = Object.fromEntries(parts.map((rows, i) => [`y${i}`, (i === parts.length - 1 ? pos0 + nTokens : nTokens) * rows]));
+          const got = await runKernel({
+            op: 'linear', nTokens, pos0, inputs: { x: f32(x), bias: f32(bias) },
+            weights: { W: { words: w.words, format, rows: n, cols: k, parts } }, outputs,
+            options: { outAtPos: true, ...(threadsPerRow ? { threadsPerRow } : {}) },
+          });
+          const full = ref.linear(got.int8[0] === 1 ? ref.quantizeActivations(x) : x, w.rounded, k, n, bias);
+          let first = 0;
+          parts.forEach((rows, i) => {
+            const last = i === parts.length - 1;
+            const want = new Float64Array((last ? pos0 + nTokens : nTokens) * rows);
+            for (let t = 0; t < nTokens; t++) {
+              for (let r = 0; r < rows; r++) want[((last ? pos0 : 0) + t) * rows + r] = full[t * n + first + r];
+            }
+            expectClose(got[`y${i}`], want, { abs: 1e-4, rel: 1e-4 }, `part ${i} of [${parts.join(', ')}], ${nTokens} tokens`);
+            first += rows;
+          });
+        }
+      });
+    }
+  }
+
   for (const neox of [false, true]) {
     it(`rope (${neox ? 'neox' : 'adjacent pairs'}) in place and into the cache, partial rotary dims`, async () => {
       const nTokens = 3, nHeads = 3, headDim = 12, ropeDim = 8, pos0 = 7, thetaBase = 10000;

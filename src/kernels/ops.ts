@@ -36,7 +36,16 @@ export interface Weight {
   format: WeightFormat;
   rows: number;
   cols: number;
+  /**
+   * Set when the matrix stacks the rows of several linears that read the same x (WeightLoader.stack):
+   * the rows of each, in order. linear() then writes each part to its own output.
+   */
+  parts?: readonly number[];
 }
+
+/** The uniform every linear kernel reads; n0, n1 are the rows of a stacked weight's first parts (linear_store.wgsl). */
+const LINEAR_PARAMS = new UniformLayout('Params', { k: 'u32', n: 'u32', out_at_pos: 'u32', n0: 'u32', n1: 'u32' });
+type LinearParams = typeof LINEAR_PARAMS;
 
 export interface KernelOptions {
   matvecThreadsPerRow?: number;
@@ -123,23 +132,37 @@ export class Kernels {
    * count: it decodes each block in registers with no barrier, where the tiled matmul decodes
    * element by element between two barriers per tile step.
    * With outAtPos, token t's row lands at row pos0 + t of y (writing V into the KV cache);
-   * with bias, bias[n] is added to every row.
+   * with bias, bias[n] is added to every row. A stacked weight (weight.parts, 2 or 3 of them)
+   * takes one output per part, [n_tokens, part rows] each; outAtPos applies to the last.
    */
-  async linear(x: GPUBuffer, weight: Weight, y: GPUBuffer, options: { outAtPos?: boolean; bias?: GPUBuffer } = {}): Promise<Op> {
+  async linear(x: GPUBuffer, weight: Weight, y: GPUBuffer | readonly GPUBuffer[], options: { outAtPos?: boolean; bias?: GPUBuffer } = {}): Promise<Op> {
     const { outAtPos = false, bias } = options;
-    const params = new UniformLayout('Params', { k: 'u32', n: 'u32', out_at_pos: 'u32' });
-    const values = this.uniform(params, { k: weight.cols, n: weight.rows, out_at_pos: outAtPos ? 1 : 0 });
-    if (this.readsInt8Activations(weight)) return this.linearInt8(x, weight, y, params, values, bias);
-    if (this.cpuRows && (weight.format === 'f16' || weight.format === 'f32') && weight.cols % 16 === 0) {
-      return this.linearRows(x, weight, y, params, values, bias);
+    const parts = weight.parts ?? [weight.rows];
+    const outputs = Array.isArray(y) ? (y as readonly GPUBuffer[]) : [y as GPUBuffer];
+    if (outputs.length !== parts.length || parts.length > 3 || parts.reduce((a, b) => a + b, 0) !== weight.rows) {
+      throw new Error(`linear: a weight of parts [${parts.join(', ')}] (${weight.rows} rows) cannot write ${outputs.length} outputs`);
     }
-    const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : [])];
+    const values = this.uniform(LINEAR_PARAMS, {
+      k: weight.cols, n: weight.rows, out_at_pos: outAtPos ? 1 : 0, n0: parts.length > 1 ? parts[0] : 0, n1: parts.length > 2 ? parts[1] : 0,
+    });
+    // y, and for a stacked weight y_mid (binding 8) and y_last (binding 9), as linear_store.wgsl declares them.
+    const stack: LinearOutputs = {
+      defines: parts.length === 3 ? ['STACK3'] : parts.length === 2 ? ['STACK2'] : [],
+      y: outputs[0],
+      extra: parts.length === 3 ? [outputs[1], outputs[2]] : parts.length === 2 ? [undefined, outputs[1]] : [],
+    };
+    if (this.readsInt8Activations(weight)) return this.linearInt8(x, weight, stack, values, bias);
+    if (this.cpuRows && (weight.format === 'f16' || weight.format === 'f32') && weight.cols % 16 === 0) {
+      return this.linearRows(x, weight, stack, values, bias);
+    }
+    const params = LINEAR_PARAMS;
+    const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : []), ...stack.defines];
     const tile = 16;
     const matmul = await this.pipeline('matmul', defines, params, { TILE: tile });
     const wg = 64;
     const tpr = this.matvecThreadsPerRow;
     const matvec = await this.pipeline('matvec', [...defines, ...(this.matvecSubgroups ? ['SUBGROUPS'] : [])], params, { WG: wg, TPR: tpr });
-    const resources = [this.step, values, x, weight.buffer, y, ...(bias ? [bias] : [])];
+    const resources = [this.step, values, x, weight.buffer, stack.y, bias, undefined, undefined, ...stack.extra];
     const matmulBind = this.bindGroup(matmul, resources);
     const matvecBind = this.bindGroup(matvec, resources);
     const rows = weight.rows;
@@ -162,9 +185,7 @@ export class Kernels {
   }
 
   /** linear() on a CPU adapter: x quantized per block of 32 (quantize_x.wgsl), then matvec_int8.wgsl for every token. */
-  private async linearInt8(
-    x: GPUBuffer, weight: Weight, y: GPUBuffer, params: UniformLayout<{ k: 'u32'; n: 'u32'; out_at_pos: 'u32' }>, values: GPUBuffer, bias?: GPUBuffer,
-  ): Promise<Op> {
+  private async linearInt8(x: GPUBuffer, weight: Weight, out: LinearOutputs, values: GPUBuffer, bias?: GPUBuffer): Promise<Op> {
     const k = weight.cols;
     const { xq, xs } = this.quantizedCopy(x);
     const quantizeParams = new UniformLayout('Params', { k: 'u32' });
@@ -173,8 +194,8 @@ export class Kernels {
     const pairs = weight.format !== 'q8_0';
     const quantize = await this.pipeline('quantize_x', pairs ? ['PAIRS'] : [], quantizeParams, { WG: quantizeWg });
     const quantizeBind = this.bindGroup(quantize, [this.step, this.uniform(quantizeParams, { k }), x, xq, xs]);
-    const defines = [weightDefine(weight), ...(pairs && INT8_UNIT[weight.format] === 64 ? ['W_PAIR_BLOCKS'] : []), ...(bias ? ['BIAS'] : [])];
-    const matvec = await this.fourRows('matvec_int8', defines, params, [this.step, values, xq, xs, weight.buffer, y, ...(bias ? [bias] : [])], weight.rows);
+    const defines = [weightDefine(weight), ...(pairs && INT8_UNIT[weight.format] === 64 ? ['W_PAIR_BLOCKS'] : []), ...(bias ? ['BIAS'] : []), ...out.defines];
+    const matvec = await this.fourRows('matvec_int8', defines, [this.step, values, xq, xs, weight.buffer, out.y, bias, undefined, ...out.extra], weight.rows);
     return {
       name: `linear:${weight.format}:int8`,
       encode(pass, n) {
@@ -187,11 +208,9 @@ export class Kernels {
   }
 
   /** linear() of F16 or F32 weights on a CPU adapter: matvec_rows.wgsl, four rows per invocation, and four tokens when there are several. */
-  private async linearRows(
-    x: GPUBuffer, weight: Weight, y: GPUBuffer, params: UniformLayout<{ k: 'u32'; n: 'u32'; out_at_pos: 'u32' }>, values: GPUBuffer, bias?: GPUBuffer,
-  ): Promise<Op> {
-    const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : [])];
-    const matvec = await this.fourRows('matvec_rows', defines, params, [this.step, values, x, weight.buffer, y, ...(bias ? [bias] : [])], weight.rows);
+  private async linearRows(x: GPUBuffer, weight: Weight, out: LinearOutputs, values: GPUBuffer, bias?: GPUBuffer): Promise<Op> {
+    const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : []), ...out.defines];
+    const matvec = await this.fourRows('matvec_rows', defines, [this.step, values, x, weight.buffer, out.y, bias, undefined, undefined, ...out.extra], weight.rows);
     return { name: `linear:${weight.format}:rows`, encode: matvec };
   }
 
@@ -201,11 +220,11 @@ export class Kernels {
    * several tokens (prefill) four (TOKENS4), so that each weight is loaded and unpacked once for four.
    */
   private async fourRows(
-    kernel: string, defines: string[], params: UniformLayout<{ k: 'u32'; n: 'u32'; out_at_pos: 'u32' }>, resources: GPUBuffer[], rows: number,
+    kernel: string, defines: string[], resources: (GPUBuffer | undefined)[], rows: number,
   ): Promise<(pass: GPUComputePassEncoder, n: number) => void> {
     const wg = 16;
-    const one = await this.pipeline(kernel, defines, params, { WG: wg });
-    const four = await this.pipeline(kernel, [...defines, 'TOKENS4'], params, { WG: wg });
+    const one = await this.pipeline(kernel, defines, LINEAR_PARAMS, { WG: wg });
+    const four = await this.pipeline(kernel, [...defines, 'TOKENS4'], LINEAR_PARAMS, { WG: wg });
     const oneBind = this.bindGroup(one, resources);
     const fourBind = this.bindGroup(four, resources);
     const groups = rowGroups(Math.ceil(rows / (4 * wg)));
@@ -349,11 +368,12 @@ export class Kernels {
     });
   }
 
-  bindGroup(pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
+  /** Buffer i at binding i; an undefined entry leaves its binding out (a variant that declares none there). */
+  bindGroup(pipeline: GPUComputePipeline, buffers: readonly (GPUBuffer | undefined)[]): GPUBindGroup {
     return this.gpu.device.createBindGroup({
       label: pipeline.label,
       layout: pipeline.getBindGroupLayout(0),
-      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+      entries: buffers.flatMap((buffer, binding) => (buffer ? [{ binding, resource: { buffer } }] : [])),
     });
   }
 
@@ -381,6 +401,13 @@ export class Kernels {
     }
     return buffer;
   }
+}
+
+/** A linear's outputs as linear_store.wgsl takes them: its variant, y, and what bindings 8 and 9 hold. */
+interface LinearOutputs {
+  defines: string[];
+  y: GPUBuffer;
+  extra: (GPUBuffer | undefined)[];
 }
 
 /** The weights.wgsl variant of a weight, after checking that its rows are whole blocks. */

@@ -76,21 +76,35 @@ export class LlamaForward {
     const tokenEmbd = await weights.matrix('token_embd.weight');
     layerOps.push(await k.embedding(tokenEmbd, b.tokens, b.x));
     for (let l = 0; l < c.nLayers; l++) {
-      const w = (name: string) => weights.matrix(`blk.${l}.${name}.weight`);
-      const bias = async (name: string) => (c.qkvBias ? weights.vectorF32(`blk.${l}.${name}.bias`) : undefined);
+      const name = (tensor: string) => `blk.${l}.${tensor}.weight`;
+      const w = (tensor: string) => weights.matrix(name(tensor));
+      /**
+       * The linears that read xn, each with its output (with outAtPos the last lands at pos0, as V
+       * does; with qkvBias, each has a bias): stacked into one weight and one dispatch where their
+       * tensors are stored alike (stack()), q and k alone where v differs (Q4_K_M gives some layers'
+       * V more bits), else one by one.
+       */
+      const linears = async (parts: { tensor: string; y: GPUBuffer }[], outAtPos: boolean, qkvBias: boolean): Promise<Op[]> => {
+        const biases = async (ps: typeof parts) => (qkvBias ? weights.vectorF32(...ps.map((p) => `blk.${l}.${p.tensor}.bias`)) : undefined);
+        const stacked = await weights.stack(parts.map((p) => name(p.tensor)));
+        if (stacked) return [await k.linear(b.xn, stacked, parts.map((p) => p.y), { outAtPos, bias: await biases(parts) })];
+        if (parts.length === 3) return [...(await linears(parts.slice(0, 2), false, qkvBias)), ...(await linears(parts.slice(2), outAtPos, qkvBias))];
+        const ops: Op[] = [];
+        for (const [i, p] of parts.entries()) {
+          ops.push(await k.linear(b.xn, await w(p.tensor), p.y, { outAtPos: outAtPos && i === parts.length - 1, bias: await biases([p]) }));
+        }
+        return ops;
+      };
       layerOps.push(
         await k.rmsnorm(b.x, await w('attn_norm'), b.xn, c.rmsEps),
-        await k.linear(b.xn, await w('attn_q'), b.q, { bias: await bias('attn_q') }),
+        ...(await linears([{ tensor: 'attn_q', y: b.q }, { tensor: 'attn_k', y: b.k }, { tensor: 'attn_v', y: b.vCache[l] }], true, c.qkvBias)),
         await k.rope(b.q, { nHeads: c.nHeads, ...rope }),
-        await k.linear(b.xn, await w('attn_k'), b.k, { bias: await bias('attn_k') }),
         await k.rope(b.k, { nHeads: c.nKvHeads, ...rope }, b.kCache[l]),
-        await k.linear(b.xn, await w('attn_v'), b.vCache[l], { outAtPos: true, bias: await bias('attn_v') }),
         await k.attention(b.q, b.kCache[l], b.vCache[l], b.attn, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim }),
         await k.linear(b.attn, await w('attn_output'), b.proj),
         await k.add(b.x, b.proj, c.nEmbd),
         await k.rmsnorm(b.x, await w('ffn_norm'), b.xn, c.rmsEps),
-        await k.linear(b.xn, await w('ffn_gate'), b.gate),
-        await k.linear(b.xn, await w('ffn_up'), b.up),
+        ...(await linears([{ tensor: 'ffn_gate', y: b.gate }, { tensor: 'ffn_up', y: b.up }], false, false)),
         await k.swiglu(b.gate, b.up, c.nFF),
         await k.linear(b.gate, await w('ffn_down'), b.proj),
         await k.add(b.x, b.proj, c.nEmbd),

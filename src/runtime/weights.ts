@@ -36,26 +36,45 @@ export class WeightLoader {
   /** A 1-D or 2-D weight, uploaded as stored: [rows = dims[1], cols = dims[0]]. */
   async matrix(name: string): Promise<Weight> {
     const info = this.info(name);
-    const format = FORMATS[info.type];
-    if (!format) {
-      throw new LanternError(
-        'UNSUPPORTED_TENSOR_TYPE',
-        `Tensor ${name} is ${ggmlTypeName(info.type)}, which this build of Lantern cannot run yet; use a GGUF of F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 or Q4_K_M (Q4_K + Q6_K) weights.`,
-        { tensor: name, type: info.type },
-      );
-    }
+    const format = formatOf(info);
     const buffer = this.createBuffer(name, info.nBytes);
-    for (let done = 0; done < info.nBytes; done += UPLOAD_CHUNK) {
-      const bytes = await this.source.read(info.offset + done, Math.min(UPLOAD_CHUNK, info.nBytes - done));
-      writePadded(this.gpu.device.queue, buffer, done, bytes);
-    }
+    await this.upload(info, buffer, 0);
     return { buffer, format, rows: info.dims[1] ?? 1, cols: info.dims[0] };
   }
 
-  /** A small vector (bias), converted to f32 on the way. */
-  async vectorF32(name: string): Promise<GPUBuffer> {
-    const values = await this.hostVector(name);
-    const buffer = this.createBuffer(name, values.byteLength);
+  /**
+   * The matrices `names`, stacked row-wise into one buffer (their rows in order, as Weight.parts),
+   * so that linears reading the same x run as one dispatch; undefined unless they share a storage
+   * type and row length and each is a whole number of words (a part must start on a word).
+   */
+  async stack(names: readonly string[]): Promise<Weight | undefined> {
+    const infos = names.map((name) => this.info(name));
+    const [first] = infos;
+    const alike = infos.every((i) => i.type === first.type && i.dims[0] === first.dims[0] && i.dims.length === 2 && i.nBytes % 4 === 0);
+    const bytes = infos.reduce((sum, i) => sum + i.nBytes, 0);
+    const limits = this.gpu.device.limits;
+    if (!alike || bytes > Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) return undefined;
+    const format = formatOf(first);
+    const buffer = this.createBuffer(names.join('+'), bytes);
+    let at = 0;
+    for (const info of infos) {
+      await this.upload(info, buffer, at);
+      at += info.nBytes;
+    }
+    const parts = infos.map((i) => i.dims[1]);
+    return { buffer, format, rows: parts.reduce((a, b) => a + b, 0), cols: first.dims[0], parts };
+  }
+
+  /** Small vectors (biases), converted to f32 on the way and laid end to end in one buffer (a stacked weight's bias). */
+  async vectorF32(...names: string[]): Promise<GPUBuffer> {
+    const vectors = await Promise.all(names.map((name) => this.hostVector(name)));
+    const values = new Float32Array(vectors.reduce((n, v) => n + v.length, 0));
+    let at = 0;
+    for (const v of vectors) {
+      values.set(v, at);
+      at += v.length;
+    }
+    const buffer = this.createBuffer(names.join('+'), values.byteLength);
     this.gpu.device.queue.writeBuffer(buffer, 0, values);
     return buffer;
   }
@@ -68,6 +87,14 @@ export class WeightLoader {
     if (info.type === GGMLType.F32) return new Float32Array(bytes.buffer);
     if (info.type === GGMLType.F16) return halfToFloat(new Uint16Array(bytes.buffer));
     throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Vector ${name} is ${ggmlTypeName(info.type)}; expected F32 or F16. The file is unusual; convert it with a current llama.cpp.`);
+  }
+
+  /** Tensor `info`'s bytes into `buffer` from byte `offset` (a multiple of 4), in chunks. */
+  private async upload(info: GGUFTensorInfo, buffer: GPUBuffer, offset: number): Promise<void> {
+    for (let done = 0; done < info.nBytes; done += UPLOAD_CHUNK) {
+      const bytes = await this.source.read(info.offset + done, Math.min(UPLOAD_CHUNK, info.nBytes - done));
+      writePadded(this.gpu.device.queue, buffer, offset + done, bytes);
+    }
   }
 
   private info(name: string): GGUFTensorInfo {
@@ -87,6 +114,19 @@ export class WeightLoader {
     }
     return this.gpu.device.createBuffer({ label, size: align4(nBytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
   }
+}
+
+/** How the kernels read a tensor of this GGUF type, or a clear refusal. */
+function formatOf(info: GGUFTensorInfo): WeightFormat {
+  const format = FORMATS[info.type];
+  if (!format) {
+    throw new LanternError(
+      'UNSUPPORTED_TENSOR_TYPE',
+      `Tensor ${info.name} is ${ggmlTypeName(info.type)}, which this build of Lantern cannot run yet; use a GGUF of F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 or Q4_K_M (Q4_K + Q6_K) weights.`,
+      { tensor: info.name, type: info.type },
+    );
+  }
+  return format;
 }
 
 /** queue.writeBuffer wants sizes in multiples of 4; the last chunk of an odd-sized tensor is padded. */

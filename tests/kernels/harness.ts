@@ -12,8 +12,11 @@ export interface KernelSpec {
   pos0: number;
   /** f32 arrays, and u32 arrays named in `u32`. */
   inputs: Record<string, number[]>;
-  /** Weight matrices given as raw storage words (GGUF bytes, zero-padded to a word): {words, format, rows, cols}. */
-  weights?: Record<string, { words: number[]; format: WeightFormat; rows: number; cols: number }>;
+  /**
+   * Weight matrices given as raw storage words (GGUF bytes, zero-padded to a word): {words, format,
+   * rows, cols}, and for a stacked weight its parts (linear then writes outputs y0, y1, ...).
+   */
+  weights?: Record<string, { words: number[]; format: WeightFormat; rows: number; cols: number; parts?: number[] }>;
   /** Sizes in elements of the outputs to read back. */
   outputs: Record<string, number>;
   options?: Record<string, number | boolean>;
@@ -43,7 +46,7 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
     const data = new Uint32Array(w.words);
     const buffer = make(name, data.byteLength);
     device.queue.writeBuffer(buffer, 0, data);
-    weights[name] = { buffer, format: w.format, rows: w.rows, cols: w.cols };
+    weights[name] = { buffer, format: w.format, rows: w.rows, cols: w.cols, ...(w.parts ? { parts: w.parts } : {}) };
   }
   for (const [name, size] of Object.entries(spec.outputs)) if (!buffers[name]) make(name, size * 4);
 
@@ -56,7 +59,11 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
   switch (spec.op) {
     case 'embedding': op = await k.embedding(weights.W, buffers.tokens, buffers.out); break;
     case 'rmsnorm': op = await k.rmsnorm(buffers.x, weights.W, buffers.out, num('eps'), Boolean(o.lastRow)); break;
-    case 'linear': op = await k.linear(buffers.x, weights.W, buffers.y, { outAtPos: Boolean(o.outAtPos), bias: buffers.bias }); break;
+    case 'linear': {
+      const y = weights.W.parts ? weights.W.parts.map((_, i) => buffers[`y${i}`]) : buffers.y;
+      op = await k.linear(buffers.x, weights.W, y, { outAtPos: Boolean(o.outAtPos), bias: buffers.bias });
+      break;
+    }
     case 'rope': {
       const shape = { nHeads: num('nHeads'), headDim: num('headDim'), ropeDim: num('ropeDim'), thetaBase: num('thetaBase'), neox: Boolean(o.neox), maxPositions: spec.pos0 + spec.nTokens };
       op = await k.rope(buffers.x, shape, buffers.cache);
