@@ -62,6 +62,28 @@ describe('lantern bench', () => {
     expect(result.decodeBandwidthFraction).toBeCloseTo(result.decodeGBps / result.streamReadGBps, 9);
   }, 120_000);
 
+  it('--profile times every dispatch of a decode step, grouped by kernel', async () => {
+    const run = await lantern('bench', '--model', STORIES_GGUF, '--prompt-tokens', '5', '--gen-tokens', '3', '--profile', '--json');
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout);
+    if (result.timing !== 'gpu-timestamps') {
+      expect(result.profile).toBeNull();
+      return;
+    }
+    const profile = result.profile as { kernel: string; dispatches: number; ms: number }[];
+    for (const p of profile) expect(Number.isFinite(p.ms) && p.ms > 0, `${p.kernel}: ${p.ms} ms`).toBe(true);
+    expect(profile.map((p) => p.ms)).toEqual([...profile.map((p) => p.ms)].sort((a, b) => b - a));
+    // stories260K has 5 layers: per layer two norms, q/k/v stacked in one linear, two ropes,
+    // attention, the output projection, two adds, gate/up stacked, swiglu, down; then the
+    // embedding, and the head's norm, output linear and argmax.
+    const count = (kernel: RegExp) => profile.filter((p) => kernel.test(p.kernel)).reduce((n, p) => n + p.dispatches, 0);
+    expect(count(/./)).toBeCloseTo(1 + 5 * 12 + 3, 9);
+    expect(count(/^attention/)).toBeCloseTo(5, 9);
+    expect(count(/^rmsnorm(?!.*last_row)/)).toBeCloseTo(10, 9);
+    expect(count(/^linear:.* 64\+32\+32x64$/)).toBeCloseTo(5, 9);
+    expect(count(/^linear:.* 172\+172x64$/)).toBeCloseTo(5, 9);
+  }, 120_000);
+
   it('refuses a token count of 0 as a usage error', async () => {
     const run = await lantern('bench', '--model', STORIES_GGUF, '--gen-tokens', '0', '--json');
     expect(run.code).toBe(2);

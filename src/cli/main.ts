@@ -33,10 +33,10 @@ Commands:
   tokenize  --model FILE (--text TEXT | --text-file FILE) [--add-special] [--no-parse-special] [--json]
             No GPU needed. BOS/EOS only with --add-special; special tokens written as text
             (e.g. <s>) are parsed unless --no-parse-special, as llama.cpp's llama-tokenize does.
-  bench     --model FILE [--prompt-tokens N] [--gen-tokens N] [--json]
+  bench     --model FILE [--prompt-tokens N] [--gen-tokens N] [--profile] [--json]
             Prefill (N=128 prompt tokens) and greedy decode (N=64) tokens/s, the weight bandwidth
             decoding reaches and the adapter's streaming-read bandwidth, on GPU timestamps where
-            the adapter has them.
+            the adapter has them. --profile adds each kernel's GPU time per decode step.
   help      This text.
 
 --json prints one JSON object on stdout; errors then print as {"error":{"code","message"}}.
@@ -68,13 +68,14 @@ const OPTIONS = {
   system: { type: 'string' },
   'chat-template': { type: 'string' },
   'gen-tokens': { type: 'string' },
+  profile: { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 /** Which options each command takes; any other is a usage error. */
 const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
-  bench: ['model', 'prompt-tokens', 'gen-tokens', 'json'],
+  bench: ['model', 'prompt-tokens', 'gen-tokens', 'profile', 'json'],
   generate: ['model', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
   chat: ['model', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
   logits: ['model', 'prompt-ids', 'context', 'json'],
@@ -231,6 +232,7 @@ interface BenchRequest {
   kind: 'bench';
   promptTokens: number;
   genTokens: number;
+  profile: boolean;
   contextLength: number;
 }
 
@@ -238,12 +240,12 @@ function benchRequest(values: Values): BenchRequest {
   const promptTokens = parseCount('--prompt-tokens', values['prompt-tokens']) ?? 128;
   const genTokens = parseCount('--gen-tokens', values['gen-tokens']) ?? 64;
   // Headroom: a generation that ends early (end-of-generation token) is restarted a little further on.
-  return { kind: 'bench', promptTokens, genTokens, contextLength: promptTokens + genTokens + 16 };
+  return { kind: 'bench', promptTokens, genTokens, profile: Boolean(values.profile), contextLength: promptTokens + genTokens + 16 };
 }
 
 /** `lantern bench`: one object with --json (the keys of BenchResult, plus model file and backend), else a few lines. */
 async function bench(session: ModelSession, request: BenchRequest, modelFile: string, json: boolean): Promise<void> {
-  const result = await session.bench({ promptTokens: request.promptTokens, genTokens: request.genTokens });
+  const result = await session.bench({ promptTokens: request.promptTokens, genTokens: request.genTokens, profile: request.profile });
   if (json) {
     writeJSON({ ...result, model: basename(modelFile), modelName: result.model, backend: session.backend });
     return;
@@ -256,6 +258,14 @@ async function bench(session: ModelSession, request: BenchRequest, modelFile: st
       `weights  ${f(result.weightBytesPerToken / 1e6)} MB per token: decode reads ${f(result.decodeGBps)} GB/s, ` +
       `${f(100 * result.decodeBandwidthFraction)}% of the ${f(result.streamReadGBps)} GB/s a streaming read gets (${result.streamPattern} pattern)\n`,
   );
+  if (result.profile === null) process.stdout.write('profile  not available: this device has no timestamp-query\n');
+  if (result.profile) {
+    const total = result.profile.reduce((sum, p) => sum + p.ms, 0);
+    process.stdout.write(`profile  one decode step, each dispatch in its own timed pass: ${f(total)} ms\n`);
+    for (const p of result.profile) {
+      process.stdout.write(`  ${p.kernel.padEnd(40)} ${String(Math.round(p.dispatches)).padStart(5)} dispatches ${f(p.ms).padStart(7)} ms ${f((100 * p.ms) / total).padStart(5)}%\n`);
+    }
+  }
 }
 
 /** --top-k, --top-p, --min-p, --repeat-penalty and --stop, shared by generate and chat. */

@@ -168,7 +168,7 @@ export class Kernels {
     const rows = weight.rows;
     const matvecOnly = BLOCK_ELEMENTS[weight.format] > 1 && (tpr === 1 || (this.matvecSubgroups && this.gpu.cpuAdapter));
     return {
-      name: `linear:${weight.format}`,
+      name: `linear:${weight.format} ${shapeName(weight)}`,
       encode(pass, n) {
         if (n === 1 || matvecOnly) {
           pass.setPipeline(matvec);
@@ -197,7 +197,7 @@ export class Kernels {
     const defines = [weightDefine(weight), ...(pairs && INT8_UNIT[weight.format] === 64 ? ['W_PAIR_BLOCKS'] : []), ...(bias ? ['BIAS'] : []), ...out.defines];
     const matvec = await this.fourRows('matvec_int8', defines, [this.step, values, xq, xs, weight.buffer, out.y, bias, undefined, ...out.extra], weight.rows);
     return {
-      name: `linear:${weight.format}:int8`,
+      name: `linear:${weight.format}:int8 ${shapeName(weight)}`,
       encode(pass, n) {
         pass.setPipeline(quantize);
         pass.setBindGroup(0, quantizeBind);
@@ -211,7 +211,7 @@ export class Kernels {
   private async linearRows(x: GPUBuffer, weight: Weight, out: LinearOutputs, values: GPUBuffer, bias?: GPUBuffer): Promise<Op> {
     const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : []), ...out.defines];
     const matvec = await this.fourRows('matvec_rows', defines, [this.step, values, x, weight.buffer, out.y, bias, undefined, undefined, ...out.extra], weight.rows);
-    return { name: `linear:${weight.format}:rows`, encode: matvec };
+    return { name: `linear:${weight.format}:rows ${shapeName(weight)}`, encode: matvec };
   }
 
   /**
@@ -401,6 +401,11 @@ export class Kernels {
     }
     return buffer;
   }
+}
+
+/** A weight's shape for op names (profiles): rows x cols, a stacked weight's parts joined by +. */
+function shapeName(weight: Weight): string {
+  return `${weight.parts ? weight.parts.join('+') : weight.rows}x${weight.cols}`;
 }
 
 /** A linear's outputs as linear_store.wgsl takes them: its variant, y, and what bindings 8 and 9 hold. */

@@ -13,7 +13,7 @@ import type { GpuContext } from '../gpu/device.ts';
 import { UniformLayout } from '../gpu/uniforms.ts';
 import { Kernels, STEP } from '../kernels/ops.ts';
 import type { GGUFTensorInfo } from '../model/gguf.ts';
-import type { Runtime } from './runtime.ts';
+import type { KernelProfile, Runtime } from './runtime.ts';
 
 export interface BenchOptions {
   /** Prompt length for the prefill measurement (default 128). */
@@ -22,6 +22,8 @@ export interface BenchOptions {
   genTokens?: number;
   /** Bytes the streaming read covers; default 256 MB (64 MB on a CPU adapter), less if the adapter's limits are smaller. */
   streamBytes?: number;
+  /** Also time each kernel of a decode step (Runtime.profileDecode); needs timestamp-query. */
+  profile?: boolean;
 }
 
 export interface BenchResult {
@@ -46,6 +48,12 @@ export interface BenchResult {
   decodeBandwidthFraction: number;
   /** The same runs by wall clock, readbacks and CPU work included: what a user waits, and how llama.cpp is timed. */
   wallClock: { prefillTokensPerSecond: number; decodeTokensPerSecond: number; streamReadGBps: number };
+  /**
+   * With options.profile, GPU time per decode step by kernel, slowest first, each dispatch timed in
+   * its own pass (so their sum exceeds a step's time by the passes' overhead); null where the
+   * device has no timestamp-query.
+   */
+  profile?: KernelProfile[] | null;
 }
 
 const MB = 1 << 20;
@@ -104,6 +112,8 @@ export async function benchRuntime(runtime: Runtime, options: BenchOptions = {})
     clock?.destroy();
   }
 
+  const profile = options.profile ? (await runtime.profileDecode()) ?? null : undefined;
+
   const gpuTimed = run.prefill.gpuMs !== undefined && run.decode.gpuMs !== undefined && stream.gpuMs !== undefined;
   const prefillMs = gpuTimed ? run.prefill.gpuMs! : run.prefill.wallMs;
   const decodeMs = gpuTimed ? run.decode.gpuMs! : run.decode.wallMs;
@@ -129,6 +139,7 @@ export async function benchRuntime(runtime: Runtime, options: BenchOptions = {})
       decodeTokensPerSecond: genTokens / (run.decode.wallMs / 1000),
       streamReadGBps: stream.bytes / (stream.wallMs * 1e6),
     },
+    ...(profile !== undefined ? { profile } : {}),
   };
 }
 

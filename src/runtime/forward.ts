@@ -170,6 +170,46 @@ export class LlamaForward {
     }
   }
 
+  /**
+   * GPU time of every dispatch of one decode step of `token` at position `pos`, the head included:
+   * each op in its own compute pass between two timestamps, so the figures carry each dispatch's
+   * own overhead too. [op name, ms] in encoding order. Needs timestamp-query (else undefined). It
+   * writes KV-cache row `pos`, which the caller must treat as not holding any token.
+   */
+  async profileStep(token: number, pos: number): Promise<{ name: string; ms: number }[] | undefined> {
+    const { device } = this.gpu;
+    if (!device.features.has('timestamp-query')) return undefined;
+    if (pos >= this.contextLength) throw new Error(`profileStep would write past the KV cache (${pos} >= ${this.contextLength})`);
+    const ops = [...this.layerOps, ...this.headOps];
+    const count = 2 * ops.length;
+    const querySet = device.createQuerySet({ label: 'profile', type: 'timestamp', count });
+    const resolved = device.createBuffer({ label: 'profile', size: 8 * count, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const read = device.createBuffer({ label: 'profile read', size: 8 * count, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      device.queue.writeBuffer(this.buffers.tokens, 0, new Uint32Array([token]));
+      device.queue.writeBuffer(this.buffers.step, 0, STEP.pack({ n_tokens: 1, pos0: pos }));
+      const encoder = device.createCommandEncoder({ label: 'profile' });
+      ops.forEach((op, i) => {
+        const pass = encoder.beginComputePass({ label: op.name, timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+        op.encode(pass, 1);
+        pass.end();
+      });
+      encoder.resolveQuerySet(querySet, 0, count, resolved, 0);
+      encoder.copyBufferToBuffer(resolved, 0, read, 0, 8 * count);
+      this.gpu.submit([encoder.finish()]);
+      await read.mapAsync(GPUMapMode.READ);
+      const error = this.gpu.takeError();
+      if (error) throw error;
+      const stamps = new BigInt64Array(read.getMappedRange().slice(0)); // ns
+      read.unmap();
+      return ops.map((op, i) => ({ name: op.name, ms: Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6 }));
+    } finally {
+      querySet.destroy();
+      resolved.destroy();
+      read.destroy();
+    }
+  }
+
   /** Waits for all submitted work (used before timing and after prefill chunks). */
   async finish(): Promise<void> {
     await this.gpu.device.queue.onSubmittedWorkDone();

@@ -32,6 +32,13 @@ const PREFILL_CHUNK = 64;
  * class runs in a Web Worker, on a page, and in Node over Dawn. One generation at a time: the
  * Scheduler (scheduler.ts) queues the rest.
  */
+/** One kernel's share of a decode step: how many dispatches it makes and their GPU time, per token. */
+export interface KernelProfile {
+  kernel: string;
+  dispatches: number;
+  ms: number;
+}
+
 export class Runtime {
   private _lastStats: GenerationStats | undefined;
   private busy = false;
@@ -272,6 +279,35 @@ export class Runtime {
         `The prompt has ${promptIds.length} tokens but the context holds ${this.info.contextLength}; shorten the prompt or load with a larger contextLength.`,
         { promptTokens: promptIds.length, contextLength: this.info.contextLength },
       );
+    }
+  }
+
+  /**
+   * GPU time per decode step by kernel (LlamaForward.profileStep), the mean of `steps` steps at the
+   * first free KV-cache position; undefined where the device has no timestamp-query. The cached
+   * tokens stay valid: the steps write only the row after them.
+   */
+  async profileDecode(steps = 4): Promise<KernelProfile[] | undefined> {
+    this.enter();
+    try {
+      const pos = Math.min(this.cachedIds.length, this.info.contextLength - 1);
+      this.cachedIds = this.cachedIds.slice(0, pos);
+      const byName = new Map<string, KernelProfile>();
+      for (let s = 0; s < steps; s++) {
+        const times = await this.forward.profileStep(this.cachedIds.at(-1) ?? 0, pos);
+        if (!times) return undefined;
+        for (const { name, ms } of times) {
+          const entry = byName.get(name) ?? { kernel: name, dispatches: 0, ms: 0 };
+          entry.dispatches += 1 / steps;
+          entry.ms += ms / steps;
+          byName.set(name, entry);
+        }
+      }
+      return [...byName.values()].sort((a, b) => b.ms - a.ms);
+    } catch (e) {
+      throw await this.explain(e);
+    } finally {
+      this.busy = false;
     }
   }
 
