@@ -196,7 +196,7 @@ export class Kernels {
     const pairs = weight.format !== 'q8_0';
     const quantize = await this.pipeline('quantize_x', pairs ? ['PAIRS'] : [], quantizeParams, { WG: quantizeWg });
     const quantizeBind = this.bindGroup(quantize, [this.step, this.uniform(quantizeParams, { k }), x, xq, xs]);
-    const defines = [weightDefine(weight), ...(pairs && INT8_UNIT[weight.format] === 64 ? ['W_PAIR_BLOCKS'] : []), ...(bias ? ['BIAS'] : []), ...out.defines, ...(((globalThis as any).ZZ ?? []) as string[])];
+    const defines = [weightDefine(weight), ...(pairs && INT8_UNIT[weight.format] === 64 ? ['W_PAIR_BLOCKS'] : []), ...(bias ? ['BIAS'] : []), ...out.defines];
     const matvec = await this.fourRows('matvec_int8', defines, [this.step, values, xq, xs, weight.buffer, out.y, bias, undefined, ...out.extra], weight.rows);
     return {
       name: `linear:${weight.format}:int8 ${shapeName(weight)}`,
