@@ -78,7 +78,11 @@ describe('offline app', () => {
     await page.getByTestId('prompt').fill('Once upon a time');
     await page.getByTestId('send').click();
     await expect.poll(async () => ((await page.getByTestId('output').textContent()) ?? '').length, { timeout: 60_000 }).toBeGreaterThan(20);
-    expect(server.requests.length).toBe(requestsBefore);
+    // Nothing the app asks for reached the server. The browser's own update check of the service
+    // worker (sw.js and the workbox script it imports) is not the app's request and is not subject
+    // to the context's offline emulation; it comes or not depending on timing, so it is left out.
+    const browserUpdateCheck = /^\/(sw|workbox-[\w-]+)\.js$/;
+    expect(server.requests.slice(requestsBefore).filter((path) => !browserUpdateCheck.test(path))).toEqual([]);
 
     await mkdir(join(REPO_ROOT, 'test-results'), { recursive: true });
     await page.screenshot({ path: join(REPO_ROOT, 'test-results/pwa-offline.png'), fullPage: true });
