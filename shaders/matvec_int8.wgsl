@@ -15,8 +15,9 @@
 //   W_Q8_0                 a pair of blocks (64 elements, 68 bytes: k a multiple of 64 puts every pair
 //                          on a word) in one step, the first block's fields half a word off; x as
 //                          four int8 per word, met by dot4I8Packed;
-//   W_Q4_0, W_Q5_0         with W_PAIR_BLOCKS: a pair of blocks (36, 44 bytes) in one step, x as
-//                          16-bit pairs (quantize_x PAIRS) met by packed products (below);
+//   W_Q4_0, W_Q5_0,        with W_PAIR_BLOCKS: a pair of blocks (36, 44 bytes) in one step, x as
+//   W_Q5_0R                16-bit pairs (quantize_x PAIRS) met by packed products (below); Q5_0R
+//                          is Q5_0 regrouped at load (src/model/q5_0r.ts), 1.4x faster here;
 //   W_Q4_K                 a 144-byte block in four steps of 64 elements, x as pairs;
 //   W_Q6_K                 a 210-byte block in two steps of 128 elements; blocks start on a word or
 //                          half a word; x as pairs.
@@ -245,6 +246,39 @@ fn w_unit(i: RowBlock, s: u32) -> WUnit {
   return WUnit(pairs32(vec4<u32>(upper_lower(w1, w2), upper_lower(w2, w3), upper_lower(w3, w4), upper_lower(w4, w5)), upper_lower(w0, w1)),
                pairs32(vec4<u32>(W[i + 7u], W[i + 8u], W[i + 9u], W[i + 10u]), W[i + 6u]),
                vec2<f32>(unpack2x16float(w0).x, unpack2x16float(w5).y));
+}
+const UNIT_WORDS = 11u;
+#endif
+
+#ifdef W_Q5_0R
+// Q5_0 regrouped (src/model/q5_0r.ts): d of both blocks in word 0, the 64 quants as five-bit
+// fields of words 1..10 (three per half-word), so each pair word is one shift and one mask away,
+// where Q5_0 spends more on its fifth bits than on the products.
+const FIVE = vec4<u32>(0x001f001fu);
+
+// Bits 15 and 31 of the five words a, b as a pair word: bit k of each value from word k.
+fn spare_pair(a: vec4<u32>, b: u32) -> u32 {
+  let t = (a >> vec4<u32>(15u, 14u, 13u, 12u)) & vec4<u32>(0x00010001u, 0x00020002u, 0x00040004u, 0x00080008u);
+  return t.x | t.y | t.z | t.w | ((b >> 11u) & 0x00100010u);
+}
+
+// 8 products of 5-bit weights per sum.
+fn block_sum(p: Pairs32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>) -> i32 {
+  return sum_8(p, x0, x1, x2, x3);
+}
+
+// Pairs 2 b and 2 b + 1: 11 words at i, laid out as quantSlot (q5_0r.ts) says.
+fn w_unit(i: RowBlock, s: u32) -> WUnit {
+  let a = vec4<u32>(W[i + 1u], W[i + 2u], W[i + 3u], W[i + 4u]);
+  let b = vec4<u32>(W[i + 5u], W[i + 6u], W[i + 7u], W[i + 8u]);
+  let c = vec2<u32>(W[i + 9u], W[i + 10u]);
+  let o = vec4<u32>(0x00100010u);
+  let five = vec4<u32>(5u);
+  let ten = vec4<u32>(10u);
+  return WUnit(Pairs32((a & FIVE) - o, ((a >> five) & FIVE) - o, (b & FIVE) - o, ((b >> five) & FIVE) - o),
+               Pairs32(((a >> ten) & FIVE) - o, ((vec4<u32>(c, c) >> vec4<u32>(0u, 0u, 5u, 5u)) & FIVE) - o, ((b >> ten) & FIVE) - o,
+                       vec4<u32>((c >> vec2<u32>(10u)) & FIVE.xy, spare_pair(a, b.x), spare_pair(vec4<u32>(b.yzw, c.x), c.y)) - o),
+               unpack2x16float(W[i]));
 }
 const UNIT_WORDS = 11u;
 #endif

@@ -10,6 +10,7 @@
 //   W_Q4_1  32 elements, 20 bytes:  f16 d | f16 m | u8 qs[16]                x = d * q + m
 //   W_Q5_0  32 elements, 22 bytes:  f16 d | u32 qh | u8 qs[16]               x = d * (q - 16)
 //   W_Q5_1  32 elements, 24 bytes:  f16 d | f16 m | u32 qh | u8 qs[16]       x = d * q + m
+//   W_Q5_0R Q5_0 regrouped for CPU adapters, 64 elements in 44 bytes (src/model/q5_0r.ts)
 //           qs as Q4_0's (the low 4 bits of q); bit e of qh (little-endian) is bit 4 of element e
 //   W_Q4_K 256 elements, 144 bytes: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
 //           8 sub-blocks of 32, 6-bit scale sc and min m each:           x = d * sc * q - dmin * m
@@ -143,6 +144,47 @@ fn w_dot32(c: u32, xi: u32) -> f32 {
   return dm.x * acc_q + dm.y * acc_x;
 }
 #endif
+#endif
+
+#ifdef W_Q5_0R
+// Q5_0 regrouped in pairs of blocks (src/model/q5_0r.ts, whose quantSlot this follows): 11 words
+// per 64 elements, no w_dot32 (only matvec_int8.wgsl reads it as a matrix).
+fn w_load(i: u32) -> f32 {
+  let base = (i >> 6u) * 11u;
+  let e = i & 63u;
+  let block = e >> 5u;
+  let r = e & 31u;
+  let kind = ((r >> 4u) << 1u) | (r & 1u); // a, b, c, e
+  let j = (r & 15u) >> 2u;
+  let half = 16u * ((r >> 1u) & 1u);
+  var word = 0u;
+  var bit = 0u;
+  var spare = false;
+  if (block == 0u) {
+    word = select(5u, 1u, kind < 2u) + j;
+    bit = (kind & 1u) * 5u + half;
+  } else if (kind == 0u || kind == 2u) {
+    word = select(5u, 1u, kind == 0u) + j;
+    bit = 10u + half;
+  } else if (kind == 1u) {
+    word = 9u + (j & 1u);
+    bit = (j >> 1u) * 5u + half;
+  } else if (j < 2u) {
+    word = 9u + j;
+    bit = 10u + half;
+  } else {
+    word = 1u + 5u * (j - 2u);
+    bit = 15u + half;
+    spare = true;
+  }
+  var q = (W[base + word] >> bit) & 31u;
+  if (spare) {
+    q = 0u;
+    for (var k = 0u; k < 5u; k++) { q |= ((W[base + word + k] >> bit) & 1u) << k; }
+  }
+  let d = unpack2x16float(W[base]);
+  return select(d.x, d.y, block == 1u) * (f32(q) - 16.0);
+}
 #endif
 
 #ifdef W_Q5_0

@@ -73,11 +73,13 @@ export class LlamaForward {
     }
     const rope = { headDim: c.headDim, ropeDim: c.ropeDim, thetaBase: c.ropeTheta, neox: c.ropeNeox, maxPositions: contextLength, freqFactors };
     const layerOps: Op[] = [];
-    const tokenEmbd = await weights.matrix('token_embd.weight');
+    // Where linears read int8 activations, Q5_0 is regrouped at load (Q5_0R: 1.4x faster there).
+    const layout = { regroupQ5_0: k.int8Activations };
+    const tokenEmbd = await weights.matrix('token_embd.weight', layout);
     layerOps.push(await k.embedding(tokenEmbd, b.tokens, b.x));
     for (let l = 0; l < c.nLayers; l++) {
       const name = (tensor: string) => `blk.${l}.${tensor}.weight`;
-      const w = (tensor: string) => weights.matrix(name(tensor));
+      const w = (tensor: string) => weights.matrix(name(tensor), layout);
       /**
        * The linears that read xn, each with its output (with outAtPos the last lands at pos0, as V
        * does; with qkvBias, each has a bias): stacked into one weight and one dispatch where their
@@ -86,7 +88,7 @@ export class LlamaForward {
        */
       const linears = async (parts: { tensor: string; y: GPUBuffer }[], outAtPos: boolean, qkvBias: boolean): Promise<Op[]> => {
         const biases = async (ps: typeof parts) => (qkvBias ? weights.vectorF32(...ps.map((p) => `blk.${l}.${p.tensor}.bias`)) : undefined);
-        const stacked = await weights.stack(parts.map((p) => name(p.tensor)));
+        const stacked = await weights.stack(parts.map((p) => name(p.tensor)), layout);
         if (stacked) return [await k.linear(b.xn, stacked, parts.map((p) => p.y), { outAtPos, bias: await biases(parts) })];
         if (parts.length === 3) return [...(await linears(parts.slice(0, 2), false, qkvBias)), ...(await linears(parts.slice(2), outAtPos, qkvBias))];
         const ops: Op[] = [];
@@ -111,7 +113,7 @@ export class LlamaForward {
       );
     }
     // Tied embeddings: models without output.weight reuse the token embedding table.
-    const output = weights.has('output.weight') ? await weights.matrix('output.weight') : tokenEmbd;
+    const output = weights.has('output.weight') ? await weights.matrix('output.weight', layout) : tokenEmbd;
     const headOps = [
       await k.rmsnorm(b.x, await weights.matrix('output_norm.weight'), b.last, c.rmsEps, true),
       await k.linear(b.last, output, b.logits),

@@ -3,6 +3,7 @@ import { halfToFloat } from '../model/f16.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { Weight, WeightFormat } from '../kernels/ops.ts';
 import { GGMLType, type GGUFFile, type GGUFTensorInfo, ggmlTypeName } from '../model/gguf.ts';
+import { Q5_0R_PAIR_BYTES, regroupQ5_0 } from '../model/q5_0r.ts';
 import type { ByteSource } from '../storage/source.ts';
 
 /** Tensor data moves from the source to the GPU in reads of at most this many bytes. */
@@ -33,12 +34,16 @@ export class WeightLoader {
     return this.byName.has(name);
   }
 
-  /** A 1-D or 2-D weight, uploaded as stored: [rows = dims[1], cols = dims[0]]. */
-  async matrix(name: string): Promise<Weight> {
+  /**
+   * A 1-D or 2-D weight, uploaded as stored: [rows = dims[1], cols = dims[0]]. With regroupQ5_0
+   * (the kernels read Q5_0 with int8 activations), Q5_0 rows of a multiple of 64 elements are
+   * regrouped into Q5_0R on the way (src/model/q5_0r.ts), the same size.
+   */
+  async matrix(name: string, options: LoadLayout = {}): Promise<Weight> {
     const info = this.info(name);
-    const format = formatOf(info);
+    const format = storedFormat(info, options);
     const buffer = this.createBuffer(name, info.nBytes);
-    await this.upload(info, buffer, 0);
+    await this.upload(info, buffer, 0, format);
     return { buffer, format, rows: info.dims[1] ?? 1, cols: info.dims[0] };
   }
 
@@ -47,18 +52,18 @@ export class WeightLoader {
    * so that linears reading the same x run as one dispatch; undefined unless they share a storage
    * type and row length and each is a whole number of words (a part must start on a word).
    */
-  async stack(names: readonly string[]): Promise<Weight | undefined> {
+  async stack(names: readonly string[], options: LoadLayout = {}): Promise<Weight | undefined> {
     const infos = names.map((name) => this.info(name));
     const [first] = infos;
     const alike = infos.every((i) => i.type === first.type && i.dims[0] === first.dims[0] && i.dims.length === 2 && i.nBytes % 4 === 0);
     const bytes = infos.reduce((sum, i) => sum + i.nBytes, 0);
     const limits = this.gpu.device.limits;
     if (!alike || bytes > Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) return undefined;
-    const format = formatOf(first);
+    const format = storedFormat(first, options);
     const buffer = this.createBuffer(names.join('+'), bytes);
     let at = 0;
     for (const info of infos) {
-      await this.upload(info, buffer, at);
+      await this.upload(info, buffer, at, format);
       at += info.nBytes;
     }
     const parts = infos.map((i) => i.dims[1]);
@@ -89,11 +94,14 @@ export class WeightLoader {
     throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Vector ${name} is ${ggmlTypeName(info.type)}; expected F32 or F16. The file is unusual; convert it with a current llama.cpp.`);
   }
 
-  /** Tensor `info`'s bytes into `buffer` from byte `offset` (a multiple of 4), in chunks. */
-  private async upload(info: GGUFTensorInfo, buffer: GPUBuffer, offset: number): Promise<void> {
-    for (let done = 0; done < info.nBytes; done += UPLOAD_CHUNK) {
-      const bytes = await this.source.read(info.offset + done, Math.min(UPLOAD_CHUNK, info.nBytes - done));
-      writePadded(this.gpu.device.queue, buffer, offset + done, bytes);
+  /** Tensor `info`'s bytes into `buffer` from byte `offset` (a multiple of 4), in chunks, regrouped as `format` asks. */
+  private async upload(info: GGUFTensorInfo, buffer: GPUBuffer, offset: number, format: WeightFormat): Promise<void> {
+    const regroup = format === 'q5_0r';
+    // Chunks of whole regrouped pairs.
+    const chunk = regroup ? Q5_0R_PAIR_BYTES * Math.floor(UPLOAD_CHUNK / Q5_0R_PAIR_BYTES) : UPLOAD_CHUNK;
+    for (let done = 0; done < info.nBytes; done += chunk) {
+      const bytes = await this.source.read(info.offset + done, Math.min(chunk, info.nBytes - done));
+      writePadded(this.gpu.device.queue, buffer, offset + done, regroup ? regroupQ5_0(bytes) : bytes);
     }
   }
 
@@ -114,6 +122,18 @@ export class WeightLoader {
     }
     return this.gpu.device.createBuffer({ label, size: align4(nBytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
   }
+}
+
+/** How a weight is laid out on the GPU, beyond its GGUF type. */
+export interface LoadLayout {
+  /** Regroup Q5_0 into Q5_0R where the rows allow (whole pairs of blocks). */
+  regroupQ5_0?: boolean;
+}
+
+/** The format a tensor is uploaded as: its own, or Q5_0R where asked and its rows are whole pairs of blocks. */
+function storedFormat(info: GGUFTensorInfo, layout: LoadLayout): WeightFormat {
+  const format = formatOf(info);
+  return format === 'q5_0' && layout.regroupQ5_0 && info.dims[0] % 64 === 0 ? 'q5_0r' : format;
 }
 
 /** How the kernels read a tensor of this GGUF type, or a clear refusal. */
