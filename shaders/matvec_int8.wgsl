@@ -17,9 +17,10 @@
 //                          four int8 per word, met by dot4I8Packed;
 //   W_Q4_0, W_Q5_0,        with W_PAIR_BLOCKS: a pair of blocks (36, 44 bytes) in one step, x as
 //   W_Q5_0R                16-bit pairs (quantize_x PAIRS) met by packed products (below); Q5_0R
-//                          is Q5_0 regrouped at load (src/model/q5_0r.ts), 1.4x faster here;
+//                          is Q5_0 regrouped at load (src/model/regroup.ts), 1.4x faster here;
 //   W_Q4_K                 a 144-byte block in four steps of 64 elements, x as pairs;
-//   W_Q6_K                 a 210-byte block in two steps of 128 elements; blocks start on a word or
+//   W_Q6_K, W_Q6_KR        a 210-byte block in two steps of 128 elements (Q6_KR: Q6_K regrouped at
+//                          load, src/model/regroup.ts, every field on a word); Q6_K's blocks start on a word or
 //                          half a word; x as pairs.
 // Packed products (x as pairs): a weight word holds two signed 16-bit weights, elements e (low half)
 // and f (high half); the x word for them is x_f + 65536 x_e. Their product, mod 2^32, is
@@ -251,7 +252,7 @@ const UNIT_WORDS = 11u;
 #endif
 
 #ifdef W_Q5_0R
-// Q5_0 regrouped (src/model/q5_0r.ts): d of both blocks in word 0, the 64 quants as five-bit
+// Q5_0 regrouped (src/model/regroup.ts): d of both blocks in word 0, the 64 quants as five-bit
 // fields of words 1..10 (three per half-word), so each pair word is one shift and one mask away,
 // where Q5_0 spends more on its fifth bits than on the products.
 const FIVE = vec4<u32>(0x001f001fu);
@@ -267,7 +268,7 @@ fn block_sum(p: Pairs32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u
   return sum_8(p, x0, x1, x2, x3);
 }
 
-// Pairs 2 b and 2 b + 1: 11 words at i, laid out as quantSlot (q5_0r.ts) says.
+// Pairs 2 b and 2 b + 1: 11 words at i, laid out as quantSlot (regroup.ts) says.
 fn w_unit(i: RowBlock, s: u32) -> WUnit {
   let a = vec4<u32>(W[i + 1u], W[i + 2u], W[i + 3u], W[i + 4u]);
   let b = vec4<u32>(W[i + 5u], W[i + 6u], W[i + 7u], W[i + 8u]);
@@ -341,52 +342,20 @@ fn unit_dot(w: WUnit, x: XUnit) -> f32 {
 #endif
 
 #ifdef W_Q6_K
+#define Q6
+#endif
+#ifdef W_Q6_KR
+#define Q6
+#endif
+
+#ifdef Q6
 const BLOCK = 256u; // in two steps
 
-struct Words8 {
-  a: vec4<u32>,
-  b: vec4<u32>,
-}
-
-// The 8 words starting at word i, or (odd) at byte 2 of word i.
-fn run8(i: u32, odd: bool) -> Words8 {
-  let w0 = W[i]; let w1 = W[i + 1u]; let w2 = W[i + 2u]; let w3 = W[i + 3u]; let w4 = W[i + 4u];
-  let w5 = W[i + 5u]; let w6 = W[i + 6u]; let w7 = W[i + 7u]; let w8 = W[i + 8u];
-  let a = vec4<u32>(w0, w1, w2, w3);
-  let b = vec4<u32>(w4, w5, w6, w7);
-  let sixteen = vec4<u32>(16u);
-  return Words8(select(a, (a >> sixteen) | (vec4<u32>(w1, w2, w3, w4) << sixteen), odd),
-                select(b, (b >> sixteen) | (vec4<u32>(w5, w6, w7, w8) << sixteen), odd));
-}
-
-// A row's block: its word (odd: half a word on), its 16 int8 scales (bytes 192..207), and d.
-struct RowBlock {
-  i: u32,
-  odd: bool,
-  sc: vec4<u32>,
-  d: f32,
-}
-
-fn row_block(row: u32, b: u32) -> RowBlock {
-  let byte = 210u * (row * (params.k / 256u) + b);
-  let i = byte >> 2u;
-  let odd = (byte & 2u) != 0u;
-  let tail = run8(i + 48u, odd); // bytes 192..223: the scales, then d (the f16 at byte 208)
-  return RowBlock(i, odd, tail.a, unpack2x16float(tail.b.x).x);
-}
-
-// 16 quants of one sub-block as signed 16-bit pairs (q - 32): low 4 bits from ql words at bit
-// s_low, high 2 bits from qh words at bit s_high. A product's high half is at most 2 * 32 * 127,
-// so each sum takes 4 (q6_sum).
+// 16 quants of one sub-block as signed 16-bit pairs (q - 32). A product's high half is at most
+// 2 * 32 * 127, so each sum takes 4 (q6_sum).
 struct Pairs16 {
   a: vec4<u32>,
   b: vec4<u32>,
-}
-
-fn pairs16(ql: vec4<u32>, qh: vec4<u32>, s_low: u32, s_high: u32) -> Pairs16 {
-  let q = ((ql >> vec4<u32>(s_low)) & vec4<u32>(0x0f0f0f0fu)) | (((qh >> vec4<u32>(s_high)) & vec4<u32>(0x03030303u)) << vec4<u32>(4u));
-  let o = vec4<u32>(0x00200020u);
-  return Pairs16((q & vec4<u32>(0x00ff00ffu)) - o, ((q >> vec4<u32>(8u)) & vec4<u32>(0x00ff00ffu)) - o);
 }
 
 fn q6_sum(p: Pairs16, x0: vec4<u32>, x1: vec4<u32>) -> f32 {
@@ -394,21 +363,29 @@ fn q6_sum(p: Pairs16, x0: vec4<u32>, x1: vec4<u32>) -> f32 {
 }
 
 // Step h: elements 128 h .. 128 h + 127, sub-blocks 8 h .. 8 h + 7 (16 elements each) with their
-// scales times d. Element 128 h + 32 r + l: low 4 bits in ql[64 h + 32 (r & 1) + l] at bit 4 (r >> 1),
-// high 2 bits in qh[32 h + l] at bit 2 r.
+// scales times d.
 struct WUnit {
   p0: Pairs16, p1: Pairs16, p2: Pairs16, p3: Pairs16, p4: Pairs16, p5: Pairs16, p6: Pairs16, p7: Pairs16,
   sc0: vec4<f32>, // sub-blocks 8 h .. 8 h + 3
   sc1: vec4<f32>, // 8 h + 4 .. 8 h + 7
 }
 
-fn w_unit(r: RowBlock, h: u32) -> WUnit {
-  let even = run8(r.i + 16u * h, r.odd);
-  let odd_r = run8(r.i + 16u * h + 8u, r.odd);
-  let high = run8(r.i + 32u + 8u * h, r.odd);
-  return WUnit(pairs16(even.a, high.a, 0u, 0u), pairs16(even.b, high.b, 0u, 0u), pairs16(odd_r.a, high.a, 0u, 2u), pairs16(odd_r.b, high.b, 0u, 2u),
-               pairs16(even.a, high.a, 4u, 4u), pairs16(even.b, high.b, 4u, 4u), pairs16(odd_r.a, high.a, 4u, 6u), pairs16(odd_r.b, high.b, 4u, 6u),
-               r.d * i8x4(select(r.sc.x, r.sc.z, h == 1u)), r.d * i8x4(select(r.sc.y, r.sc.w, h == 1u)));
+// A row's block: its first quant word, its 16 int8 scales as four words, and d.
+struct RowBlock {
+  i: u32,
+  odd: bool, // Q6_K: the block starts half a word on
+  sc: vec4<u32>,
+  d: f32,
+}
+
+// Sub-blocks 8 h .. 8 h + 3 and 8 h + 4 .. 8 h + 7's scales times d.
+struct StepScales {
+  lo: vec4<f32>,
+  hi: vec4<f32>,
+}
+
+fn step_scales(r: RowBlock, h: u32) -> StepScales {
+  return StepScales(r.d * i8x4(select(r.sc.x, r.sc.z, h == 1u)), r.d * i8x4(select(r.sc.y, r.sc.w, h == 1u)));
 }
 
 // 128 elements: two runs of 64.
@@ -428,6 +405,95 @@ fn unit_dot(w: WUnit, x: XUnit) -> f32 {
   let r2 = w.sc1.x * q6_sum(w.p4, x.hi.x0, x.hi.x1) + w.sc1.y * q6_sum(w.p5, x.hi.x2, x.hi.x3);
   let r3 = w.sc1.z * q6_sum(w.p6, x.hi.x4, x.hi.x5) + w.sc1.w * q6_sum(w.p7, x.hi.x6, x.hi.x7);
   return dot(vec4<f32>(x.lo.dx.x, x.lo.dx.z, x.hi.dx.x, x.hi.dx.z), vec4<f32>(r0, r1, r2, r3));
+}
+#endif
+
+#ifdef W_Q6_KR
+// Q6_K regrouped in pairs of blocks (src/model/regroup.ts): 105 words per 512 elements, every
+// field on a word; a step's 24 quant words hold sub-blocks 0..5 as six-bit fields (bits 0 and 6
+// of each half-word), and sub-blocks 6, 7 in the spare bits 12..15 (low four bits in words
+// 0..15, top two in words 16..23).
+fn row_block(row: u32, b: u32) -> RowBlock {
+  let pair = 105u * (row * (params.k / 512u) + (b >> 1u));
+  let second = (b & 1u) == 1u;
+  let s = pair + select(1u, 5u, second);
+  let d = unpack2x16float(W[pair]);
+  return RowBlock(pair + select(9u, 57u, second), false, vec4<u32>(W[s], W[s + 1u], W[s + 2u], W[s + 3u]), select(d.x, d.y, second));
+}
+
+fn field_pairs(d: vec4<u32>) -> Pairs16 {
+  let six = vec4<u32>(0x003f003fu);
+  let o = vec4<u32>(0x00200020u);
+  return Pairs16((d & six) - o, ((d >> vec4<u32>(6u)) & six) - o);
+}
+
+// A spare-bit pair word set: low four bits at bits 12..15 of `low`, top two of pair word w at bits
+// 12 + 2 (w & 1) of high word w >> 1 (here hx, hy).
+fn spare_pairs(low: vec4<u32>, hx: u32, hy: u32) -> vec4<u32> {
+  let top = (vec4<u32>(hx, hx, hy, hy) >> vec4<u32>(8u, 10u, 8u, 10u)) & vec4<u32>(0x00300030u);
+  return (((low >> vec4<u32>(12u)) & vec4<u32>(0x000f000fu)) | top) - vec4<u32>(0x00200020u);
+}
+
+fn w_unit(r: RowBlock, h: u32) -> WUnit {
+  let i = r.i + 24u * h;
+  let d0 = vec4<u32>(W[i], W[i + 1u], W[i + 2u], W[i + 3u]);
+  let d1 = vec4<u32>(W[i + 4u], W[i + 5u], W[i + 6u], W[i + 7u]);
+  let d2 = vec4<u32>(W[i + 8u], W[i + 9u], W[i + 10u], W[i + 11u]);
+  let d3 = vec4<u32>(W[i + 12u], W[i + 13u], W[i + 14u], W[i + 15u]);
+  let d4 = vec4<u32>(W[i + 16u], W[i + 17u], W[i + 18u], W[i + 19u]);
+  let d5 = vec4<u32>(W[i + 20u], W[i + 21u], W[i + 22u], W[i + 23u]);
+  let sc = step_scales(r, h);
+  return WUnit(field_pairs(d0), field_pairs(d1), field_pairs(d2), field_pairs(d3), field_pairs(d4), field_pairs(d5),
+               Pairs16(spare_pairs(d0, d4.x, d4.y), spare_pairs(d1, d4.z, d4.w)),
+               Pairs16(spare_pairs(d2, d5.x, d5.y), spare_pairs(d3, d5.z, d5.w)),
+               sc.lo, sc.hi);
+}
+#endif
+
+#ifdef W_Q6_K
+struct Words8 {
+  a: vec4<u32>,
+  b: vec4<u32>,
+}
+
+// The 8 words starting at word i, or (odd) at byte 2 of word i.
+fn run8(i: u32, odd: bool) -> Words8 {
+  let w0 = W[i]; let w1 = W[i + 1u]; let w2 = W[i + 2u]; let w3 = W[i + 3u]; let w4 = W[i + 4u];
+  let w5 = W[i + 5u]; let w6 = W[i + 6u]; let w7 = W[i + 7u]; let w8 = W[i + 8u];
+  let a = vec4<u32>(w0, w1, w2, w3);
+  let b = vec4<u32>(w4, w5, w6, w7);
+  let sixteen = vec4<u32>(16u);
+  return Words8(select(a, (a >> sixteen) | (vec4<u32>(w1, w2, w3, w4) << sixteen), odd),
+                select(b, (b >> sixteen) | (vec4<u32>(w5, w6, w7, w8) << sixteen), odd));
+}
+
+// A row's block: its word (odd: half a word on), its 16 int8 scales (bytes 192..207), and d.
+fn row_block(row: u32, b: u32) -> RowBlock {
+  let byte = 210u * (row * (params.k / 256u) + b);
+  let i = byte >> 2u;
+  let odd = (byte & 2u) != 0u;
+  let tail = run8(i + 48u, odd); // bytes 192..223: the scales, then d (the f16 at byte 208)
+  return RowBlock(i, odd, tail.a, unpack2x16float(tail.b.x).x);
+}
+
+// 16 quants of one sub-block as pairs: low 4 bits from ql words at bit s_low, high 2 bits from
+// qh words at bit s_high.
+fn pairs16(ql: vec4<u32>, qh: vec4<u32>, s_low: u32, s_high: u32) -> Pairs16 {
+  let q = ((ql >> vec4<u32>(s_low)) & vec4<u32>(0x0f0f0f0fu)) | (((qh >> vec4<u32>(s_high)) & vec4<u32>(0x03030303u)) << vec4<u32>(4u));
+  let o = vec4<u32>(0x00200020u);
+  return Pairs16((q & vec4<u32>(0x00ff00ffu)) - o, ((q >> vec4<u32>(8u)) & vec4<u32>(0x00ff00ffu)) - o);
+}
+
+// Element 128 h + 32 r + l: low 4 bits in ql[64 h + 32 (r & 1) + l] at bit 4 (r >> 1), high 2 bits
+// in qh[32 h + l] at bit 2 r.
+fn w_unit(r: RowBlock, h: u32) -> WUnit {
+  let even = run8(r.i + 16u * h, r.odd);
+  let odd_r = run8(r.i + 16u * h + 8u, r.odd);
+  let high = run8(r.i + 32u + 8u * h, r.odd);
+  let sc = step_scales(r, h);
+  return WUnit(pairs16(even.a, high.a, 0u, 0u), pairs16(even.b, high.b, 0u, 0u), pairs16(odd_r.a, high.a, 0u, 2u), pairs16(odd_r.b, high.b, 0u, 2u),
+               pairs16(even.a, high.a, 4u, 4u), pairs16(even.b, high.b, 4u, 4u), pairs16(odd_r.a, high.a, 4u, 6u), pairs16(odd_r.b, high.b, 4u, 6u),
+               sc.lo, sc.hi);
 }
 #endif
 

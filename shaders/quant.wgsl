@@ -10,7 +10,8 @@
 //   W_Q4_1  32 elements, 20 bytes:  f16 d | f16 m | u8 qs[16]                x = d * q + m
 //   W_Q5_0  32 elements, 22 bytes:  f16 d | u32 qh | u8 qs[16]               x = d * (q - 16)
 //   W_Q5_1  32 elements, 24 bytes:  f16 d | f16 m | u32 qh | u8 qs[16]       x = d * q + m
-//   W_Q5_0R Q5_0 regrouped for CPU adapters, 64 elements in 44 bytes (src/model/q5_0r.ts)
+//   W_Q5_0R Q5_0 regrouped for CPU adapters, 64 elements in 44 bytes (src/model/regroup.ts)
+//   W_Q6_KR Q6_K regrouped for CPU adapters, 512 elements in 420 bytes (src/model/regroup.ts)
 //           qs as Q4_0's (the low 4 bits of q); bit e of qh (little-endian) is bit 4 of element e
 //   W_Q4_K 256 elements, 144 bytes: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
 //           8 sub-blocks of 32, 6-bit scale sc and min m each:           x = d * sc * q - dmin * m
@@ -146,8 +147,35 @@ fn w_dot32(c: u32, xi: u32) -> f32 {
 #endif
 #endif
 
+#ifdef W_Q6_KR
+// Q6_K regrouped in pairs of blocks (src/model/regroup.ts, whose q6Slot this follows): 105 words
+// per 512 elements, no w_dot32 (only matvec_int8.wgsl reads it as a matrix).
+fn w_load(i: u32) -> f32 {
+  let pair = (i >> 9u) * 105u;
+  let second = ((i >> 8u) & 1u) == 1u;
+  let e = i & 255u;
+  let k = (e & 127u) >> 4u;
+  let j4 = e & 15u;
+  let w = j4 >> 2u;
+  let odd = j4 & 1u;
+  let half = 16u * ((j4 >> 1u) & 1u);
+  let quants = pair + select(9u, 57u, second) + 24u * (e >> 7u);
+  var q: u32;
+  if (k < 6u) {
+    q = (W[quants + 4u * k + w] >> (6u * odd + half)) & 63u;
+  } else {
+    let j = 8u * (k - 6u) + 4u * odd + w;
+    q = ((W[quants + j] >> (12u + half)) & 15u) | (((W[quants + 16u + (j >> 1u)] >> (12u + 2u * (j & 1u) + half)) & 3u) << 4u);
+  }
+  let s = e >> 4u; // scale index in the block
+  let scale = i8_of((W[pair + select(1u, 5u, second) + (s >> 2u)] >> ((s & 3u) * 8u)) & 0xffu);
+  let d = unpack2x16float(W[pair]);
+  return select(d.x, d.y, second) * scale * (f32(q) - 32.0);
+}
+#endif
+
 #ifdef W_Q5_0R
-// Q5_0 regrouped in pairs of blocks (src/model/q5_0r.ts, whose quantSlot this follows): 11 words
+// Q5_0 regrouped in pairs of blocks (src/model/regroup.ts, whose quantSlot this follows): 11 words
 // per 64 elements, no w_dot32 (only matvec_int8.wgsl reads it as a matrix).
 fn w_load(i: u32) -> f32 {
   let base = (i >> 6u) * 11u;

@@ -3,7 +3,7 @@
 // Variants (one of):
 //   W_F32  one element per word
 //   W_F16  two halves per u32 word, unpacked with unpack2x16float (no shader-f16 needed)
-//   W_Q8_0, W_Q4_0, W_Q4_1, W_Q5_0, W_Q5_1, W_Q4_K, W_Q6_K  ggml blocks (and W_Q5_0R, Q5_0 regrouped) decoded in registers by
+//   W_Q8_0, W_Q4_0, W_Q4_1, W_Q5_0, W_Q5_1, W_Q4_K, W_Q6_K  ggml blocks (and W_Q5_0R, W_Q6_KR: regrouped for CPU adapters) decoded in registers by
 //          quant.wgsl, which also gives matvec its per-32-element w_dot32 under W_DOT
 // Provides: w_load(i) -> f32, element i of the flat matrix.
 
@@ -34,6 +34,9 @@ fn w_load(i: u32) -> f32 {
 #include "quant"
 #endif
 #ifdef W_Q5_0R
+#include "quant"
+#endif
+#ifdef W_Q6_KR
 #include "quant"
 #endif
 #ifdef W_Q4_K

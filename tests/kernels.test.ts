@@ -8,7 +8,7 @@ import { GGMLType } from '../src/model/gguf.ts';
 import type { WeightFormat } from '../src/kernels/ops.ts';
 import type { KernelSpec } from './kernels/harness.ts';
 import * as ref from './kernels/reference.ts';
-import { regroupQ5_0 } from '../src/model/q5_0r.ts';
+import { regroupQ5_0, regroupQ6_K } from '../src/model/regroup.ts';
 
 let gpu: GpuPage;
 beforeAll(async () => {
@@ -176,56 +176,63 @@ describe('kernels match their CPU twins', () => {
     });
   }
 
-  // Q5_0R: Q5_0 regrouped at load for the int8 path (src/model/q5_0r.ts). Its twin is the Q5_0
-  // it came from, so a misplaced quant in the regrouping or in either decoder (embedding's w_load,
-  // matvec_int8's pairs) shows as a mismatch; the spare bits carry elements 58..63 of each pair.
-  describe('Q5_0R (Q5_0 regrouped)', () => {
-    const regrouped = (values: Float64Array) => {
-      const bytes = ref.quantize(values, GGMLType.Q5_0);
-      return { words: Array.from(new Uint32Array(regroupQ5_0(bytes).buffer)), rounded: ref.dequantize(bytes, GGMLType.Q5_0, values.length) };
-    };
-    it('embedding gathers and decodes rows', async () => {
-      const rows = 7, cols = 192;
-      const table = regrouped(ref.randomArray(rows * cols, 41));
-      const tokens = [3, 0, 6, 3];
-      const got = await runKernel({
-        op: 'embedding', nTokens: tokens.length, pos0: 0, inputs: { tokens },
-        weights: { W: { words: table.words, format: 'q5_0r', rows, cols } }, outputs: { out: tokens.length * cols },
-      });
-      expectClose(got.out, ref.embedding(table.rounded, cols, tokens), { abs: 1e-6, rel: 1e-6 }, 'embedding q5_0r');
-    });
-    for (const [nTokens, k, n] of [[1, 192, 37], [5, 128, 9], [3, 64, 6]]) {
-      it(`linear ${nTokens} x ${k} -> ${n}, int8 activations`, async () => {
-        const x = asF32(ref.randomArray(nTokens * k, 42));
-        const w = regrouped(ref.randomArray(n * k, 43));
-        const got = await runKernel({
-          op: 'linear', nTokens, pos0: 0, inputs: { x: f32(x) },
-          weights: { W: { words: w.words, format: 'q5_0r', rows: n, cols: k } }, outputs: { y: nTokens * n },
-        });
-        expect(got.int8[0]).toBe(1);
-        expectClose(got.y, ref.linear(ref.quantizeActivations(x), w.rounded, k, n), { abs: 1e-4, rel: 1e-4 }, 'linear q5_0r');
-      });
-    }
-    it('linear is exact at the extremes of weights and x', async () => {
-      const k = 512, n = 9;
-      for (const sign of [1, -1]) {
-        const w = regrouped(new Float64Array(n * k).fill(-1));
-        const x = new Float64Array(k).fill(sign);
-        const got = await runKernel({
-          op: 'linear', nTokens: 1, pos0: 0, inputs: { x: f32(x) },
-          weights: { W: { words: w.words, format: 'q5_0r', rows: n, cols: k } }, outputs: { y: n },
-        });
-        expectClose(got.y, ref.linear(ref.quantizeActivations(x), w.rounded, k, n), { abs: 1e-4, rel: 1e-5 }, `linear q5_0r at the extremes, x = ${sign}`);
-      }
-    });
-    it('is refused where linears read f32 activations', async () => {
-      const spec: KernelSpec = {
-        op: 'linear', nTokens: 1, pos0: 0, inputs: { x: new Array(64).fill(0) },
-        weights: { W: { words: new Array(11).fill(0), format: 'q5_0r', rows: 1, cols: 64 } }, outputs: { y: 1 }, options: { gpuPaths: true },
+  // Q5_0R and Q6_KR: Q5_0 and Q6_K regrouped at load for the int8 path (src/model/regroup.ts).
+  // Their twin is the format they came from, so a misplaced quant in the regrouping or in either
+  // decoder (embedding's w_load, matvec_int8's pairs) shows as a mismatch; the spare bits carry
+  // elements 58..63 of each Q5_0R pair and sub-blocks 6, 7 of each Q6_KR half block.
+  const REGROUPED = [
+    { format: 'q5_0r', type: GGMLType.Q5_0, regroup: regroupQ5_0, unit: 64, extreme: -1 },
+    { format: 'q6_kr', type: GGMLType.Q6_K, regroup: regroupQ6_K, unit: 512, extreme: -1 },
+  ] as const;
+  for (const { format, type, regroup, unit, extreme } of REGROUPED) {
+    describe(`${format.toUpperCase()} (${format.slice(0, -1).toUpperCase()} regrouped)`, () => {
+      const regrouped = (values: Float64Array) => {
+        const bytes = ref.quantize(values, type);
+        return { words: Array.from(new Uint32Array(regroup(bytes).buffer)), rounded: ref.dequantize(bytes, type, values.length) };
       };
-      await expect(runKernel(spec)).rejects.toThrow(/int8 activations only/);
+      it('embedding gathers and decodes rows', async () => {
+        const rows = 7, cols = 3 * unit;
+        const table = regrouped(ref.randomArray(rows * cols, 41));
+        const tokens = [3, 0, 6, 3];
+        const got = await runKernel({
+          op: 'embedding', nTokens: tokens.length, pos0: 0, inputs: { tokens },
+          weights: { W: { words: table.words, format, rows, cols } }, outputs: { out: tokens.length * cols },
+        });
+        expectClose(got.out, ref.embedding(table.rounded, cols, tokens), { abs: 1e-6, rel: 1e-6 }, `embedding ${format}`);
+      });
+      for (const [nTokens, k, n] of [[1, 3 * unit, 37], [5, 2 * unit, 9], [3, unit, 6]]) {
+        it(`linear ${nTokens} x ${k} -> ${n}, int8 activations`, async () => {
+          const x = asF32(ref.randomArray(nTokens * k, 42));
+          const w = regrouped(ref.randomArray(n * k, 43));
+          const got = await runKernel({
+            op: 'linear', nTokens, pos0: 0, inputs: { x: f32(x) },
+            weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: nTokens * n },
+          });
+          expect(got.int8[0]).toBe(1);
+          expectClose(got.y, ref.linear(ref.quantizeActivations(x), w.rounded, k, n), { abs: 1e-4, rel: 1e-4 }, `linear ${format}`);
+        });
+      }
+      it('linear is exact at the extremes of weights and x', async () => {
+        const k = Math.max(512, unit), n = 9;
+        for (const sign of [1, -1]) {
+          const w = regrouped(new Float64Array(n * k).fill(extreme));
+          const x = new Float64Array(k).fill(sign);
+          const got = await runKernel({
+            op: 'linear', nTokens: 1, pos0: 0, inputs: { x: f32(x) },
+            weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: n },
+          });
+          expectClose(got.y, ref.linear(ref.quantizeActivations(x), w.rounded, k, n), { abs: 1e-4, rel: 1e-5 }, `linear ${format} at the extremes, x = ${sign}`);
+        }
+      });
+      it('is refused where linears read f32 activations', async () => {
+        const spec: KernelSpec = {
+          op: 'linear', nTokens: 1, pos0: 0, inputs: { x: new Array(unit).fill(0) },
+          weights: { W: { words: new Array(unit).fill(0), format, rows: 1, cols: unit } }, outputs: { y: 1 }, options: { gpuPaths: true },
+        };
+        await expect(runKernel(spec)).rejects.toThrow(/int8 activations only/);
+      });
     });
-  });
+  }
 
   it('a block-format weight whose rows are not whole blocks is refused with BAD_MODEL_FILE', async () => {
     const spec: KernelSpec = {

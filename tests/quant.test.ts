@@ -146,7 +146,9 @@ let dir: string;
 const files: Record<string, { quantized: string; decoded: string }> = {};
 
 const RANDOM_SHAPE = { architecture: 'llama', nLayers: 2, nEmbd: 256, nFF: 512, nHeads: 4, nKvHeads: 2, contextLength: 256 } as const;
-const MODELS: [string, 'stories' | 'random', TensorTypes][] = [
+/** Rows of 512 and more: every Q6_K tensor is regrouped (Q6_KR) where linears read int8 activations. */
+const WIDE_SHAPE = { architecture: 'llama', nLayers: 1, nEmbd: 512, nFF: 1024, nHeads: 8, nKvHeads: 4, contextLength: 256 } as const;
+const MODELS: [string, 'stories' | 'random' | 'wide', TensorTypes][] = [
   // stories260K's rows are 64 long, except ffn_down's 172: that one falls back to F16, as in llama.cpp.
   ['stories260K Q8_0', 'stories', GGMLType.Q8_0],
   ['stories260K Q4_0', 'stories', GGMLType.Q4_0],
@@ -160,6 +162,7 @@ const MODELS: [string, 'stories' | 'random', TensorTypes][] = [
   ['random 256x2 Q4_K', 'random', GGMLType.Q4_K],
   ['random 256x2 Q6_K', 'random', GGMLType.Q6_K],
   ['random 256x2 Q4_K_M (Q4_K, Q6_K for layer 1\'s attn_v/ffn_down and the output)', 'random', Q4_K_M],
+  ['random 512x1 Q6_K (embedding and every linear regrouped on CPU adapters)', 'wide', GGMLType.Q6_K],
 ];
 
 beforeAll(async () => {
@@ -168,7 +171,7 @@ beforeAll(async () => {
   const stories = await readGGUF(bytesSource(storiesBytes));
   const vocab = vocabularyOf(stories);
   for (const [name, base, types] of MODELS) {
-    const bytes = base === 'stories' ? restoreModel(stories, storiesBytes, types) : writeRandomModel(RANDOM_SHAPE, vocab, types, 5);
+    const bytes = base === 'stories' ? restoreModel(stories, storiesBytes, types) : writeRandomModel(base === 'wide' ? WIDE_SHAPE : RANDOM_SHAPE, vocab, types, 5);
     const stem = join(dir, name.replace(/\W+/g, '-'));
     files[name] = { quantized: `${stem}.gguf`, decoded: `${stem}.decoded-f32.gguf` };
     writeFileSync(files[name].quantized, bytes);

@@ -17,18 +17,18 @@ export const STEP = new UniformLayout('Step', { n_tokens: 'u32', pos0: 'u32' });
  * How a weight matrix is stored on the GPU (raw GGUF bytes, as u32 words). The q formats are
  * ggml blocks (shaders/quant.wgsl), decoded in registers by every kernel that reads them.
  */
-export type WeightFormat = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q6_k' | 'q5_0r';
+export type WeightFormat = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q6_k' | 'q5_0r' | 'q6_kr';
 
 /** Elements per block of each format: a row of a block format is a whole number of blocks. */
 const BLOCK_ELEMENTS: Record<WeightFormat, number> = {
-  f32: 1, f16: 1, q8_0: 32, q4_0: 32, q4_1: 32, q5_0: 32, q5_1: 32, q4_k: 256, q6_k: 256, q5_0r: 64,
+  f32: 1, f16: 1, q8_0: 32, q4_0: 32, q4_1: 32, q5_0: 32, q5_1: 32, q4_k: 256, q6_k: 256, q5_0r: 64, q6_kr: 512,
 };
 
 /**
  * Formats matvec_int8.wgsl reads, each with the multiple of k it needs: pairs of 32-element blocks
  * (so that every pair starts on a word) or whole 256-element blocks.
  */
-const INT8_UNIT: Partial<Record<WeightFormat, number>> = { q8_0: 64, q4_0: 64, q5_0: 64, q4_k: 256, q6_k: 256, q5_0r: 64 };
+const INT8_UNIT: Partial<Record<WeightFormat, number>> = { q8_0: 64, q4_0: 64, q5_0: 64, q4_k: 256, q6_k: 256, q5_0r: 64, q6_kr: 512 };
 
 /** A weight matrix of `rows` rows of `cols` elements, row-major as ggml stores it. */
 export interface Weight {
@@ -154,7 +154,9 @@ export class Kernels {
       extra: parts.length === 3 ? [outputs[1], outputs[2]] : parts.length === 2 ? [undefined, outputs[1]] : [],
     };
     if (this.readsInt8Activations(weight)) return this.linearInt8(x, weight, stack, values, bias);
-    if (weight.format === 'q5_0r') throw new Error('Q5_0R weights are read with int8 activations only: load them as Q5_0 where int8Activations is off');
+    if (weight.format === 'q5_0r' || weight.format === 'q6_kr') {
+      throw new Error(`${weight.format.toUpperCase()} weights are read with int8 activations only: load them as stored where int8Activations is off`);
+    }
     if (this.cpuRows && (weight.format === 'f16' || weight.format === 'f32') && weight.cols % 16 === 0) {
       return this.linearRows(x, weight, stack, values, bias);
     }

@@ -73,8 +73,8 @@ export class LlamaForward {
     }
     const rope = { headDim: c.headDim, ropeDim: c.ropeDim, thetaBase: c.ropeTheta, neox: c.ropeNeox, maxPositions: contextLength, freqFactors };
     const layerOps: Op[] = [];
-    // Where linears read int8 activations, Q5_0 is regrouped at load (Q5_0R: 1.4x faster there).
-    const layout = { regroupQ5_0: k.int8Activations };
+    // Where linears read int8 activations, Q5_0 and Q6_K are regrouped at load (src/model/regroup.ts).
+    const layout = { regroup: k.int8Activations };
     const tokenEmbd = await weights.matrix('token_embd.weight', layout);
     layerOps.push(await k.embedding(tokenEmbd, b.tokens, b.x));
     for (let l = 0; l < c.nLayers; l++) {

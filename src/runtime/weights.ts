@@ -3,7 +3,7 @@ import { halfToFloat } from '../model/f16.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { Weight, WeightFormat } from '../kernels/ops.ts';
 import { GGMLType, type GGUFFile, type GGUFTensorInfo, ggmlTypeName } from '../model/gguf.ts';
-import { Q5_0R_PAIR_BYTES, regroupQ5_0 } from '../model/q5_0r.ts';
+import { Q5_0R_PAIR_BYTES, Q6_KR_PAIR_BYTES, regroupQ5_0, regroupQ6_K } from '../model/regroup.ts';
 import type { ByteSource } from '../storage/source.ts';
 
 /** Tensor data moves from the source to the GPU in reads of at most this many bytes. */
@@ -35,9 +35,9 @@ export class WeightLoader {
   }
 
   /**
-   * A 1-D or 2-D weight, uploaded as stored: [rows = dims[1], cols = dims[0]]. With regroupQ5_0
-   * (the kernels read Q5_0 with int8 activations), Q5_0 rows of a multiple of 64 elements are
-   * regrouped into Q5_0R on the way (src/model/q5_0r.ts), the same size.
+   * A 1-D or 2-D weight, uploaded as stored: [rows = dims[1], cols = dims[0]]. With regroup (the
+   * kernels read int8 activations), Q5_0 and Q6_K rows of whole pairs of blocks are regrouped on
+   * the way (Q5_0R, Q6_KR: src/model/regroup.ts), the same size.
    */
   async matrix(name: string, options: LoadLayout = {}): Promise<Weight> {
     const info = this.info(name);
@@ -96,12 +96,13 @@ export class WeightLoader {
 
   /** Tensor `info`'s bytes into `buffer` from byte `offset` (a multiple of 4), in chunks, regrouped as `format` asks. */
   private async upload(info: GGUFTensorInfo, buffer: GPUBuffer, offset: number, format: WeightFormat): Promise<void> {
-    const regroup = format === 'q5_0r';
-    // Chunks of whole regrouped pairs.
-    const chunk = regroup ? Q5_0R_PAIR_BYTES * Math.floor(UPLOAD_CHUNK / Q5_0R_PAIR_BYTES) : UPLOAD_CHUNK;
+    const regroup = format === 'q5_0r' ? regroupQ5_0 : format === 'q6_kr' ? regroupQ6_K : undefined;
+    // Chunks of whole regrouped pairs (both pair sizes are whole words).
+    const pair = format === 'q5_0r' ? Q5_0R_PAIR_BYTES : format === 'q6_kr' ? Q6_KR_PAIR_BYTES : 4;
+    const chunk = pair * Math.floor(UPLOAD_CHUNK / pair);
     for (let done = 0; done < info.nBytes; done += chunk) {
       const bytes = await this.source.read(info.offset + done, Math.min(chunk, info.nBytes - done));
-      writePadded(this.gpu.device.queue, buffer, offset + done, regroup ? regroupQ5_0(bytes) : bytes);
+      writePadded(this.gpu.device.queue, buffer, offset + done, regroup ? regroup(bytes) : bytes);
     }
   }
 
@@ -126,14 +127,17 @@ export class WeightLoader {
 
 /** How a weight is laid out on the GPU, beyond its GGUF type. */
 export interface LoadLayout {
-  /** Regroup Q5_0 into Q5_0R where the rows allow (whole pairs of blocks). */
-  regroupQ5_0?: boolean;
+  /** Regroup Q5_0 into Q5_0R and Q6_K into Q6_KR where the rows allow (whole pairs of blocks). */
+  regroup?: boolean;
 }
 
-/** The format a tensor is uploaded as: its own, or Q5_0R where asked and its rows are whole pairs of blocks. */
+/** The format a tensor is uploaded as: its own, or a regrouped one (src/model/regroup.ts) where asked and its rows are whole pairs of blocks. */
 function storedFormat(info: GGUFTensorInfo, layout: LoadLayout): WeightFormat {
   const format = formatOf(info);
-  return format === 'q5_0' && layout.regroupQ5_0 && info.dims[0] % 64 === 0 ? 'q5_0r' : format;
+  if (!layout.regroup) return format;
+  if (format === 'q5_0' && info.dims[0] % 64 === 0) return 'q5_0r';
+  if (format === 'q6_k' && info.dims[0] % 512 === 0) return 'q6_kr';
+  return format;
 }
 
 /** How the kernels read a tensor of this GGUF type, or a clear refusal. */
