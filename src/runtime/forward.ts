@@ -184,7 +184,10 @@ export class LlamaForward {
     if (pos >= this.contextLength) throw new Error(`profileStep would write past the KV cache (${pos} >= ${this.contextLength})`);
     const ops = [...this.layerOps, ...this.headOps];
     const count = 2 * ops.length;
-    const querySet = device.createQuerySet({ label: 'profile', type: 'timestamp', count });
+    // A query set holds at most 4096 queries: one set per 2048 ops (deep models need several).
+    const perSet = 4096;
+    const querySets = Array.from({ length: Math.ceil(count / perSet) }, (_, s) =>
+      device.createQuerySet({ label: 'profile', type: 'timestamp', count: Math.min(perSet, count - s * perSet) }));
     const resolved = device.createBuffer({ label: 'profile', size: 8 * count, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
     const read = device.createBuffer({ label: 'profile read', size: 8 * count, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     try {
@@ -192,11 +195,13 @@ export class LlamaForward {
       device.queue.writeBuffer(this.buffers.step, 0, STEP.pack({ n_tokens: 1, pos0: pos }));
       const encoder = device.createCommandEncoder({ label: 'profile' });
       ops.forEach((op, i) => {
-        const pass = encoder.beginComputePass({ label: op.name, timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+        const querySet = querySets[Math.floor((2 * i) / perSet)];
+        const at = (2 * i) % perSet;
+        const pass = encoder.beginComputePass({ label: op.name, timestampWrites: { querySet, beginningOfPassWriteIndex: at, endOfPassWriteIndex: at + 1 } });
         op.encode(pass, 1);
         pass.end();
       });
-      encoder.resolveQuerySet(querySet, 0, count, resolved, 0);
+      querySets.forEach((querySet, s) => encoder.resolveQuerySet(querySet, 0, querySet.count, resolved, 8 * s * perSet));
       encoder.copyBufferToBuffer(resolved, 0, read, 0, 8 * count);
       this.gpu.submit([encoder.finish()]);
       await read.mapAsync(GPUMapMode.READ);
@@ -206,7 +211,7 @@ export class LlamaForward {
       read.unmap();
       return ops.map((op, i) => ({ name: op.name, ms: Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6 }));
     } finally {
-      querySet.destroy();
+      for (const querySet of querySets) querySet.destroy();
       resolved.destroy();
       read.destroy();
     }
