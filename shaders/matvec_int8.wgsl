@@ -268,7 +268,7 @@ fn block_sum(p: Pairs32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u
   return sum_8(p, x0, x1, x2, x3);
 }
 
-// Pairs 2 b and 2 b + 1: 11 words at i, laid out as quantSlot (regroup.ts) says.
+// Pairs 2 b and 2 b + 1: 11 words at i, laid out as q5Slot (regroup.ts) says.
 fn w_unit(i: RowBlock, s: u32) -> WUnit {
   let a = vec4<u32>(W[i + 1u], W[i + 2u], W[i + 3u], W[i + 4u]);
   let b = vec4<u32>(W[i + 5u], W[i + 6u], W[i + 7u], W[i + 8u]);

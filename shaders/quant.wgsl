@@ -175,7 +175,7 @@ fn w_load(i: u32) -> f32 {
 #endif
 
 #ifdef W_Q5_0R
-// Q5_0 regrouped in pairs of blocks (src/model/regroup.ts, whose quantSlot this follows): 11 words
+// Q5_0 regrouped in pairs of blocks (src/model/regroup.ts, whose q5Slot this follows): 11 words
 // per 64 elements, no w_dot32 (only matvec_int8.wgsl reads it as a matrix).
 fn w_load(i: u32) -> f32 {
   let base = (i >> 6u) * 11u;

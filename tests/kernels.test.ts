@@ -179,7 +179,7 @@ describe('kernels match their CPU twins', () => {
   // Q5_0R and Q6_KR: Q5_0 and Q6_K regrouped at load for the int8 path (src/model/regroup.ts).
   // Their twin is the format they came from, so a misplaced quant in the regrouping or in either
   // decoder (embedding's w_load, matvec_int8's pairs) shows as a mismatch; the spare bits carry
-  // elements 58..63 of each Q5_0R pair and sub-blocks 6, 7 of each Q6_KR half block.
+  // elements 57, 59, 61 and 63 of each Q5_0R pair and sub-blocks 6, 7 of each Q6_KR half block.
   const REGROUPED = [
     { format: 'q5_0r', type: GGMLType.Q5_0, regroup: regroupQ5_0, unit: 64, extreme: -1 },
     { format: 'q6_kr', type: GGMLType.Q6_K, regroup: regroupQ6_K, unit: 512, extreme: -1 },

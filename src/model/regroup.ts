@@ -11,18 +11,19 @@
  *
  *   word 0       f16 d of the first block (low half), of the second (high half)
  *   words 1..10  the 64 quants: each half-word holds three at bits 0, 5 and 10; bits 15 and 31
- *                of the ten words hold the last four, a bit from each of five words
+ *                of the ten words hold the other four (elements 57, 59, 61 and 63 of the pair), a
+ *                bit from each of five words
  *
  * A pair's elements meet x as matvec_int8's Pairs32 (a, b, c, e of each block): pair word a_j
  * holds elements 4 j (low half) and 4 j + 2 (high half), b_j elements 4 j + 1 and 4 j + 3, c_j and
- * e_j the same from element 16 on. quantSlot says where each of the 64 sits.
+ * e_j the same from element 16 on. q5Slot says where each of the 64 sits.
  */
 
 /** Bytes of one regrouped pair of blocks (two Q5_0 blocks of 22). */
 export const Q5_0R_PAIR_BYTES = 44;
 
 /** Where quant `e` (0..63) of a pair lives: five bits of word `word` from bit `bit`, or (spare) bit `bit` of words word .. word + 4. */
-export function quantSlot(e: number): { word: number; bit: number; spare: boolean } {
+export function q5Slot(e: number): { word: number; bit: number; spare: boolean } {
   const block = e >> 5;
   const r = e & 31;
   const kind = ((r >> 4) << 1) | (r & 1); // 0: a, 1: b, 2: c, 3: e
@@ -57,7 +58,7 @@ export function regroupQ5_0(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
       const qh = src.getUint32(block + 2, true);
       const low = (src.getUint8(block + 6 + (i & 15)) >> (4 * (i >> 4))) & 15;
       const q = low | (((qh >>> i) & 1) << 4);
-      const slot = quantSlot(e);
+      const slot = q5Slot(e);
       if (slot.spare) {
         for (let k = 0; k < 5; k++) words[slot.word + k] |= ((q >> k) & 1) << slot.bit;
       } else {
