@@ -45,7 +45,6 @@ export interface Weight {
 
 /** The uniform every linear kernel reads; n0, n1 are the rows of a stacked weight's first parts (linear_store.wgsl). */
 const LINEAR_PARAMS = new UniformLayout('Params', { k: 'u32', n: 'u32', out_at_pos: 'u32', n0: 'u32', n1: 'u32' });
-type LinearParams = typeof LINEAR_PARAMS;
 
 export interface KernelOptions {
   matvecThreadsPerRow?: number;
@@ -160,13 +159,12 @@ export class Kernels {
     if (this.cpuRows && (weight.format === 'f16' || weight.format === 'f32') && weight.cols % 16 === 0) {
       return this.linearRows(x, weight, stack, values, bias);
     }
-    const params = LINEAR_PARAMS;
     const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : []), ...stack.defines];
     const tile = 16;
-    const matmul = await this.pipeline('matmul', defines, params, { TILE: tile });
+    const matmul = await this.pipeline('matmul', defines, LINEAR_PARAMS, { TILE: tile });
     const wg = 64;
     const tpr = this.matvecThreadsPerRow;
-    const matvec = await this.pipeline('matvec', [...defines, ...(this.matvecSubgroups ? ['SUBGROUPS'] : [])], params, { WG: wg, TPR: tpr });
+    const matvec = await this.pipeline('matvec', [...defines, ...(this.matvecSubgroups ? ['SUBGROUPS'] : [])], LINEAR_PARAMS, { WG: wg, TPR: tpr });
     const resources = [this.step, values, x, weight.buffer, stack.y, bias, undefined, undefined, ...stack.extra];
     const matmulBind = this.bindGroup(matmul, resources);
     const matvecBind = this.bindGroup(matvec, resources);

@@ -247,14 +247,15 @@ export async function measureStreamRead(
   const bytes = Math.floor(Math.min(wanted, limit) / 16) * 16;
   if (!(bytes >= 16)) throw new LanternError('BAD_ARGUMENT', `The stream read needs at least 16 bytes, not ${wanted}.`);
   const nVec4 = bytes / 16;
-  // Grid stride: enough workgroups to keep a GPU's memory busy (a CPU adapter runs each as a loop).
-  // Spans: 16384 invocations, whose spans are long enough for a CPU adapter's cores to stream.
-  const shapes = {
-    grid: { wg: 256, groups: Math.min(Math.ceil(nVec4 / 256), gpu.cpuAdapter ? 64 : 8192), defines: [] as string[] },
-    spans: { wg: 64, groups: 256, defines: ['SPANS'] },
+  // Grid stride: enough workgroups to keep a GPU's memory busy (a CPU adapter runs each as a loop),
+  // one partial XOR per workgroup. Spans: 16384 invocations, whose spans are long enough for a CPU
+  // adapter's cores to stream, one partial XOR per invocation.
+  const gridGroups = Math.min(Math.ceil(nVec4 / 256), gpu.cpuAdapter ? 64 : 8192);
+  const shapes: Record<StreamPattern, { wg: number; groups: number; defines: string[]; partials: number }> = {
+    grid: { wg: 256, groups: gridGroups, defines: [], partials: gridGroups },
+    spans: { wg: 64, groups: 256, defines: ['SPANS'], partials: 256 * 64 },
   };
-  const partialWords = (p: StreamPattern) => (p === 'grid' ? shapes.grid.groups : shapes.spans.groups * shapes.spans.wg);
-  const maxPartial = Math.max(partialWords('grid'), partialWords('spans'));
+  const maxPartial = Math.max(shapes.grid.partials, shapes.spans.partials);
 
   const data = device.createBuffer({ label: 'stream read data', size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
   const partial = device.createBuffer({ label: 'stream read partial', size: maxPartial * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
@@ -296,7 +297,7 @@ export async function measureStreamRead(
       const runs: Timed[] = [];
       for (let r = 0; r < STREAM_REPEATS; r++) runs.push(await runOnce());
 
-      const words = partialWords(pattern);
+      const words = shapes[pattern].partials;
       const encoder = device.createCommandEncoder({ label: 'stream read result' });
       encoder.copyBufferToBuffer(partial, 0, read, 0, words * 4);
       device.queue.submit([encoder.finish()]);

@@ -27,11 +27,6 @@ export interface LoadOptions {
 /** Tokens one prefill step takes; longer prompts are prefilled in chunks of this size. */
 const PREFILL_CHUNK = 64;
 
-/**
- * A loaded model on a GPU device: tokenizer, weights, KV cache and the generation loop. The same
- * class runs in a Web Worker, on a page, and in Node over Dawn. One generation at a time: the
- * Scheduler (scheduler.ts) queues the rest.
- */
 /** One kernel's share of a decode step: how many dispatches it makes and their GPU time, per token. */
 export interface KernelProfile {
   kernel: string;
@@ -39,6 +34,11 @@ export interface KernelProfile {
   ms: number;
 }
 
+/**
+ * A loaded model on a GPU device: tokenizer, weights, KV cache and the generation loop. The same
+ * class runs in a Web Worker, on a page, and in Node over Dawn. One generation at a time: the
+ * Scheduler (scheduler.ts) queues the rest.
+ */
 export class Runtime {
   private _lastStats: GenerationStats | undefined;
   private busy = false;

@@ -96,13 +96,13 @@ export class WeightLoader {
 
   /** Tensor `info`'s bytes into `buffer` from byte `offset` (a multiple of 4), in chunks, regrouped as `format` asks. */
   private async upload(info: GGUFTensorInfo, buffer: GPUBuffer, offset: number, format: WeightFormat): Promise<void> {
-    const regroup = format === 'q5_0r' ? regroupQ5_0 : format === 'q6_kr' ? regroupQ6_K : undefined;
+    const regrouped = Object.values(REGROUPED).find((r) => r.format === format);
     // Chunks of whole regrouped pairs (both pair sizes are whole words).
-    const pair = format === 'q5_0r' ? Q5_0R_PAIR_BYTES : format === 'q6_kr' ? Q6_KR_PAIR_BYTES : 4;
+    const pair = regrouped?.pairBytes ?? 4;
     const chunk = pair * Math.floor(UPLOAD_CHUNK / pair);
     for (let done = 0; done < info.nBytes; done += chunk) {
       const bytes = await this.source.read(info.offset + done, Math.min(chunk, info.nBytes - done));
-      writePadded(this.gpu.device.queue, buffer, offset + done, regroup ? regroup(bytes) : bytes);
+      writePadded(this.gpu.device.queue, buffer, offset + done, regrouped ? regrouped.regroup(bytes) : bytes);
     }
   }
 
@@ -131,13 +131,17 @@ export interface LoadLayout {
   regroup?: boolean;
 }
 
-/** The format a tensor is uploaded as: its own, or a regrouped one (src/model/regroup.ts) where asked and its rows are whole pairs of blocks. */
+/** The formats regrouped at load (src/model/regroup.ts), by the format they come from: each pair of blocks, its elements and bytes. */
+const REGROUPED: Partial<Record<WeightFormat, { format: WeightFormat; pairElements: number; pairBytes: number; regroup: (bytes: Uint8Array) => Uint8Array }>> = {
+  q5_0: { format: 'q5_0r', pairElements: 64, pairBytes: Q5_0R_PAIR_BYTES, regroup: regroupQ5_0 },
+  q6_k: { format: 'q6_kr', pairElements: 512, pairBytes: Q6_KR_PAIR_BYTES, regroup: regroupQ6_K },
+};
+
+/** The format a tensor is uploaded as: its own, or a regrouped one where asked and its rows are whole pairs of blocks. */
 function storedFormat(info: GGUFTensorInfo, layout: LoadLayout): WeightFormat {
   const format = formatOf(info);
-  if (!layout.regroup) return format;
-  if (format === 'q5_0' && info.dims[0] % 64 === 0) return 'q5_0r';
-  if (format === 'q6_k' && info.dims[0] % 512 === 0) return 'q6_kr';
-  return format;
+  const regrouped = REGROUPED[format];
+  return layout.regroup && regrouped && info.dims[0] % regrouped.pairElements === 0 ? regrouped.format : format;
 }
 
 /** How the kernels read a tensor of this GGUF type, or a clear refusal. */
