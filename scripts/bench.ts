@@ -3,7 +3,7 @@
  * Lantern ÷ llama.cpp, and Lantern's decode bandwidth against the adapter's streaming read.
  *
  *   npm run bench -- [FILE.gguf ...] [--prompt-tokens 128] [--gen-tokens 64] [--threads 1,2]
- *                    [--llama-gpu false|vulkan|cuda] [--out FILE.json]
+ *                    [--llama-gpu false|vulkan|cuda] [--op-costs] [--out FILE.json]
  *   npm run bench -- --table bench/results/FILE.json     # the table of an earlier run, again
  *
  * Without files it benchmarks the SmolLM2-135M-shaped models of scripts/write-bench-models.ts,
@@ -11,6 +11,9 @@
  * Chromium's WebGPU); llama.cpp through node-llama-cpp, on the CPU with each thread count of
  * --threads (the faster one is compared), or on its GPU build with --llama-gpu. Results go to
  * bench/results/<date>-<machine>.json, and a markdown table to stdout.
+ *
+ * --op-costs adds what each kind of WGSL operation costs on the adapter (measureOpCosts), measured
+ * with the first model.
  *
  * Lantern ÷ llama.cpp compares wall-clock figures on both sides (llama.cpp has no GPU timestamps);
  * Lantern's GPU-timestamped figures are in the JSON beside them.
@@ -59,6 +62,7 @@ export async function main(argv: string[]): Promise<number> {
       'gen-tokens': { type: 'string' },
       threads: { type: 'string' },
       'llama-gpu': { type: 'string' },
+      'op-costs': { type: 'boolean' },
       out: { type: 'string' },
       table: { type: 'string' },
     },
@@ -100,7 +104,8 @@ export async function main(argv: string[]): Promise<number> {
       try {
         const session = await openSession(file, { contextLength: promptTokens + genTokens + 16 });
         try {
-          result.lantern = { ...(await session.bench({ promptTokens, genTokens })), backend: session.backend };
+          const opCosts = Boolean(values['op-costs']) && results.length === 0;
+          result.lantern = { ...(await session.bench({ promptTokens, genTokens, opCosts })), backend: session.backend };
           adapter = result.lantern.adapter;
           backend = session.backend;
         } finally {
@@ -225,6 +230,11 @@ function markdownTable(machine: { cpu: string; cores: number; adapter: string; b
     );
     if (r.lanternError) lines.push(`|  | Lantern failed: ${r.lanternError.split('\n')[0]} |`);
     if (r.llamaCppError) lines.push(`|  | llama.cpp failed: ${r.llamaCppError.split('\n')[0]} |`);
+  }
+  const costs = results.find((r) => r.lantern?.opCosts)?.lantern?.opCosts;
+  if (costs) {
+    lines.push('', '| operation | 1e9/s, all invocations | cost in u32 adds |', '|---|---:|---:|');
+    for (const c of costs) lines.push(`| ${c.op} | ${f(c.gOpsPerSecond)} | ${f(c.adds)} |`);
   }
   return lines.join('\n') + '\n';
 }

@@ -1,7 +1,8 @@
 /**
  * The benchmark: `lantern bench` on stories260K returns every documented figure, positive and
  * finite, with the weight traffic the GGUF header implies; the stream-read kernel's XOR matches
- * its CPU twin and the submit clock reads GPU time. A benchmark is not a timed test: shapes and
+ * its CPU twin and the submit clock reads GPU time; the operation-cost kernels compute what their
+ * CPU twins do. A benchmark is not a timed test: shapes and
  * sanity are asserted here, never speed.
  */
 import { execFile } from 'node:child_process';
@@ -10,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openGpuPage, type GpuPage } from '../src/cli/chromium-host.ts';
 import { openFileSource } from '../src/cli/file-source.ts';
 import { type GGUFTensorInfo, GGMLType, readGGUF } from '../src/model/gguf.ts';
-import { streamWord, weightBytesPerToken } from '../src/runtime/bench.ts';
+import { type OpCost, streamWord, weightBytesPerToken } from '../src/runtime/bench.ts';
 import { REPO_ROOT, STORIES_GGUF } from './helpers/paths.ts';
 
 const FIGURES = [
@@ -84,6 +85,19 @@ describe('lantern bench', () => {
     expect(count(/^linear:.* 172\+172x64$/)).toBeCloseTo(5, 9);
   }, 120_000);
 
+  it('--op-costs prints each operation in u32 adds, the add itself as 1', async () => {
+    const run = await lantern('bench', '--model', STORIES_GGUF, '--prompt-tokens', '2', '--gen-tokens', '2', '--op-costs');
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stdout.split('\n');
+    const start = lines.findIndex((line) => line.startsWith('op costs'));
+    expect(start, run.stdout).toBeGreaterThan(0);
+    const rows = lines.slice(start + 1).filter((line) => line.startsWith('  ')).map((line) => /^ {2}(.+?) +([\d.]+) G\/s +([\d.]+) adds$/.exec(line));
+    expect(rows.every((m) => m !== null), run.stdout).toBe(true);
+    expect(rows.map((m) => m![1])).toContain('dot4I8Packed');
+    expect(rows[0]).toMatchObject({ 1: 'u32 +', 3: '1.00' });
+    for (const m of rows) expect(Number(m![2]), m![1]).toBeGreaterThan(0);
+  }, 120_000);
+
   it('refuses a token count of 0 as a usage error', async () => {
     const run = await lantern('bench', '--model', STORIES_GGUF, '--gen-tokens', '0', '--json');
     expect(run.code).toBe(2);
@@ -148,5 +162,80 @@ describe('stream read kernel', () => {
       }
     }
     expect(['grid', 'spans']).toContain(results[2].pattern);
+  }, 60_000);
+});
+
+/** dot4I8Packed: the dot product of the four signed bytes of x and of y. */
+function dot4I8(x: number, y: number): number {
+  let sum = 0;
+  for (let i = 0; i < 4; i++) sum += ((x << (24 - 8 * i)) >> 24) * ((y << (24 - 8 * i)) >> 24);
+  return sum >>> 0;
+}
+
+/**
+ * Twin of shaders/op_cost.wgsl for the operations whose result WGSL pins down: the XOR over
+ * `invocations` of what each computes in `rounds` rounds of 1024 (each vec4 component is a chain of its own).
+ */
+function opCostTwin(op: string, invocations: number, rounds: number): number {
+  const step: Record<string, (a: number, b: number) => number> = {
+    'u32 +': (a, b) => (a + b) >>> 0,
+    'u32 *': (a, b) => Math.imul(a, b) >>> 0,
+    'u32 ^': (a, b) => (a ^ b) >>> 0,
+    'u32 >>': (a) => a >>> 1,
+    dot4I8Packed: dot4I8,
+    'storage load (u32, any index)': (a) => streamWord(a & 0xffff),
+  };
+  const f = step[op];
+  const seeds = [0x9e3779b1, 0x85ebca6b, 0xc2b2ae35, 0x27d4eb2f];
+  let xor = 0;
+  for (let gid = 0; gid < invocations; gid++) {
+    for (const seed of seeds) {
+      let a = Math.imul(gid, seed) >>> 0;
+      let b = (a ^ 0x3c6ef372) >>> 0;
+      let c = (a + 0x7f4a7c15) >>> 0;
+      let d = Math.imul(b, 5) >>> 0;
+      for (let i = 0; i < 64 * rounds; i++) {
+        a = f(a, b);
+        b = f(b, c);
+        c = f(c, d);
+        d = f(d, a);
+      }
+      xor = (xor ^ a ^ b ^ c ^ d) >>> 0;
+    }
+  }
+  return xor;
+}
+
+describe('operation costs', () => {
+  let gpu: GpuPage;
+  beforeAll(async () => {
+    gpu = await openGpuPage();
+  });
+  afterAll(() => gpu?.close());
+
+  it('measures every operation, add as 1, each kernel computing what its CPU twin does', async () => {
+    const { costs, subgroups } = await gpu.evaluate(async (size) => {
+      const { acquireGpu } = await window.lanternImport('/src/gpu/device.ts');
+      const bench = await window.lanternImport('/src/runtime/bench.ts');
+      const context = await acquireGpu(navigator.gpu);
+      try {
+        return { costs: (await bench.measureOpCosts(context, size)) as OpCost[], subgroups: context.subgroupSize !== undefined };
+      } finally {
+        context.device.destroy();
+      }
+    }, { rounds: 1, invocations: 256 });
+    expect(costs.map((c) => c.op)).toEqual([
+      'u32 +', 'u32 *', 'u32 ^', 'u32 >>', 'f32 a * b + c', 'i32 to f32', 'dot4I8Packed', 'unpack2x16float', 'storage load (u32, any index)',
+      ...(subgroups ? ['subgroupBroadcast'] : []), 'loop round',
+    ]);
+    expect(costs[0].adds).toBe(1);
+    for (const c of costs) {
+      expect(c.gOpsPerSecond, c.op).toBeGreaterThan(0);
+      expect(Number.isFinite(c.adds), c.op).toBe(true);
+    }
+    const checked = ['u32 +', 'u32 *', 'u32 ^', 'u32 >>', 'dot4I8Packed', 'storage load (u32, any index)'];
+    for (const op of checked) expect(costs.find((c) => c.op === op)!.xor, op).toBe(opCostTwin(op, 256, 1));
+    // The loop variant does the adds of OP_ADD, 16 a round.
+    expect(costs[costs.length - 1].xor).toBe(costs[0].xor);
   }, 60_000);
 });

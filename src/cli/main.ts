@@ -33,10 +33,11 @@ Commands:
   tokenize  --model FILE (--text TEXT | --text-file FILE) [--add-special] [--no-parse-special] [--json]
             No GPU needed. BOS/EOS only with --add-special; special tokens written as text
             (e.g. <s>) are parsed unless --no-parse-special, as llama.cpp's llama-tokenize does.
-  bench     --model FILE [--prompt-tokens N] [--gen-tokens N] [--profile] [--json]
+  bench     --model FILE [--prompt-tokens N] [--gen-tokens N] [--profile] [--op-costs] [--json]
             Prefill (N=128 prompt tokens) and greedy decode (N=64) tokens/s, the weight bandwidth
             decoding reaches and the adapter's streaming-read bandwidth, on GPU timestamps where
-            the adapter has them. --profile adds each kernel's GPU time per decode step.
+            the adapter has them. --profile adds each kernel's GPU time per decode step;
+            --op-costs what each kind of WGSL operation costs on the adapter, in u32 adds.
   help      This text.
 
 --json prints one JSON object on stdout; errors then print as {"error":{"code","message"}}.
@@ -69,13 +70,14 @@ const OPTIONS = {
   'chat-template': { type: 'string' },
   'gen-tokens': { type: 'string' },
   profile: { type: 'boolean' },
+  'op-costs': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 /** Which options each command takes; any other is a usage error. */
 const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
-  bench: ['model', 'prompt-tokens', 'gen-tokens', 'profile', 'json'],
+  bench: ['model', 'prompt-tokens', 'gen-tokens', 'profile', 'op-costs', 'json'],
   generate: ['model', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
   chat: ['model', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
   logits: ['model', 'prompt-ids', 'context', 'json'],
@@ -233,6 +235,7 @@ interface BenchRequest {
   promptTokens: number;
   genTokens: number;
   profile: boolean;
+  opCosts: boolean;
   contextLength: number;
 }
 
@@ -240,12 +243,12 @@ function benchRequest(values: Values): BenchRequest {
   const promptTokens = parseCount('--prompt-tokens', values['prompt-tokens']) ?? 128;
   const genTokens = parseCount('--gen-tokens', values['gen-tokens']) ?? 64;
   // Headroom: a generation that ends early (end-of-generation token) is restarted a little further on.
-  return { kind: 'bench', promptTokens, genTokens, profile: Boolean(values.profile), contextLength: promptTokens + genTokens + 16 };
+  return { kind: 'bench', promptTokens, genTokens, profile: Boolean(values.profile), opCosts: Boolean(values['op-costs']), contextLength: promptTokens + genTokens + 16 };
 }
 
 /** `lantern bench`: one object with --json (the keys of BenchResult, plus model file and backend), else a few lines. */
 async function bench(session: ModelSession, request: BenchRequest, modelFile: string, json: boolean): Promise<void> {
-  const result = await session.bench({ promptTokens: request.promptTokens, genTokens: request.genTokens, profile: request.profile });
+  const result = await session.bench({ promptTokens: request.promptTokens, genTokens: request.genTokens, profile: request.profile, opCosts: request.opCosts });
   if (json) {
     writeJSON({ ...result, model: basename(modelFile), modelName: result.model, backend: session.backend });
     return;
@@ -265,6 +268,10 @@ async function bench(session: ModelSession, request: BenchRequest, modelFile: st
     for (const p of result.profile) {
       process.stdout.write(`  ${p.kernel.padEnd(40)} ${String(Math.round(p.dispatches)).padStart(5)} dispatches ${f(p.ms).padStart(7)} ms ${f((100 * p.ms) / total).padStart(5)}%\n`);
     }
+  }
+  if (result.opCosts) {
+    process.stdout.write('op costs  per kind of WGSL operation: 1e9 per second over all invocations, and in u32 adds\n');
+    for (const c of result.opCosts) process.stdout.write(`  ${c.op.padEnd(32)} ${f(c.gOpsPerSecond).padStart(7)} G/s ${f(c.adds).padStart(7)} adds\n`);
   }
 }
 

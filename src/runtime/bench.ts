@@ -24,6 +24,8 @@ export interface BenchOptions {
   streamBytes?: number;
   /** Also time each kernel of a decode step (Runtime.profileDecode); needs timestamp-query. */
   profile?: boolean;
+  /** Also measure what each kind of WGSL operation costs on this adapter (measureOpCosts). */
+  opCosts?: boolean;
 }
 
 export interface BenchResult {
@@ -54,6 +56,8 @@ export interface BenchResult {
    * device has no timestamp-query.
    */
   profile?: KernelProfile[] | null;
+  /** With options.opCosts, the throughput of each kind of operation, and its cost in u32 adds. */
+  opCosts?: OpCost[];
 }
 
 const MB = 1 << 20;
@@ -113,6 +117,7 @@ export async function benchRuntime(runtime: Runtime, options: BenchOptions = {})
   }
 
   const profile = options.profile ? (await runtime.profileDecode()) ?? null : undefined;
+  const opCosts = options.opCosts ? await measureOpCosts(gpu) : undefined;
 
   const gpuTimed = run.prefill.gpuMs !== undefined && run.decode.gpuMs !== undefined && stream.gpuMs !== undefined;
   const prefillMs = gpuTimed ? run.prefill.gpuMs! : run.prefill.wallMs;
@@ -140,6 +145,7 @@ export async function benchRuntime(runtime: Runtime, options: BenchOptions = {})
       streamReadGBps: stream.bytes / (stream.wallMs * 1e6),
     },
     ...(profile !== undefined ? { profile } : {}),
+    ...(opCosts ? { opCosts } : {}),
   };
 }
 
@@ -319,6 +325,109 @@ export async function measureStreamRead(
   } finally {
     for (const buffer of [data, partial, read, step]) buffer.destroy();
     kernels.destroy();
+  }
+}
+
+/** What one kind of operation costs on this adapter (measureOpCosts). */
+export interface OpCost {
+  /** The WGSL operation, e.g. `dot4I8Packed`. */
+  op: string;
+  /** Operations per second over all invocations, in 1e9. */
+  gOpsPerSecond: number;
+  /** Its time in u32 adds: add's throughput over its own. */
+  adds: number;
+  /** The XOR of what every invocation computed, for tests to check against a CPU twin. */
+  xor: number;
+}
+
+const OP_COST_PARAMS = new UniformLayout('Params', { rounds: 'u32', mask: 'u32', shift: 'u32' });
+
+/** The variants of shaders/op_cost.wgsl: the operation, its defines, and how many a round applies. */
+const OP_KINDS: readonly { op: string; defines: string[]; perRound: number; subgroups?: boolean }[] = [
+  { op: 'u32 +', defines: ['OP_ADD'], perRound: 1024 },
+  { op: 'u32 *', defines: ['OP_MUL'], perRound: 1024 },
+  { op: 'u32 ^', defines: ['OP_XOR'], perRound: 1024 },
+  { op: 'u32 >>', defines: ['OP_SHIFT'], perRound: 1024 },
+  { op: 'f32 a * b + c', defines: ['OP_FMA'], perRound: 1024 },
+  { op: 'i32 to f32', defines: ['OP_I2F'], perRound: 1024 },
+  { op: 'dot4I8Packed', defines: ['OP_DOT4I8'], perRound: 1024 },
+  { op: 'unpack2x16float', defines: ['OP_UNPACK2X16FLOAT'], perRound: 512 },
+  { op: 'storage load (u32, any index)', defines: ['OP_LOAD'], perRound: 1024 },
+  { op: 'subgroupBroadcast', defines: ['OP_BROADCAST'], perRound: 1024, subgroups: true },
+];
+/** The loop variant: 16 adds a round, run for 64 times the rounds, so that it computes what OP_ADD does. */
+const LOOP_KIND = { op: 'loop round', defines: ['OP_ADD', 'LOOP'], perRound: 16 };
+const OP_COST_REPEATS = 5;
+
+/**
+ * The throughput of each operation of shaders/op_cost.wgsl on this adapter, and its cost in u32
+ * adds: where a CPU adapter spends a quantized linear's time (on SwiftShader u32 >> and
+ * dot4I8Packed have no SSE instruction and go lane by lane). Last comes a round of a loop, in
+ * rounds per second and in adds beyond the 16 it holds. Each figure is the median of
+ * OP_COST_REPEATS runs after a warm-up, by GPU timestamps where the device has them.
+ * subgroupBroadcast only where subgroups are enabled.
+ */
+export async function measureOpCosts(gpu: GpuContext, options: { rounds?: number; invocations?: number } = {}): Promise<OpCost[]> {
+  const { device } = gpu;
+  const wg = 64;
+  const invocations = Math.ceil((options.invocations ?? (gpu.cpuAdapter ? 1024 : 1 << 18)) / wg) * wg;
+  const rounds = options.rounds ?? (gpu.cpuAdapter ? 50 : 64);
+  const mask = (1 << 16) - 1;
+  const data = device.createBuffer({ label: 'op cost data', size: (mask + 1) * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  const sink = device.createBuffer({ label: 'op cost sink', size: invocations * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const read = device.createBuffer({ label: 'op cost sink read', size: invocations * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const step = device.createBuffer({ label: 'op cost step', size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM });
+  const kernels = new Kernels(gpu, step);
+  const clock = SubmitClock.create(gpu, 1);
+  try {
+    device.queue.writeBuffer(data, 0, Uint32Array.from({ length: mask + 1 }, (_, i) => streamWord(i)));
+    // Seconds per round of one invocation, and the XOR of what the invocations computed.
+    const measure = async (kind: { defines: string[] }, kindRounds: number): Promise<{ seconds: number; xor: number }> => {
+      const pipeline = await kernels.pipeline('op_cost', kind.defines, OP_COST_PARAMS, { WG: wg });
+      const params = kernels.uniform(OP_COST_PARAMS, { rounds: kindRounds, mask, shift: 1 });
+      // Only OP_LOAD reads data: the others' automatic layouts leave binding 1 out.
+      const bind = kernels.bindGroup(pipeline, [params, kind.defines.includes('OP_LOAD') ? data : undefined, sink]);
+      const op = kernels.op(pipeline, bind, () => [invocations / wg]);
+      const runOnce = async (): Promise<number> => {
+        const window = clock?.open();
+        const t0 = performance.now();
+        const encoder = device.createCommandEncoder({ label: 'op cost' });
+        const pass = encoder.beginComputePass({ label: 'op cost' });
+        op.encode(pass, 1);
+        pass.end();
+        gpu.submit([encoder.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        const wallMs = performance.now() - t0;
+        return (await window?.close()) ?? wallMs;
+      };
+      await runOnce();
+      const runs: number[] = [];
+      for (let r = 0; r < OP_COST_REPEATS; r++) runs.push(await runOnce());
+      const encoder = device.createCommandEncoder({ label: 'op cost sink' });
+      encoder.copyBufferToBuffer(sink, 0, read, 0, invocations * 4);
+      device.queue.submit([encoder.finish()]);
+      await read.mapAsync(GPUMapMode.READ);
+      const xor = new Uint32Array(read.getMappedRange()).reduce((a, b) => (a ^ b) >>> 0, 0);
+      read.unmap();
+      const error = gpu.takeError();
+      if (error) throw error;
+      return { seconds: median(runs) / 1000 / (invocations * kindRounds), xor };
+    };
+
+    const costs: OpCost[] = [];
+    let addSeconds = 0; // per add
+    for (const kind of OP_KINDS.filter((k) => !k.subgroups || gpu.subgroupSize !== undefined)) {
+      const { seconds, xor } = await measure(kind, rounds);
+      addSeconds ||= seconds / kind.perRound;
+      costs.push({ op: kind.op, gOpsPerSecond: kind.perRound / seconds / 1e9, adds: seconds / kind.perRound / addSeconds, xor });
+    }
+    const loop = await measure(LOOP_KIND, 64 * rounds);
+    costs.push({ op: LOOP_KIND.op, gOpsPerSecond: 1 / loop.seconds / 1e9, adds: loop.seconds / addSeconds - LOOP_KIND.perRound, xor: loop.xor });
+    return costs;
+  } finally {
+    for (const buffer of [data, sink, read, step]) buffer.destroy();
+    kernels.destroy();
+    clock?.destroy();
   }
 }
 
