@@ -11,7 +11,7 @@
 import { LanternError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { UniformLayout } from '../gpu/uniforms.ts';
-import { Kernels, STEP } from '../kernels/ops.ts';
+import { Kernels, type Op, STEP } from '../kernels/ops.ts';
 import type { GGUFTensorInfo } from '../model/gguf.ts';
 import type { KernelProfile, Runtime } from './runtime.ts';
 
@@ -286,18 +286,7 @@ export async function measureStreamRead(
       const params = kernels.uniform(STREAM_PARAMS, { n_vec4: nVec4, n_threads: groups * wg });
       const bind = kernels.bindGroup(pipeline, [params, data, partial]);
       const op = kernels.op(pipeline, bind, () => [groups]);
-      const runOnce = async (): Promise<Timed> => {
-        const window = options.clock?.open();
-        const t0 = performance.now();
-        const encoder = device.createCommandEncoder({ label: 'stream read' });
-        const pass = encoder.beginComputePass({ label: 'stream read' });
-        op.encode(pass, 1);
-        pass.end();
-        gpu.submit([encoder.finish()]);
-        await device.queue.onSubmittedWorkDone();
-        const wallMs = performance.now() - t0;
-        return { wallMs, gpuMs: await window?.close() };
-      };
+      const runOnce = () => timedDispatch(gpu, op, 'stream read', options.clock);
 
       await runOnce();
       const runs: Timed[] = [];
@@ -388,17 +377,9 @@ export async function measureOpCosts(gpu: GpuContext, options: { rounds?: number
       // Only OP_LOAD reads data: the others' automatic layouts leave binding 1 out.
       const bind = kernels.bindGroup(pipeline, [params, kind.defines.includes('OP_LOAD') ? data : undefined, sink]);
       const op = kernels.op(pipeline, bind, () => [invocations / wg]);
-      const runOnce = async (): Promise<number> => {
-        const window = clock?.open();
-        const t0 = performance.now();
-        const encoder = device.createCommandEncoder({ label: 'op cost' });
-        const pass = encoder.beginComputePass({ label: 'op cost' });
-        op.encode(pass, 1);
-        pass.end();
-        gpu.submit([encoder.finish()]);
-        await device.queue.onSubmittedWorkDone();
-        const wallMs = performance.now() - t0;
-        return (await window?.close()) ?? wallMs;
+      const runOnce = async () => {
+        const timed = await timedDispatch(gpu, op, 'op cost', clock);
+        return timed.gpuMs ?? timed.wallMs;
       };
       await runOnce();
       const runs: number[] = [];
@@ -429,6 +410,20 @@ export async function measureOpCosts(gpu: GpuContext, options: { rounds?: number
     kernels.destroy();
     clock?.destroy();
   }
+}
+
+/** One submit of `op` alone in a pass, waited for: its wall time, and its GPU time by `clock` where there is one. */
+async function timedDispatch(gpu: GpuContext, op: Op, label: string, clock?: SubmitClock): Promise<Timed> {
+  const window = clock?.open();
+  const t0 = performance.now();
+  const encoder = gpu.device.createCommandEncoder({ label });
+  const pass = encoder.beginComputePass({ label });
+  op.encode(pass, 1);
+  pass.end();
+  gpu.submit([encoder.finish()]);
+  await gpu.device.queue.onSubmittedWorkDone();
+  const wallMs = performance.now() - t0;
+  return { wallMs, gpuMs: await window?.close() };
 }
 
 /** Median wall time, and median GPU time where every run has one. */
