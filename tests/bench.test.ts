@@ -120,7 +120,48 @@ describe('weightBytesPerToken', () => {
   });
 });
 
-describe('stream read kernel', () => {
+/** dot4I8Packed: the dot product of the four signed bytes of x and of y. */
+function dot4I8(x: number, y: number): number {
+  let sum = 0;
+  for (let i = 0; i < 4; i++) sum += ((x << (24 - 8 * i)) >> 24) * ((y << (24 - 8 * i)) >> 24);
+  return sum >>> 0;
+}
+
+/**
+ * Twin of shaders/op_cost.wgsl for the operations whose result WGSL pins down: the XOR over
+ * `invocations` of what each computes in `rounds` rounds of 1024 (each vec4 component is a chain of its own).
+ */
+function opCostTwin(op: string, invocations: number, rounds: number): number {
+  const step: Record<string, (a: number, b: number) => number> = {
+    'u32 +': (a, b) => (a + b) >>> 0,
+    'u32 *': (a, b) => Math.imul(a, b) >>> 0,
+    'u32 ^': (a, b) => (a ^ b) >>> 0,
+    'u32 >>': (a) => a >>> 1,
+    dot4I8Packed: dot4I8,
+    'storage load (u32, any index)': (a) => streamWord(a & 0xffff),
+  };
+  const f = step[op];
+  const seeds = [0x9e3779b1, 0x85ebca6b, 0xc2b2ae35, 0x27d4eb2f];
+  let xor = 0;
+  for (let gid = 0; gid < invocations; gid++) {
+    for (const seed of seeds) {
+      let a = Math.imul(gid, seed) >>> 0;
+      let b = (a ^ 0x3c6ef372) >>> 0;
+      let c = (a + 0x7f4a7c15) >>> 0;
+      let d = Math.imul(b, 5) >>> 0;
+      for (let i = 0; i < 64 * rounds; i++) {
+        a = f(a, b);
+        b = f(b, c);
+        c = f(c, d);
+        d = f(d, a);
+      }
+      xor = (xor ^ a ^ b ^ c ^ d) >>> 0;
+    }
+  }
+  return xor;
+}
+
+describe('measurement kernels', () => {
   let gpu: GpuPage;
   beforeAll(async () => {
     gpu = await openGpuPage();
@@ -163,57 +204,8 @@ describe('stream read kernel', () => {
     }
     expect(['grid', 'spans']).toContain(results[2].pattern);
   }, 60_000);
-});
 
-/** dot4I8Packed: the dot product of the four signed bytes of x and of y. */
-function dot4I8(x: number, y: number): number {
-  let sum = 0;
-  for (let i = 0; i < 4; i++) sum += ((x << (24 - 8 * i)) >> 24) * ((y << (24 - 8 * i)) >> 24);
-  return sum >>> 0;
-}
-
-/**
- * Twin of shaders/op_cost.wgsl for the operations whose result WGSL pins down: the XOR over
- * `invocations` of what each computes in `rounds` rounds of 1024 (each vec4 component is a chain of its own).
- */
-function opCostTwin(op: string, invocations: number, rounds: number): number {
-  const step: Record<string, (a: number, b: number) => number> = {
-    'u32 +': (a, b) => (a + b) >>> 0,
-    'u32 *': (a, b) => Math.imul(a, b) >>> 0,
-    'u32 ^': (a, b) => (a ^ b) >>> 0,
-    'u32 >>': (a) => a >>> 1,
-    dot4I8Packed: dot4I8,
-    'storage load (u32, any index)': (a) => streamWord(a & 0xffff),
-  };
-  const f = step[op];
-  const seeds = [0x9e3779b1, 0x85ebca6b, 0xc2b2ae35, 0x27d4eb2f];
-  let xor = 0;
-  for (let gid = 0; gid < invocations; gid++) {
-    for (const seed of seeds) {
-      let a = Math.imul(gid, seed) >>> 0;
-      let b = (a ^ 0x3c6ef372) >>> 0;
-      let c = (a + 0x7f4a7c15) >>> 0;
-      let d = Math.imul(b, 5) >>> 0;
-      for (let i = 0; i < 64 * rounds; i++) {
-        a = f(a, b);
-        b = f(b, c);
-        c = f(c, d);
-        d = f(d, a);
-      }
-      xor = (xor ^ a ^ b ^ c ^ d) >>> 0;
-    }
-  }
-  return xor;
-}
-
-describe('operation costs', () => {
-  let gpu: GpuPage;
-  beforeAll(async () => {
-    gpu = await openGpuPage();
-  });
-  afterAll(() => gpu?.close());
-
-  it('measures every operation, add as 1, each kernel computing what its CPU twin does', async () => {
+  it('measures the cost of every operation, add as 1, each kernel computing what its CPU twin does', async () => {
     const { costs, subgroups } = await gpu.evaluate(async (size) => {
       const { acquireGpu } = await window.lanternImport('/src/gpu/device.ts');
       const bench = await window.lanternImport('/src/runtime/bench.ts');

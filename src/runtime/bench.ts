@@ -286,21 +286,8 @@ export async function measureStreamRead(
       const params = kernels.uniform(STREAM_PARAMS, { n_vec4: nVec4, n_threads: groups * wg });
       const bind = kernels.bindGroup(pipeline, [params, data, partial]);
       const op = kernels.op(pipeline, bind, () => [groups]);
-      const runOnce = () => timedDispatch(gpu, op, 'stream read', options.clock);
-
-      await runOnce();
-      const runs: Timed[] = [];
-      for (let r = 0; r < STREAM_REPEATS; r++) runs.push(await runOnce());
-
-      const words = shapes[pattern].partials;
-      const encoder = device.createCommandEncoder({ label: 'stream read result' });
-      encoder.copyBufferToBuffer(partial, 0, read, 0, words * 4);
-      device.queue.submit([encoder.finish()]);
-      await read.mapAsync(GPUMapMode.READ, 0, words * 4);
-      const xor = new Uint32Array(read.getMappedRange(0, words * 4)).reduce((a, b) => (a ^ b) >>> 0, 0);
-      read.unmap();
-      const error = gpu.takeError();
-      if (error) throw error;
+      const runs = await timedRuns(gpu, op, 'stream read', STREAM_REPEATS, options.clock);
+      const xor = await readXor(gpu, partial, read, shapes[pattern].partials);
       if (xor !== expected >>> 0) {
         throw new LanternError('GPU_ERROR', `The stream-read kernel (${pattern}) computed XOR ${xor} where ${expected >>> 0} was expected; this adapter's figures cannot be trusted, please report it.`);
       }
@@ -377,22 +364,9 @@ export async function measureOpCosts(gpu: GpuContext, options: { rounds?: number
       // Only OP_LOAD reads data: the others' automatic layouts leave binding 1 out.
       const bind = kernels.bindGroup(pipeline, [params, kind.defines.includes('OP_LOAD') ? data : undefined, sink]);
       const op = kernels.op(pipeline, bind, () => [invocations / wg]);
-      const runOnce = async () => {
-        const timed = await timedDispatch(gpu, op, 'op cost', clock);
-        return timed.gpuMs ?? timed.wallMs;
-      };
-      await runOnce();
-      const runs: number[] = [];
-      for (let r = 0; r < OP_COST_REPEATS; r++) runs.push(await runOnce());
-      const encoder = device.createCommandEncoder({ label: 'op cost sink' });
-      encoder.copyBufferToBuffer(sink, 0, read, 0, invocations * 4);
-      device.queue.submit([encoder.finish()]);
-      await read.mapAsync(GPUMapMode.READ);
-      const xor = new Uint32Array(read.getMappedRange()).reduce((a, b) => (a ^ b) >>> 0, 0);
-      read.unmap();
-      const error = gpu.takeError();
-      if (error) throw error;
-      return { seconds: median(runs) / 1000 / (invocations * kindRounds), xor };
+      const runs = await timedRuns(gpu, op, 'op cost', OP_COST_REPEATS, clock);
+      const xor = await readXor(gpu, sink, read, invocations);
+      return { seconds: median(runs.map((r) => r.gpuMs ?? r.wallMs)) / 1000 / (invocations * kindRounds), xor };
     };
 
     const costs: OpCost[] = [];
@@ -412,18 +386,39 @@ export async function measureOpCosts(gpu: GpuContext, options: { rounds?: number
   }
 }
 
-/** One submit of `op` alone in a pass, waited for: its wall time, and its GPU time by `clock` where there is one. */
-async function timedDispatch(gpu: GpuContext, op: Op, label: string, clock?: SubmitClock): Promise<Timed> {
-  const window = clock?.open();
-  const t0 = performance.now();
-  const encoder = gpu.device.createCommandEncoder({ label });
-  const pass = encoder.beginComputePass({ label });
-  op.encode(pass, 1);
-  pass.end();
-  gpu.submit([encoder.finish()]);
-  await gpu.device.queue.onSubmittedWorkDone();
-  const wallMs = performance.now() - t0;
-  return { wallMs, gpuMs: await window?.close() };
+/**
+ * `op` alone in a pass, one submit at a time waited for: a warm-up, then `repeats` runs, each with
+ * its wall time and its GPU time by `clock` where there is one.
+ */
+async function timedRuns(gpu: GpuContext, op: Op, label: string, repeats: number, clock?: SubmitClock): Promise<Timed[]> {
+  const runs: Timed[] = [];
+  for (let r = 0; r <= repeats; r++) {
+    const window = clock?.open();
+    const t0 = performance.now();
+    const encoder = gpu.device.createCommandEncoder({ label });
+    const pass = encoder.beginComputePass({ label });
+    op.encode(pass, 1);
+    pass.end();
+    gpu.submit([encoder.finish()]);
+    await gpu.device.queue.onSubmittedWorkDone();
+    const wallMs = performance.now() - t0;
+    const gpuMs = await window?.close();
+    if (r > 0) runs.push({ wallMs, gpuMs });
+  }
+  return runs;
+}
+
+/** The XOR of the first `words` words of `buffer`, read through the mappable `read`; throws the GPU error caught meanwhile, if any. */
+async function readXor(gpu: GpuContext, buffer: GPUBuffer, read: GPUBuffer, words: number): Promise<number> {
+  const encoder = gpu.device.createCommandEncoder({ label: `${buffer.label} read` });
+  encoder.copyBufferToBuffer(buffer, 0, read, 0, words * 4);
+  gpu.device.queue.submit([encoder.finish()]);
+  await read.mapAsync(GPUMapMode.READ, 0, words * 4);
+  const xor = new Uint32Array(read.getMappedRange(0, words * 4)).reduce((a, b) => (a ^ b) >>> 0, 0);
+  read.unmap();
+  const error = gpu.takeError();
+  if (error) throw error;
+  return xor;
 }
 
 /** Median wall time, and median GPU time where every run has one. */
