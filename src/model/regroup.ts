@@ -39,6 +39,9 @@ export function q5Slot(e: number): { word: number; bit: number; spare: boolean }
   return { word: 1 + 5 * (j - 2), bit: 15 + half, spare: true };
 }
 
+/** q5Slot of each quant of a pair, worked out once. */
+const Q5_SLOTS = Array.from({ length: 64 }, (_, e) => q5Slot(e));
+
 /**
  * A Q5_0 tensor's bytes (whole pairs of 22-byte blocks: rows of a multiple of 64 elements) as
  * Q5_0R, the same size.
@@ -52,17 +55,18 @@ export function regroupQ5_0(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   for (let at = 0; at < bytes.byteLength; at += Q5_0R_PAIR_BYTES) {
     words.fill(0);
     words[0] = src.getUint16(at, true) | (src.getUint16(at + 22, true) << 16);
-    for (let e = 0; e < 64; e++) {
-      const block = at + 22 * (e >> 5);
-      const i = e & 31;
+    for (let b = 0; b < 2; b++) {
+      const block = at + 22 * b;
       const qh = src.getUint32(block + 2, true);
-      const low = (src.getUint8(block + 6 + (i & 15)) >> (4 * (i >> 4))) & 15;
-      const q = low | (((qh >>> i) & 1) << 4);
-      const slot = q5Slot(e);
-      if (slot.spare) {
-        for (let k = 0; k < 5; k++) words[slot.word + k] |= ((q >> k) & 1) << slot.bit;
-      } else {
-        words[slot.word] |= q << slot.bit;
+      for (let i = 0; i < 32; i++) {
+        const low = (src.getUint8(block + 6 + (i & 15)) >> (4 * (i >> 4))) & 15;
+        const q = low | (((qh >>> i) & 1) << 4);
+        const slot = Q5_SLOTS[32 * b + i];
+        if (slot.spare) {
+          for (let k = 0; k < 5; k++) words[slot.word + k] |= ((q >> k) & 1) << slot.bit;
+        } else {
+          words[slot.word] |= q << slot.bit;
+        }
       }
     }
     for (let w = 0; w < 11; w++) dst.setUint32(at + 4 * w, words[w], true);
@@ -109,6 +113,9 @@ export function q6Slot(e: number): { word: number; bit: number; bits: number; hi
   return { word: step + j, bit: 12 + half, bits: 4, highWord: step + 16 + (j >> 1), highBit: 12 + 2 * (j & 1) + half };
 }
 
+/** q6Slot of each quant of a block, worked out once. */
+const Q6_SLOTS = Array.from({ length: 256 }, (_, e) => q6Slot(e));
+
 /**
  * A Q6_K tensor's bytes (whole pairs of 210-byte blocks: rows of a multiple of 512 elements) as
  * Q6_KR, the same size.
@@ -133,7 +140,7 @@ export function regroupQ6_K(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
         const low = (block[64 * h + 32 * (r & 1) + l] >> (4 * (r >> 1))) & 15;
         const top = (block[128 + 32 * h + l] >> (2 * r)) & 3;
         const q = low | (top << 4);
-        const slot = q6Slot(e);
+        const slot = Q6_SLOTS[e];
         if (slot.bits === 6) {
           words[quants + slot.word] |= q << slot.bit;
         } else {
