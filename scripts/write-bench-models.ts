@@ -3,7 +3,7 @@
  * not depend on the weight values, and llama.cpp loads the same files. They are generated on
  * demand into bench/models/ (git-ignored), never committed.
  *
- *   npm run bench:models -- [--models smollm2-135m,qwen2.5-0.5b,llama3.2-1b] [--types F16,Q8_0,Q4_K,Q4_K_M] [--out DIR] [--force]
+ *   npm run bench:models -- [--models smollm2-135m,qwen2.5-0.5b,qwen3-0.6b,gemma3-1b,llama3.2-1b] [--types F16,Q8_0,Q4_K,Q4_K_M] [--out DIR] [--force]
  *     [--vocab FILE]   (the GGUF whose vocabulary is padded; default: ../shared/models' stories260K)
  *
  * Default: every type of smollm2-135m. A file that exists is kept unless --force. A type the model
@@ -36,6 +36,17 @@ export const BENCH_SHAPES: Record<string, { shape: ModelShape; vocabSize: number
   'qwen2.5-0.5b': {
     shape: { architecture: 'qwen2', nLayers: 24, nEmbd: 896, nFF: 4864, nHeads: 14, nKvHeads: 2, contextLength: 32768, ropeTheta: 1e6, tiedOutput: true },
     vocabSize: 151936,
+  },
+  'qwen3-0.6b': {
+    shape: { architecture: 'qwen3', nLayers: 28, nEmbd: 1024, nFF: 3072, nHeads: 16, nKvHeads: 8, headDim: 128, contextLength: 40960, ropeTheta: 1e6, tiedOutput: true },
+    vocabSize: 151936,
+  },
+  'gemma3-1b': {
+    shape: {
+      architecture: 'gemma3', nLayers: 26, nEmbd: 1152, nFF: 6912, nHeads: 4, nKvHeads: 1, headDim: 256, contextLength: 32768, ropeTheta: 1e6, tiedOutput: true,
+      extra: { 'attention.sliding_window': { type: 'u32', value: 512 } },
+    },
+    vocabSize: 262144,
   },
   'llama3.2-1b': {
     shape: { architecture: 'llama', nLayers: 16, nEmbd: 2048, nFF: 8192, nHeads: 32, nKvHeads: 8, contextLength: 131072, ropeTheta: 500000, tiedOutput: true },

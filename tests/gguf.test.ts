@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LanternError } from '../src/errors.ts';
-import { llamaConfig } from '../src/model/config.ts';
+import { modelConfig } from '../src/runtime/models/index.ts';
 import { GGMLType, readGGUF } from '../src/model/gguf.ts';
 import { bytesSource, type ByteSource } from '../src/storage/source.ts';
 import { f32Bytes, writeGGUF } from '../scripts/lib/gguf-writer.ts';
@@ -78,8 +78,8 @@ describe('GGUF reader', () => {
   it('reads the real stories260K header', async () => {
     const file = await readGGUF(bytesSource(readFileSync(STORIES_GGUF)));
     expect(file.tensors.length).toBe(48);
-    const config = llamaConfig(file);
-    expect(config).toMatchObject({ architecture: 'llama', nLayers: 5, nEmbd: 64, nFF: 172, nHeads: 8, nKvHeads: 4, headDim: 8, ropeDim: 8, vocabSize: 512, ropeNeox: false });
+    const { config } = modelConfig(file);
+    expect(config).toMatchObject({ architecture: 'llama', nLayers: 5, nEmbd: 64, nFF: 172, nHeads: 8, nKvHeads: 4, headDim: 8, vocabSize: 512, rope: { dims: 8, neox: false }, windows: [0, 0, 0, 0, 0] });
   });
 
   describe('bad files get a code and a sentence', () => {
@@ -112,7 +112,7 @@ describe('GGUF reader', () => {
     });
     it('unsupported architecture', async () => {
       const file = await readGGUF(bytesSource(writeGGUF({ metadata: { 'general.architecture': { type: 'string', value: 'mamba' } }, tensors: [] })));
-      expect(() => llamaConfig(file)).toThrowError(expect.objectContaining({ code: 'UNSUPPORTED_ARCH' }));
+      expect(() => modelConfig(file)).toThrowError(expect.objectContaining({ code: 'UNSUPPORTED_ARCH' }));
     });
   });
 });

@@ -1,6 +1,6 @@
 /**
- * Writes llama-family GGUF models for tests and benchmarks: random weights at any shape, or the
- * weights of an existing GGUF re-stored in another type; the vocabulary is copied from a GGUF.
+ * Writes GGUF models for tests and benchmarks: random weights at any shape of any family Lantern
+ * runs, or the weights of an existing GGUF re-stored in another type; the vocabulary is copied from a GGUF.
  */
 import { GGMLType, type GGUFFile, type GGUFValue } from '../../src/model/gguf.ts';
 import { floatToHalfBits, halfToFloat } from '../../src/model/f16.ts';
@@ -63,21 +63,6 @@ function fileType(types: TensorTypes): number {
   }[types];
 }
 
-export interface ModelShape {
-  architecture: 'llama' | 'qwen2';
-  nLayers: number;
-  nEmbd: number;
-  nFF: number;
-  nHeads: number;
-  nKvHeads: number;
-  contextLength: number;
-  ropeTheta?: number;
-  /** No output.weight: the logits reuse token_embd. */
-  tiedOutput?: boolean;
-  /** A rope_freqs.weight tensor of Llama 3-style frequency factors (1 for high, up to 8 for low frequencies). */
-  ropeFreqs?: boolean;
-}
-
 /** Stores f32 values as the given type. */
 export function encodeTensor(values: Float32Array, type: StorageType): Uint8Array {
   if (type === GGMLType.F32) return new Uint8Array(values.slice().buffer);
@@ -121,53 +106,138 @@ export function randomWeights(n: number, seed: number, scale: number): Float32Ar
   return out;
 }
 
+export type FamilyArchitecture = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'smollm3' | 'phi3' | 'gemma2' | 'gemma3' | 'olmo2' | 'gpt2' | 'gptneox';
+
+export interface ModelShape {
+  architecture: FamilyArchitecture;
+  nLayers: number;
+  nEmbd: number;
+  nFF: number;
+  nHeads: number;
+  nKvHeads: number;
+  /** attention.key_length/value_length, where the head size is not n_embd / n_head. */
+  headDim?: number;
+  contextLength: number;
+  ropeTheta?: number;
+  /** rope.dimension_count: partial rotary (GPT-NeoX). */
+  ropeDims?: number;
+  /** No output.weight: the logits reuse token_embd. */
+  tiedOutput?: boolean;
+  /** Phi-3: one attn_qkv (default); false writes attn_q/k/v. GPT-2 and GPT-NeoX always fuse. */
+  fusedQkv?: boolean;
+  /** Phi-3's LongRoPE factor tensors (rope_factors_short/long). */
+  ropeFactors?: boolean;
+  /** A rope_freqs.weight tensor of Llama 3-style frequency factors (1 for high, up to 8 for low frequencies). */
+  ropeFreqs?: boolean;
+  /** More keys under the architecture's prefix (e.g. attention.sliding_window, use_parallel_residual). */
+  extra?: Record<string, MetaValue>;
+}
+
+interface Layout {
+  /** LayerNorm with bias (GPT-2, GPT-NeoX) rather than RMSNorm. */
+  layerNorm: boolean;
+  /** Biases on every linear (GPT-2, GPT-NeoX) or on q, k and v only (Qwen2). */
+  biases: 'none' | 'qkv' | 'all';
+  fusedQkv: boolean;
+  /** 'gated': ffn_gate and ffn_up; 'fused': one ffn_up of 2 n_ff rows (Phi-3); 'plain': up and down only. */
+  mlp: 'gated' | 'fused' | 'plain';
+  /** Norm before attention and the MLP (attn_norm, ffn_norm). */
+  preNorm: boolean;
+  /** Norms after attention and the MLP (post_attention_norm, post_ffw_norm). */
+  postNorm: boolean;
+  qkNorm: 'none' | 'head' | 'whole';
+  positions: boolean;
+}
+
+const LAYOUTS: Record<FamilyArchitecture, Omit<Layout, 'fusedQkv'> & { fusedQkv?: boolean }> = {
+  llama: { layerNorm: false, biases: 'none', mlp: 'gated', preNorm: true, postNorm: false, qkNorm: 'none', positions: false },
+  mistral: { layerNorm: false, biases: 'none', mlp: 'gated', preNorm: true, postNorm: false, qkNorm: 'none', positions: false },
+  qwen2: { layerNorm: false, biases: 'qkv', mlp: 'gated', preNorm: true, postNorm: false, qkNorm: 'none', positions: false },
+  qwen3: { layerNorm: false, biases: 'none', mlp: 'gated', preNorm: true, postNorm: false, qkNorm: 'head', positions: false },
+  smollm3: { layerNorm: false, biases: 'none', mlp: 'gated', preNorm: true, postNorm: false, qkNorm: 'none', positions: false },
+  phi3: { layerNorm: false, biases: 'none', mlp: 'fused', preNorm: true, postNorm: false, qkNorm: 'none', positions: false },
+  gemma2: { layerNorm: false, biases: 'none', mlp: 'gated', preNorm: true, postNorm: true, qkNorm: 'none', positions: false },
+  gemma3: { layerNorm: false, biases: 'none', mlp: 'gated', preNorm: true, postNorm: true, qkNorm: 'head', positions: false },
+  olmo2: { layerNorm: false, biases: 'none', mlp: 'gated', preNorm: false, postNorm: true, qkNorm: 'whole', positions: false },
+  gpt2: { layerNorm: true, biases: 'all', mlp: 'plain', preNorm: true, postNorm: false, qkNorm: 'none', positions: true, fusedQkv: true },
+  gptneox: { layerNorm: true, biases: 'all', mlp: 'plain', preNorm: true, postNorm: false, qkNorm: 'none', positions: false, fusedQkv: true },
+};
+
 /**
- * A random-weight model of the given shape. `types` stores the 2-D weights; norms and biases
- * stay F32 as llama.cpp's converter keeps them.
+ * A random-weight model of `shape` in any family Lantern runs (src/runtime/models/*.ts), with the
+ * tensors and keys llama.cpp's loader reads for its architecture: 2-D weights stored as `types`,
+ * norms and biases F32 as llama.cpp's converter keeps them, the vocabulary of another GGUF.
  */
 export function writeRandomModel(shape: ModelShape, vocabulary: Record<string, MetaValue>, types: TensorTypes, seed = 1): Uint8Array {
   const tokens = vocabulary['tokenizer.ggml.tokens'];
   if (!tokens || tokens.type !== 'array') throw new Error('vocabulary lacks tokenizer.ggml.tokens');
   const nVocab = tokens.value.length;
+  const a = shape.architecture;
+  const layout: Layout = { ...LAYOUTS[a], fusedQkv: LAYOUTS[a].fusedQkv ?? (a === 'phi3' && shape.fusedQkv !== false) };
   const { nEmbd, nFF, nHeads, nKvHeads } = shape;
-  const headDim = nEmbd / nHeads;
+  const headDim = shape.headDim ?? nEmbd / nHeads;
+  const qDim = nHeads * headDim;
+  const kvDim = nKvHeads * headDim;
   const tensors: TensorSpec[] = [];
   let s = seed;
-  const layout: ModelLayout = { nLayers: shape.nLayers, tiedOutput: !!shape.tiedOutput };
+  const modelLayout: ModelLayout = { nLayers: shape.nLayers, tiedOutput: !!shape.tiedOutput };
   const matrix = (name: string, cols: number, rows: number, scale = 1 / Math.sqrt(cols)) => {
-    const type = storageTypeFor(types, name, cols, layout);
+    const type = storageTypeFor(types, name, cols, modelLayout);
     tensors.push({ name, type, dims: [cols, rows], data: encodeTensor(randomWeights(cols * rows, s++, scale), type) });
   };
   const vector = (name: string, n: number, base: number, scale: number) => {
     const v = randomWeights(n, s++, scale).map((x) => x + base);
     tensors.push({ name, type: GGMLType.F32, dims: [n], data: encodeTensor(v, GGMLType.F32) });
   };
+  const norm = (name: string, n = nEmbd) => {
+    vector(`${name}.weight`, n, 1, 0.1);
+    if (layout.layerNorm) vector(`${name}.bias`, n, 0, 0.1);
+  };
+  const linear = (name: string, cols: number, rows: number, bias: boolean) => {
+    matrix(`${name}.weight`, cols, rows);
+    if (bias) vector(`${name}.bias`, rows, 0, 0.2);
+  };
+
   matrix('token_embd.weight', nEmbd, nVocab, 1);
-  vector('output_norm.weight', nEmbd, 1, 0.1);
+  if (layout.positions) matrix('position_embd.weight', nEmbd, shape.contextLength, 0.5);
+  norm('output_norm');
   if (!shape.tiedOutput) matrix('output.weight', nEmbd, nVocab);
   if (shape.ropeFreqs) {
-    const half = headDim / 2;
+    const half = (shape.ropeDims ?? headDim) / 2;
     const factors = Float32Array.from({ length: half }, (_, i) => 1 + (7 * i) / Math.max(1, half - 1));
     tensors.push({ name: 'rope_freqs.weight', type: GGMLType.F32, dims: [half], data: encodeTensor(factors, GGMLType.F32) });
   }
+  if (shape.ropeFactors) {
+    const half = (shape.ropeDims ?? headDim) / 2;
+    for (const [name, top] of [['rope_factors_short.weight', 2], ['rope_factors_long.weight', 6]] as const) {
+      const factors = Float32Array.from({ length: half }, (_, i) => 1 + ((top - 1) * i) / Math.max(1, half - 1));
+      tensors.push({ name, type: GGMLType.F32, dims: [half], data: encodeTensor(factors, GGMLType.F32) });
+    }
+  }
   for (let l = 0; l < shape.nLayers; l++) {
     const p = `blk.${l}.`;
-    vector(`${p}attn_norm.weight`, nEmbd, 1, 0.1);
-    matrix(`${p}attn_q.weight`, nEmbd, nHeads * headDim);
-    matrix(`${p}attn_k.weight`, nEmbd, nKvHeads * headDim);
-    matrix(`${p}attn_v.weight`, nEmbd, nKvHeads * headDim);
-    if (shape.architecture === 'qwen2') {
-      vector(`${p}attn_q.bias`, nHeads * headDim, 0, 0.5);
-      vector(`${p}attn_k.bias`, nKvHeads * headDim, 0, 0.5);
-      vector(`${p}attn_v.bias`, nKvHeads * headDim, 0, 0.5);
+    if (layout.preNorm) norm(`${p}attn_norm`);
+    const qkvBias = layout.biases !== 'none';
+    if (layout.fusedQkv) linear(`${p}attn_qkv`, nEmbd, qDim + 2 * kvDim, qkvBias);
+    else {
+      linear(`${p}attn_q`, nEmbd, qDim, qkvBias);
+      linear(`${p}attn_k`, nEmbd, kvDim, qkvBias);
+      linear(`${p}attn_v`, nEmbd, kvDim, qkvBias);
     }
-    matrix(`${p}attn_output.weight`, nHeads * headDim, nEmbd);
-    vector(`${p}ffn_norm.weight`, nEmbd, 1, 0.1);
-    matrix(`${p}ffn_gate.weight`, nEmbd, nFF);
-    matrix(`${p}ffn_up.weight`, nEmbd, nFF);
-    matrix(`${p}ffn_down.weight`, nFF, nEmbd);
+    if (layout.qkNorm !== 'none') {
+      vector(`${p}attn_q_norm.weight`, layout.qkNorm === 'head' ? headDim : qDim, 1, 0.1);
+      vector(`${p}attn_k_norm.weight`, layout.qkNorm === 'head' ? headDim : kvDim, 1, 0.1);
+    }
+    const bias = layout.biases === 'all';
+    linear(`${p}attn_output`, qDim, nEmbd, bias);
+    if (layout.postNorm) norm(`${p}post_attention_norm`);
+    if (layout.preNorm) norm(`${p}ffn_norm`);
+    if (layout.mlp === 'gated') matrix(`${p}ffn_gate.weight`, nEmbd, nFF);
+    linear(`${p}ffn_up`, nEmbd, layout.mlp === 'fused' ? 2 * nFF : nFF, bias);
+    linear(`${p}ffn_down`, nFF, nEmbd, bias);
+    if (layout.postNorm) norm(`${p}post_ffw_norm`);
   }
-  const a = shape.architecture;
+
   const metadata: Record<string, MetaValue> = {
     'general.architecture': { type: 'string', value: a },
     'general.name': { type: 'string', value: `random ${a} ${nEmbd}x${shape.nLayers}` },
@@ -178,10 +248,16 @@ export function writeRandomModel(shape: ModelShape, vocabulary: Record<string, M
     [`${a}.attention.head_count`]: { type: 'u32', value: nHeads },
     [`${a}.attention.head_count_kv`]: { type: 'u32', value: nKvHeads },
     [`${a}.rope.freq_base`]: { type: 'f32', value: shape.ropeTheta ?? 10000 },
-    [`${a}.attention.layer_norm_rms_epsilon`]: { type: 'f32', value: 1e-6 },
+    [layout.layerNorm ? `${a}.attention.layer_norm_epsilon` : `${a}.attention.layer_norm_rms_epsilon`]: { type: 'f32', value: layout.layerNorm ? 1e-5 : 1e-6 },
     'general.file_type': { type: 'u32', value: fileType(types) },
     ...vocabulary,
   };
+  if (shape.headDim !== undefined) {
+    metadata[`${a}.attention.key_length`] = { type: 'u32', value: headDim };
+    metadata[`${a}.attention.value_length`] = { type: 'u32', value: headDim };
+  }
+  if (shape.ropeDims !== undefined) metadata[`${a}.rope.dimension_count`] = { type: 'u32', value: shape.ropeDims };
+  for (const [key, value] of Object.entries(shape.extra ?? {})) metadata[`${a}.${key}`] = value;
   return writeGGUF({ metadata, tensors });
 }
 

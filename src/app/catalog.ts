@@ -1,7 +1,8 @@
 /**
- * The models the demo offers: the bundled stories260K, and chat models on the Hugging Face hub in
- * formats this build runs (F32, F16, Q8_0, Q4_0, Q4_K_M). Models whose widths are not multiples of
- * 256 (SmolLM2, Qwen2.5-0.5B) are listed as Q8_0: their Q4_K_M files fall back to Q5_0 in places.
+ * The models the demo offers: the bundled stories260K, and on the Hugging Face hub one chat model
+ * (or base model, for the classics) of each family this build runs (src/runtime/models), in
+ * formats it reads (F32, F16, Q8_0, Q4_0, Q4_K_M). Small models whose widths are not multiples of
+ * 256 are listed as Q8_0: their Q4_K_M files fall back to Q5_0 in places.
  */
 
 export interface CatalogModel {
@@ -45,6 +46,62 @@ export const HUB_MODELS: readonly CatalogModel[] = [
     label: 'Qwen2.5 0.5B Instruct',
     url: `${HF}/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/qwen2.5-0.5b-instruct-q8_0.gguf`,
     sizeBytes: 676_000_000,
+    quant: 'Q8_0',
+  },
+  {
+    key: 'qwen3-0.6b',
+    label: 'Qwen3 0.6B',
+    url: `${HF}/Qwen/Qwen3-0.6B-GGUF/resolve/main/Qwen3-0.6B-Q8_0.gguf`,
+    sizeBytes: 639_000_000,
+    quant: 'Q8_0',
+  },
+  {
+    key: 'gemma-3-270m',
+    label: 'Gemma 3 270M Instruct',
+    url: `${HF}/ggml-org/gemma-3-270m-it-GGUF/resolve/main/gemma-3-270m-it-Q8_0.gguf`,
+    sizeBytes: 292_000_000,
+    quant: 'Q8_0',
+  },
+  {
+    key: 'gemma-3-1b',
+    label: 'Gemma 3 1B Instruct',
+    url: `${HF}/ggml-org/gemma-3-1b-it-GGUF/resolve/main/gemma-3-1b-it-Q4_K_M.gguf`,
+    sizeBytes: 806_000_000,
+    quant: 'Q4_K_M',
+  },
+  {
+    key: 'olmo-2-1b',
+    label: 'OLMo 2 1B Instruct',
+    url: `${HF}/allenai/OLMo-2-0425-1B-Instruct-GGUF/resolve/main/OLMo-2-0425-1B-Instruct-Q4_K_M.gguf`,
+    sizeBytes: 935_000_000,
+    quant: 'Q4_K_M',
+  },
+  {
+    key: 'smollm3-3b',
+    label: 'SmolLM3 3B',
+    url: `${HF}/ggml-org/SmolLM3-3B-GGUF/resolve/main/SmolLM3-Q4_K_M.gguf`,
+    sizeBytes: 1_920_000_000,
+    quant: 'Q4_K_M',
+  },
+  {
+    key: 'phi-3.5-mini',
+    label: 'Phi-3.5 mini Instruct',
+    url: `${HF}/bartowski/Phi-3.5-mini-instruct-GGUF/resolve/main/Phi-3.5-mini-instruct-Q4_K_M.gguf`,
+    sizeBytes: 2_390_000_000,
+    quant: 'Q4_K_M',
+  },
+  {
+    key: 'gpt2',
+    label: 'GPT-2 (124M, base)',
+    url: `${HF}/QuantFactory/gpt2-GGUF/resolve/main/gpt2.Q8_0.gguf`,
+    sizeBytes: 178_000_000,
+    quant: 'Q8_0',
+  },
+  {
+    key: 'pythia-160m',
+    label: 'Pythia 160M (GPT-NeoX, base)',
+    url: `${HF}/mradermacher/pythia-160m-GGUF/resolve/main/pythia-160m.Q8_0.gguf`,
+    sizeBytes: 180_000_000,
     quant: 'Q8_0',
   },
   {

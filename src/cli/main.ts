@@ -225,7 +225,7 @@ async function generate(session: ModelSession, request: GenerateRequest, prompt:
     process.stdout.write('\n');
     process.stderr.write(
       `${promptIds.length} prompt tokens at ${speed(prefill)} tok/s, ${tokens.length} generated at ${speed(decode)} tok/s` +
-        ` on ${session.info.adapter} (${session.backend})\n`,
+        ` on ${session.info.adapter} (${session.backend}); KV cache ${(session.info.kvBytes / 1e6).toFixed(2)} MB, ${session.info.kvBytesPerToken} bytes per token of context\n`,
     );
   }
 }
@@ -259,7 +259,8 @@ async function bench(session: ModelSession, request: BenchRequest, modelFile: st
       `prefill  ${request.promptTokens} tokens: ${f(result.prefillTokensPerSecond)} tok/s (wall clock ${f(result.wallClock.prefillTokensPerSecond)})\n` +
       `decode   ${request.genTokens} tokens: ${f(result.decodeTokensPerSecond)} tok/s (wall clock ${f(result.wallClock.decodeTokensPerSecond)})\n` +
       `weights  ${f(result.weightBytesPerToken / 1e6)} MB per token: decode reads ${f(result.decodeGBps)} GB/s, ` +
-      `${f(100 * result.decodeBandwidthFraction)}% of the ${f(result.streamReadGBps)} GB/s a streaming read gets (${result.streamPattern} pattern)\n`,
+      `${f(100 * result.decodeBandwidthFraction)}% of the ${f(result.streamReadGBps)} GB/s a streaming read gets (${result.streamPattern} pattern)\n` +
+      `kv cache ${f(result.kvBytes.total / 1e6)} MB at ${session.info.contextLength} tokens of context, ${result.kvBytes.perToken} bytes per token\n`,
   );
   if (result.profile === null) process.stdout.write('profile  not available: this device has no timestamp-query\n');
   if (result.profile) {

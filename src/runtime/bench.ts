@@ -42,6 +42,8 @@ export interface BenchResult {
   weightBytesPerToken: number;
   /** weightBytesPerToken / decode time per token, in 1e9 bytes/s. */
   decodeGBps: number;
+  /** The KV cache: bytes as allocated for the loaded context, and bytes per token of context (sliding-window layers keep a ring of their window and add none). */
+  kvBytes: { total: number; perToken: number };
   /** The same adapter reading one large buffer with vectorized loads, in 1e9 bytes/s: the faster of two access patterns. */
   streamReadGBps: number;
   /** The access pattern streamReadGBps comes from (measureStreamRead). */
@@ -64,16 +66,17 @@ const MB = 1 << 20;
 const STREAM_REPEATS = 5;
 
 /**
- * Bytes of weights a decode step reads, from the GGUF tensor list. The token embedding counts one
- * row, unless it is also the output matrix (tied embeddings), which is read whole.
+ * Bytes of weights a decode step reads, from the GGUF tensor list. The token and position
+ * embeddings count one row, unless the token embedding is also the output matrix (tied
+ * embeddings), which is read whole.
  */
 export function weightBytesPerToken(tensors: readonly GGUFTensorInfo[]): number {
   const tied = !tensors.some((t) => t.name === 'output.weight');
   let bytes = 0;
   for (const t of tensors) {
-    if (t.name === 'token_embd.weight') {
+    if (t.name === 'token_embd.weight' || t.name === 'position_embd.weight') {
       const rows = t.dims[1] ?? 1;
-      bytes += t.nBytes / rows + (tied ? t.nBytes : 0);
+      bytes += t.nBytes / rows + (tied && t.name === 'token_embd.weight' ? t.nBytes : 0);
     } else {
       bytes += t.nBytes;
     }
@@ -136,6 +139,7 @@ export async function benchRuntime(runtime: Runtime, options: BenchOptions = {})
     decodeTokensPerSecond: genTokens / (decodeMs / 1000),
     weightBytesPerToken: bytesPerToken,
     decodeGBps,
+    kvBytes: { total: runtime.info.kvBytes, perToken: runtime.info.kvBytesPerToken },
     streamReadGBps,
     streamPattern: stream.pattern,
     decodeBandwidthFraction: decodeGBps / streamReadGBps,

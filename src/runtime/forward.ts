@@ -2,18 +2,22 @@ import { LanternError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { type KernelOptions, Kernels, type Op, STEP } from '../kernels/ops.ts';
 import { topK, TOPK_MAX, type TopKOp } from '../kernels/topk.ts';
-import type { LlamaConfig } from '../model/config.ts';
+import type { ModelConfig } from '../model/config.ts';
+import type { GGUFFile } from '../model/gguf.ts';
+import { Graph, type GraphBuffers } from './graph.ts';
+import type { Family } from './models/family.ts';
 import type { WeightLoader } from './weights.ts';
 
 /**
- * The llama-family forward pass on the GPU. Every buffer, the KV cache included, is allocated
- * once at load; each step writes the token ids and one small uniform, encodes every dispatch
- * into one compute pass, and submits one command buffer.
+ * The forward pass of any family on the GPU: the family's graph (src/runtime/models/*.ts) over
+ * buffers this class owns. Every buffer, the KV cache included, is allocated once at load, after
+ * the graph's plan has been checked against the adapter; each step writes the token ids and one
+ * small uniform, encodes every dispatch into one compute pass, and submits one command buffer.
  */
-export class LlamaForward {
+export class Forward {
   private constructor(
     private readonly gpu: GpuContext,
-    readonly config: LlamaConfig,
+    readonly config: ModelConfig,
     readonly contextLength: number,
     /** Most tokens one step can take; longer prompts are prefilled in chunks. */
     readonly maxBatch: number,
@@ -22,6 +26,8 @@ export class LlamaForward {
     private readonly headOps: Op[],
     private readonly topKOp: TopKOp,
     private readonly kernels: Kernels,
+    /** The KV cache's layout: bytes in all, bytes per token of context, and the tightest ring of the sliding-window layers (kvLayout). */
+    readonly kv: KvLayout,
   ) {}
 
   /** Whether quantized linears take int8 activations on this device (Kernels.int8Activations). */
@@ -30,97 +36,56 @@ export class LlamaForward {
   }
 
   static async create(
-    gpu: GpuContext, config: LlamaConfig, weights: WeightLoader, contextLength: number, maxBatch: number, options: Pick<KernelOptions, 'int8Activations'> = {},
-  ): Promise<LlamaForward> {
+    gpu: GpuContext, family: Family, modelConfig: ModelConfig, file: GGUFFile, weights: WeightLoader, contextLength: number, maxBatch: number,
+    options: Pick<KernelOptions, 'int8Activations'> = {},
+  ): Promise<Forward> {
     const { device } = gpu;
-    const c = config;
+    const c: ModelConfig = { ...modelConfig, contextLength };
     const qDim = c.nHeads * c.headDim;
     const kvDim = c.nKvHeads * c.headDim;
+    const kv = kvLayout(c, maxBatch);
+
+    // The plan: every tensor checked, every buffer sized, before the first is created.
+    const plan = new Graph(c, file, kv.cacheRows);
+    await family.build(plan);
+    const widest = Math.max(c.nEmbd, qDim, c.nFF);
+    checkBufferSizes(device.limits, [
+      ...plan.weightBytes,
+      ['the activations', maxBatch * widest * 4],
+      ['the logits', c.vocabSize * 4],
+      ...kv.cacheRows.map((rows, l): [string, number] => [`layer ${l}'s KV cache`, rows * kvDim * 4]),
+    ]);
+
     const f32 = (label: string, elements: number, extra = 0): GPUBuffer =>
       device.createBuffer({ label, size: Math.max(16, elements * 4), usage: GPUBufferUsage.STORAGE | extra });
-
+    const act = (label: string) => f32(label, maxBatch * c.nEmbd); // [batch, n_embd]
     const b: ForwardBuffers = {
       step: device.createBuffer({ label: 'step', size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
       tokens: device.createBuffer({ label: 'tokens', size: maxBatch * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST }),
-      x: f32('x', maxBatch * c.nEmbd),                  // [batch, n_embd] residual stream
-      xn: f32('xn', maxBatch * c.nEmbd),                // [batch, n_embd] normed
+      acts: { x: act('x'), xn: act('xn'), h: act('h'), h2: act('h2') }, // residual stream, normed, two block outputs
       q: f32('q', maxBatch * qDim),                     // [batch, n_heads * head_dim]
       k: f32('k', maxBatch * kvDim),                    // [batch, n_kv_heads * head_dim]
       attn: f32('attn', maxBatch * qDim),               // [batch, n_heads * head_dim]
-      proj: f32('proj', maxBatch * c.nEmbd),            // [batch, n_embd] block output before the residual add
       gate: f32('gate', maxBatch * c.nFF),              // [batch, n_ff]
       up: f32('up', maxBatch * c.nFF),                  // [batch, n_ff]
       last: f32('last', c.nEmbd),                       // [1, n_embd] final-normed last token
       logits: f32('logits', c.vocabSize, GPUBufferUsage.COPY_SRC),  // [vocab]
       argmax: f32('argmax', 1, GPUBufferUsage.COPY_SRC),            // [1] u32
       topK: f32('top-k', 2 * TOPK_MAX, GPUBufferUsage.COPY_SRC),   // [TOPK_MAX] u32 ids, [TOPK_MAX] f32 logits
-      kCache: [],
-      vCache: [],
+      // [cacheRows[l], n_kv_heads * head_dim] per layer: the whole context, or a ring of a sliding window
+      kCache: kv.cacheRows.map((rows, l) => f32(`k cache ${l}`, rows * kvDim)),
+      vCache: kv.cacheRows.map((rows, l) => f32(`v cache ${l}`, rows * kvDim)),
       readLogits: device.createBuffer({ label: 'read logits', size: c.vocabSize * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
       readArgmax: device.createBuffer({ label: 'read argmax', size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
       readTopK: device.createBuffer({ label: 'read top-k', size: 2 * TOPK_MAX * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
     };
-    for (let l = 0; l < c.nLayers; l++) {
-      b.kCache.push(f32(`k cache ${l}`, contextLength * kvDim)); // [n_ctx, n_kv_heads * head_dim]
-      b.vCache.push(f32(`v cache ${l}`, contextLength * kvDim));
-    }
 
     const k = new Kernels(gpu, b.step, options);
-    // Llama 3 files carry per-frequency scaling factors for RoPE as a tensor.
-    const freqFactors = weights.has('rope_freqs.weight') ? await weights.hostVector('rope_freqs.weight') : undefined;
-    if (freqFactors && freqFactors.length !== c.ropeDim / 2) {
-      throw new LanternError('BAD_MODEL_FILE', `rope_freqs.weight has ${freqFactors.length} factors but RoPE rotates ${c.ropeDim / 2} pairs; the file is damaged.`);
-    }
-    const rope = { headDim: c.headDim, ropeDim: c.ropeDim, thetaBase: c.ropeTheta, neox: c.ropeNeox, maxPositions: contextLength, freqFactors };
-    const layerOps: Op[] = [];
-    // Where linears read int8 activations, Q5_0 and Q6_K are regrouped at load (src/model/regroup.ts).
-    const layout = { regroup: k.int8Activations };
-    const tokenEmbd = await weights.matrix('token_embd.weight', layout);
-    layerOps.push(await k.embedding(tokenEmbd, b.tokens, b.x));
-    for (let l = 0; l < c.nLayers; l++) {
-      const name = (tensor: string) => `blk.${l}.${tensor}.weight`;
-      const w = (tensor: string) => weights.matrix(name(tensor), layout);
-      /**
-       * The linears that read xn, each with its output (with outAtPos the last lands at pos0, as V
-       * does; with qkvBias, each has a bias): stacked into one weight and one dispatch where their
-       * tensors are stored alike (stack()), q and k alone where v differs (Q4_K_M gives some layers'
-       * V more bits), else one by one.
-       */
-      const linears = async (parts: { tensor: string; y: GPUBuffer }[], outAtPos: boolean, qkvBias: boolean): Promise<Op[]> => {
-        const biases = async (ps: typeof parts) => (qkvBias ? weights.vectorF32(...ps.map((p) => `blk.${l}.${p.tensor}.bias`)) : undefined);
-        const stacked = await weights.stack(parts.map((p) => name(p.tensor)), layout);
-        if (stacked) return [await k.linear(b.xn, stacked, parts.map((p) => p.y), { outAtPos, bias: await biases(parts) })];
-        if (parts.length === 3) return [...(await linears(parts.slice(0, 2), false, qkvBias)), ...(await linears(parts.slice(2), outAtPos, qkvBias))];
-        const ops: Op[] = [];
-        for (const [i, p] of parts.entries()) {
-          ops.push(await k.linear(b.xn, await w(p.tensor), p.y, { outAtPos: outAtPos && i === parts.length - 1, bias: await biases([p]) }));
-        }
-        return ops;
-      };
-      layerOps.push(
-        await k.rmsnorm(b.x, await w('attn_norm'), b.xn, c.rmsEps),
-        ...(await linears([{ tensor: 'attn_q', y: b.q }, { tensor: 'attn_k', y: b.k }, { tensor: 'attn_v', y: b.vCache[l] }], true, c.qkvBias)),
-        await k.rope(b.q, { nHeads: c.nHeads, ...rope }),
-        await k.rope(b.k, { nHeads: c.nKvHeads, ...rope }, b.kCache[l]),
-        await k.attention(b.q, b.kCache[l], b.vCache[l], b.attn, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim }),
-        await k.linear(b.attn, await w('attn_output'), b.proj),
-        await k.add(b.x, b.proj, c.nEmbd),
-        await k.rmsnorm(b.x, await w('ffn_norm'), b.xn, c.rmsEps),
-        ...(await linears([{ tensor: 'ffn_gate', y: b.gate }, { tensor: 'ffn_up', y: b.up }], false, false)),
-        await k.swiglu(b.gate, b.up, c.nFF),
-        await k.linear(b.gate, await w('ffn_down'), b.proj),
-        await k.add(b.x, b.proj, c.nEmbd),
-      );
-    }
-    // Tied embeddings: models without output.weight reuse the token embedding table.
-    const output = weights.has('output.weight') ? await weights.matrix('output.weight', layout) : tokenEmbd;
-    const headOps = [
-      await k.rmsnorm(b.x, await weights.matrix('output_norm.weight'), b.last, c.rmsEps, true),
-      await k.linear(b.last, output, b.logits),
-      await k.argmax(b.logits, c.vocabSize, b.argmax),
-    ];
+    const graph = new Graph(c, file, kv.cacheRows, { kernels: k, weights, buffers: b });
+    await family.build(graph);
+    const headOps = [...graph.head, await k.argmax(b.logits, c.vocabSize, b.argmax)];
     const topKOp = await topK(k, b.logits, c.vocabSize, b.topK);
-    return new LlamaForward(gpu, config, contextLength, maxBatch, b, layerOps, headOps, topKOp, k);
+    return new Forward(gpu, c, contextLength, maxBatch, b, graph.body, headOps, topKOp, k, kv);
   }
 
   /**
@@ -226,31 +191,55 @@ export class LlamaForward {
 
   destroy(): void {
     const b = this.buffers;
-    for (const buffer of [b.step, b.tokens, b.x, b.xn, b.q, b.k, b.attn, b.proj, b.gate, b.up, b.last, b.logits, b.argmax, b.topK, b.readLogits, b.readArgmax, b.readTopK, ...b.kCache, ...b.vCache]) {
+    for (const buffer of [b.step, b.tokens, ...Object.values(b.acts), b.q, b.k, b.attn, b.gate, b.up, b.last, b.logits, b.argmax, b.topK, b.readLogits, b.readArgmax, b.readTopK, ...b.kCache, ...b.vCache]) {
       buffer.destroy();
     }
     this.kernels.destroy();
   }
 }
 
-interface ForwardBuffers {
-  step: GPUBuffer;
-  tokens: GPUBuffer;
-  x: GPUBuffer;
-  xn: GPUBuffer;
-  q: GPUBuffer;
-  k: GPUBuffer;
-  attn: GPUBuffer;
-  proj: GPUBuffer;
-  gate: GPUBuffer;
-  up: GPUBuffer;
-  last: GPUBuffer;
-  logits: GPUBuffer;
+interface ForwardBuffers extends GraphBuffers {
   argmax: GPUBuffer;
   topK: GPUBuffer;
-  kCache: GPUBuffer[];
-  vCache: GPUBuffer[];
   readLogits: GPUBuffer;
   readArgmax: GPUBuffer;
   readTopK: GPUBuffer;
+}
+
+/** Where the KV cache's rows live, and what that costs. */
+export interface KvLayout {
+  /** Rows of each layer's K and V: the context, or for a sliding-window layer a ring of window + maxBatch − 1 (enough for a prefill chunk's queries to see their whole window). */
+  cacheRows: number[];
+  /** Bytes of K and V in all layers, as allocated. */
+  bytes: number;
+  /** Bytes per token of context: the layers that keep the whole context. */
+  bytesPerToken: number;
+  /** The sliding-window layers' tightest ring: the fewest rows, and the widest window (for deciding whether a cached prefix is still whole). */
+  ring?: { rows: number; window: number };
+}
+
+function kvLayout(c: ModelConfig, maxBatch: number): KvLayout {
+  const rowBytes = 2 * c.nKvHeads * c.headDim * 4; // K and V, f32
+  const cacheRows = c.windows.map((w) => (w > 0 ? Math.min(c.contextLength, w + maxBatch - 1) : c.contextLength));
+  const rings = c.windows.map((w, l) => ({ rows: cacheRows[l], window: w })).filter((r) => r.window > 0 && r.rows < c.contextLength);
+  return {
+    cacheRows,
+    bytes: cacheRows.reduce((sum, rows) => sum + rows * rowBytes, 0),
+    bytesPerToken: cacheRows.filter((rows) => rows === c.contextLength).length * rowBytes,
+    ring: rings.length ? { rows: Math.min(...rings.map((r) => r.rows)), window: Math.max(...rings.map((r) => r.window)) } : undefined,
+  };
+}
+
+/** Every buffer the model will create fits the adapter's limits, or ADAPTER_LIMITS names the first that does not. */
+function checkBufferSizes(limits: GPUSupportedLimits, buffers: Iterable<readonly [string, number]>): void {
+  const most = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  for (const [what, bytes] of buffers) {
+    if (bytes > most) {
+      throw new LanternError(
+        'ADAPTER_LIMITS',
+        `${what} needs ${bytes} bytes in one buffer but this GPU allows ${most}; choose a smaller model or quantization, or a shorter context.`,
+        { buffer: what, bytes, limit: most },
+      );
+    }
+  }
 }

@@ -1,13 +1,13 @@
 import { LanternError } from '../errors.ts';
 import { acquireGpu, type GpuContext } from '../gpu/device.ts';
-import { llamaConfig } from '../model/config.ts';
 import { readGGUF } from '../model/gguf.ts';
 import type { ByteSource } from '../storage/source.ts';
 import { type Tokenizer, tokenizerFromGGUF } from '../model/tokenizer/index.ts';
 import { chatPromptIds, chatTemplateOf, type ChatMessage } from './chat.ts';
 import { weightBytesPerToken } from './bench.ts';
 import { TOPK_MAX } from '../kernels/topk.ts';
-import { LlamaForward } from './forward.ts';
+import { Forward } from './forward.ts';
+import { modelConfig } from './models/index.ts';
 import { Sampler } from './sampler.ts';
 import { StopMatcher } from './stop.ts';
 import type { FinishReason, GeneratedToken, GenerateOptions, GenerationStats, ModelInfo } from './types.ts';
@@ -44,12 +44,14 @@ export class Runtime {
   private busy = false;
   /** The token ids whose keys and values the KV cache holds, at positions 0..length-1. */
   private cachedIds: number[] = [];
+  /** The oldest position whose keys and values the sliding-window layers' rings still hold (Forward.kv.ring). */
+  private ringFrom = 0;
   private lostError: LanternError | undefined;
   private _weightBytesPerToken = 0;
 
   private constructor(
     private readonly gpu: GpuContext,
-    private readonly forward: LlamaForward,
+    private readonly forward: Forward,
     readonly tokenizer: Tokenizer,
     readonly info: ModelInfo,
     /** The model's own tokenizer.chat_template, if it has one. */
@@ -60,15 +62,15 @@ export class Runtime {
 
   static async load(gpu: GPU | undefined, source: ByteSource, options: LoadOptions = {}): Promise<Runtime> {
     const file = await readGGUF(source);
-    const config = llamaConfig(file);
+    const { family, config } = modelConfig(file);
     const tokenizer = tokenizerFromGGUF(file);
     const context = await acquireGpu(gpu);
     const contextLength = Math.min(options.contextLength ?? Math.min(config.contextLength, 4096), config.contextLength);
     if (!(contextLength >= 1)) throw new LanternError('BAD_ARGUMENT', `contextLength must be at least 1, not ${options.contextLength}.`);
     const weights = new WeightLoader(context, source, file);
-    let forward: LlamaForward;
+    let forward: Forward;
     try {
-      forward = await LlamaForward.create(context, config, weights, contextLength, Math.min(PREFILL_CHUNK, contextLength), { int8Activations: options.int8Activations });
+      forward = await Forward.create(context, family, config, file, weights, contextLength, Math.min(PREFILL_CHUNK, contextLength), { int8Activations: options.int8Activations });
       await forward.finish();
     } catch (e) {
       context.device.destroy();
@@ -83,6 +85,8 @@ export class Runtime {
       adapter: context.adapterName,
       shaderF16: context.shaderF16,
       int8Activations: forward.int8Activations,
+      kvBytes: forward.kv.bytes,
+      kvBytesPerToken: forward.kv.bytesPerToken,
       hasChatTemplate: chatTemplate !== undefined,
     };
     const runtime = new Runtime(context, forward, tokenizer, info, chatTemplate);
@@ -139,7 +143,7 @@ export class Runtime {
     let finishReason: FinishReason = 'abort'; // unless the loop reaches a natural end
     let decodeMs = 0;
     let decodeSteps = 0;
-    const reused = Math.min(commonPrefixLength(this.cachedIds, promptIds), promptIds.length - 1);
+    const reused = this.reusablePrefix(promptIds);
     const stats: GenerationStats = {
       promptTokens: promptIds.length,
       cachedTokens: reused,
@@ -203,10 +207,10 @@ export class Runtime {
     this.checkPrompt(promptIds);
     this.enter();
     try {
-      const reused = Math.min(commonPrefixLength(this.cachedIds, promptIds), promptIds.length - 1);
+      const reused = this.reusablePrefix(promptIds);
       const last = (await this.prefillAllButLast(promptIds.slice(reused), reused))!;
       const logits = await this.forward.step(last.chunk, reused + last.start, 'logits');
-      this.cachedIds.push(...last.chunk);
+      this.wrote(last.chunk, reused + last.start);
       return logits;
     } catch (e) {
       this.cachedIds = [];
@@ -238,8 +242,26 @@ export class Runtime {
       const top = await this.forward.step(last.chunk, pos, 'topk', k);
       id = sampler.sampleTopK(top.ids, top.logits);
     } else id = sampler.sample(await this.forward.step(last.chunk, pos, 'logits'), history);
-    this.cachedIds.push(...last.chunk);
+    this.wrote(last.chunk, pos);
     return id;
+  }
+
+  /**
+   * How much of the cached prefix this prompt shares can be kept: all of it but the last prompt
+   * token (whose logits are needed), unless a sliding-window layer's ring has since overwritten
+   * keys that the first new token's window still reaches; then none, and the prompt is prefilled again.
+   */
+  private reusablePrefix(promptIds: readonly number[]): number {
+    const reused = Math.min(commonPrefixLength(this.cachedIds, promptIds), promptIds.length - 1);
+    const ring = this.forward.kv.ring;
+    return ring && reused > 0 && Math.max(0, reused - ring.window + 1) < this.ringFrom ? 0 : reused;
+  }
+
+  /** Positions pos0.. now hold `tokens`; a ring keeps only its last rows, so older positions may be gone from it. */
+  private wrote(tokens: readonly number[], pos0: number): void {
+    this.cachedIds.push(...tokens);
+    const ring = this.forward.kv.ring;
+    if (ring) this.ringFrom = Math.max(pos0 === 0 ? 0 : this.ringFrom, pos0 + tokens.length - ring.rows);
   }
 
   /** Prefills all full chunks but the last; returns the last chunk, or undefined when aborted. */
@@ -253,7 +275,7 @@ export class Runtime {
       await this.forward.step(chunk, pos0 + start, 'none');
       // Waiting for each chunk lets an abort (a message event) be seen before the next one.
       await this.forward.finish();
-      this.cachedIds.push(...chunk);
+      this.wrote(chunk, pos0 + start);
     }
     if (signal?.aborted) return undefined;
     return { chunk: tokens.slice(start), start };
@@ -283,7 +305,7 @@ export class Runtime {
   }
 
   /**
-   * GPU time per decode step by kernel (LlamaForward.profileStep), the mean of `steps` steps at the
+   * GPU time per decode step by kernel (Forward.profileStep), the mean of `steps` steps at the
    * first free KV-cache position; undefined where the device has no timestamp-query. The cached
    * tokens stay valid: the steps write only the row after them.
    */
@@ -292,6 +314,9 @@ export class Runtime {
     try {
       const pos = Math.min(this.cachedIds.length, this.info.contextLength - 1);
       this.cachedIds = this.cachedIds.slice(0, pos);
+      // Row `pos` of a ring is written: the position a ring's rows back from it is gone.
+      const ring = this.forward.kv.ring;
+      if (ring) this.ringFrom = Math.max(this.ringFrom, pos + 1 - ring.rows);
       const byName = new Map<string, KernelProfile>();
       for (let s = 0; s < steps; s++) {
         const times = await this.forward.profileStep(this.cachedIds.at(-1) ?? 0, pos);

@@ -14,6 +14,10 @@ export interface ModelInfo {
   shaderF16: boolean;
   /** Whether linears of quantized weights quantize their input to int8 here (CPU adapters, unless LoadOptions turned it off). */
   int8Activations: boolean;
+  /** Bytes of the KV cache as allocated (sliding-window layers keep a ring of their window). */
+  kvBytes: number;
+  /** KV-cache bytes per token of context (the layers that keep the whole context). */
+  kvBytesPerToken: number;
   /** Whether the GGUF file carries tokenizer.chat_template (chat needs one, or a chatTemplate option). */
   hasChatTemplate: boolean;
 }

@@ -22,6 +22,11 @@ const FORMATS: Partial<Record<GGMLType, WeightFormat>> = {
   [GGMLType.Q6_K]: 'q6_k',
 };
 
+/** How the kernels read a GGUF type, or undefined where they cannot. */
+export function weightFormatOf(type: GGMLType): WeightFormat | undefined {
+  return FORMATS[type];
+}
+
 /** Reads GGUF tensors by name and uploads them, raw, into GPU buffers. */
 export class WeightLoader {
   private readonly byName: Map<string, GGUFTensorInfo>;
@@ -108,7 +113,7 @@ export class WeightLoader {
 
   private info(name: string): GGUFTensorInfo {
     const info = this.byName.get(name);
-    if (!info) throw new LanternError('BAD_MODEL_FILE', `The model file has no tensor ${name}; it is incomplete or not a llama-family model.`, { tensor: name });
+    if (!info) throw new LanternError('BAD_MODEL_FILE', `The model file has no tensor ${name}; it is incomplete or not a model of its architecture.`, { tensor: name });
     return info;
   }
 
