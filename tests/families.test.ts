@@ -53,13 +53,13 @@ const CASES: Record<string, Case> = {
     type: GGMLType.F16,
   },
   'gemma2: sandwich norms, soft-capping (defaults), alternating window 8, head dim 32': {
-    shape: { architecture: 'gemma2', ...small, headDim: 32, extra: window8 },
+    shape: { architecture: 'gemma2', ...small, headDim: 32, tiedOutput: true, extra: window8 },
     type: GGMLType.F32,
     wraps: true,
   },
   'gemma2: soft-capping from the file, F16': {
     shape: {
-      architecture: 'gemma2', ...small, headDim: 16,
+      architecture: 'gemma2', ...small, headDim: 16, tiedOutput: true,
       extra: { ...window8, attn_logit_softcapping: { type: 'f32', value: 5 }, final_logit_softcapping: { type: 'f32', value: 2 } },
     },
     type: GGMLType.F16,

@@ -240,7 +240,9 @@ export function writeRandomModel(shape: ModelShape, vocabulary: Record<string, M
 
   const metadata: Record<string, MetaValue> = {
     'general.architecture': { type: 'string', value: a },
-    'general.name': { type: 'string', value: `random ${a} ${nEmbd}x${shape.nLayers}` },
+    // Not the architecture's name: llama.cpp sets Phi-3's special-token attributes by general.name,
+    // and fails on a vocabulary without them.
+    'general.name': { type: 'string', value: `random weights ${nEmbd}x${shape.nLayers}` },
     [`${a}.context_length`]: { type: 'u32', value: shape.contextLength },
     [`${a}.embedding_length`]: { type: 'u32', value: nEmbd },
     [`${a}.feed_forward_length`]: { type: 'u32', value: nFF },

@@ -174,6 +174,7 @@ export class Graph<C extends ModelConfig = ModelConfig> {
       const shape = {
         headDim: c.headDim, ropeDim: r.dims, neox: r.neox, maxPositions: this.c.contextLength, cacheRows: rows,
         thetaBase: window > 0 && r.thetaSwa !== undefined ? r.thetaSwa : r.theta,
+        freqScale: window > 0 && r.freqScaleSwa !== undefined ? r.freqScaleSwa : r.freqScale,
         attnFactor: r.attnFactor,
         freqFactors: factorsName ? await weights.hostVector(factorsName) : undefined,
       };
@@ -225,11 +226,13 @@ export class Graph<C extends ModelConfig = ModelConfig> {
 
   /**
    * The head: the last token's x through output_norm (a `kind` norm), then output.weight (or the
-   * token embedding where the output is tied to it), then soft-capping where the family has it.
+   * token embedding where the output is tied to it, or where the family always ties it), then
+   * soft-capping where the family has it.
    */
-  async output(kind: NormKind, softcap?: number): Promise<void> {
+  async output(kind: NormKind, options: { softcap?: number; tied?: boolean } = {}): Promise<void> {
     const c = this.c;
-    const tied = !this.has('output.weight');
+    const { softcap } = options;
+    const tied = options.tied ?? !this.has('output.weight');
     this.need(tied ? 'token_embd.weight' : 'output.weight', [c.nEmbd, c.vocabSize]);
     const b = this.gpu?.buffers;
     const norm = await this.normOp(kind, 'output_norm', b?.acts.x, b?.last, true);

@@ -14,6 +14,7 @@ interface Gemma2Config extends ModelConfig {
  * Gemma 2: the embedding scaled by sqrt(n_embd), sandwich RMSNorms (before and after attention and
  * the MLP), NeoX RoPE, GeGLU, soft-capped scores and logits, and a sliding window (4096 by
  * default) on every other layer, as llama.cpp reads them; head size from attention.key_length.
+ * The output is always the token embedding: llama.cpp reads no output.weight for Gemma 2.
  */
 export const gemma2: Family<Gemma2Config> = {
   architectures: ['gemma2'],
@@ -41,6 +42,6 @@ export const gemma2: Family<Gemma2Config> = {
       await g.norm('rms', blk(l, 'post_ffw_norm'), 'h', 'xn');
       await g.add('x', 'xn');
     }
-    await g.output('rms', g.c.finalSoftcap);
+    await g.output('rms', { softcap: g.c.finalSoftcap, tied: true });
   },
 };

@@ -41,6 +41,6 @@ export const gemma3: Family<Gemma3Config> = {
       await g.norm('rms', blk(l, 'post_ffw_norm'), 'h', 'xn');
       await g.add('x', 'xn');
     }
-    await g.output('rms', g.c.finalSoftcap);
+    await g.output('rms', { softcap: g.c.finalSoftcap });
   },
 };
