@@ -253,7 +253,7 @@ describe('kernels match their CPU twins', () => {
           const got = await runKernel({
             op: 'linear', nTokens: tokens, pos0, inputs: { x: f32(x), bias: f32(bias) },
             weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: (pos0 + tokens) * n },
-            options: { outAtPos: true, ...(threadsPerRow ? { threadsPerRow } : {}) },
+            options: { cacheRows: pos0 + tokens, ...(threadsPerRow ? { threadsPerRow } : {}) },
           });
           const want = ref.linear(got.int8[0] === 1 ? ref.quantizeActivations(x) : x, w.rounded, k, n, bias);
           expectClose(got.y.slice(0, pos0 * n), new Float64Array(pos0 * n), { abs: 0, rel: 0 }, 'rows before pos0 untouched');
@@ -282,7 +282,7 @@ describe('kernels match their CPU twins', () => {
           const got = await runKernel({
             op: 'linear', nTokens, pos0, inputs: { x: f32(x), bias: f32(bias) },
             weights: { W: { words: w.words, format, rows: n, cols: k, parts } }, outputs,
-            options: { outAtPos: true, ...(threadsPerRow ? { threadsPerRow } : {}) },
+            options: { cacheRows: pos0 + nTokens, ...(threadsPerRow ? { threadsPerRow } : {}) },
           });
           const full = ref.linear(got.int8[0] === 1 ? ref.quantizeActivations(x) : x, w.rounded, k, n, bias);
           let first = 0;

@@ -44,7 +44,7 @@ export interface Weight {
 }
 
 /** The uniform every linear kernel reads; n0, n1 are the rows of a stacked weight's first parts (linear_store.wgsl). */
-const LINEAR_PARAMS = new UniformLayout('Params', { k: 'u32', n: 'u32', out_at_pos: 'u32', n0: 'u32', n1: 'u32' });
+const LINEAR_PARAMS = new UniformLayout('Params', { k: 'u32', n: 'u32', cache_rows: 'u32', n0: 'u32', n1: 'u32' });
 
 export interface KernelOptions {
   matvecThreadsPerRow?: number;
@@ -132,19 +132,20 @@ export class Kernels {
    * Block-format weights on CPU adapters (one invocation per row) take the matvec for every token
    * count: it decodes each block in registers with no barrier, where the tiled matmul decodes
    * element by element between two barriers per tile step.
-   * With outAtPos, token t's row lands at row pos0 + t of y (writing V into the KV cache);
+   * With cacheRows, token t's row lands at row (pos0 + t) % cacheRows of y (writing V into a KV
+   * cache of cacheRows rows: the whole context, or a ring for a sliding-window layer);
    * with bias, bias[n] is added to every row. A stacked weight (weight.parts, 2 or 3 of them)
-   * takes one output per part, [n_tokens, part rows] each; outAtPos applies to the last.
+   * takes one output per part, [n_tokens, part rows] each; cacheRows applies to the last.
    */
-  async linear(x: GPUBuffer, weight: Weight, y: GPUBuffer | readonly GPUBuffer[], options: { outAtPos?: boolean; bias?: GPUBuffer } = {}): Promise<Op> {
-    const { outAtPos = false, bias } = options;
+  async linear(x: GPUBuffer, weight: Weight, y: GPUBuffer | readonly GPUBuffer[], options: { cacheRows?: number; bias?: GPUBuffer } = {}): Promise<Op> {
+    const { cacheRows = 0, bias } = options;
     const parts = weight.parts ?? [weight.rows];
     const outputs = Array.isArray(y) ? (y as readonly GPUBuffer[]) : [y as GPUBuffer];
     if (outputs.length !== parts.length || parts.length > 3 || parts.reduce((a, b) => a + b, 0) !== weight.rows) {
       throw new Error(`linear: a weight of parts [${parts.join(', ')}] (${weight.rows} rows) cannot write ${outputs.length} outputs`);
     }
     const values = this.uniform(LINEAR_PARAMS, {
-      k: weight.cols, n: weight.rows, out_at_pos: outAtPos ? 1 : 0, n0: parts.length > 1 ? parts[0] : 0, n1: parts.length > 2 ? parts[1] : 0,
+      k: weight.cols, n: weight.rows, cache_rows: cacheRows, n0: parts.length > 1 ? parts[0] : 0, n1: parts.length > 2 ? parts[1] : 0,
     });
     // y, and for a stacked weight y_mid (binding 8) and y_last (binding 9), as linear_store.wgsl declares them.
     const stack: LinearOutputs = {

@@ -89,11 +89,11 @@ export class LlamaForward {
       const linears = async (parts: { tensor: string; y: GPUBuffer }[], outAtPos: boolean, qkvBias: boolean): Promise<Op[]> => {
         const biases = async (ps: typeof parts) => (qkvBias ? weights.vectorF32(...ps.map((p) => `blk.${l}.${p.tensor}.bias`)) : undefined);
         const stacked = await weights.stack(parts.map((p) => name(p.tensor)), layout);
-        if (stacked) return [await k.linear(b.xn, stacked, parts.map((p) => p.y), { outAtPos, bias: await biases(parts) })];
+        if (stacked) return [await k.linear(b.xn, stacked, parts.map((p) => p.y), { cacheRows: outAtPos ? contextLength : 0, bias: await biases(parts) })];
         if (parts.length === 3) return [...(await linears(parts.slice(0, 2), false, qkvBias)), ...(await linears(parts.slice(2), outAtPos, qkvBias))];
         const ops: Op[] = [];
         for (const [i, p] of parts.entries()) {
-          ops.push(await k.linear(b.xn, await w(p.tensor), p.y, { outAtPos: outAtPos && i === parts.length - 1, bias: await biases([p]) }));
+          ops.push(await k.linear(b.xn, await w(p.tensor), p.y, { cacheRows: outAtPos && i === parts.length - 1 ? contextLength : 0, bias: await biases([p]) }));
         }
         return ops;
       };

@@ -61,7 +61,7 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
     case 'rmsnorm': op = await k.rmsnorm(buffers.x, weights.W, buffers.out, num('eps'), Boolean(o.lastRow)); break;
     case 'linear': {
       const y = weights.W.parts ? weights.W.parts.map((_, i) => buffers[`y${i}`]) : buffers.y;
-      op = await k.linear(buffers.x, weights.W, y, { outAtPos: Boolean(o.outAtPos), bias: buffers.bias });
+      op = await k.linear(buffers.x, weights.W, y, { cacheRows: num('cacheRows') || 0, bias: buffers.bias });
       break;
     }
     case 'rope': {
