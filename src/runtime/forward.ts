@@ -102,7 +102,7 @@ export class LlamaForward {
         ...(await linears([{ tensor: 'attn_q', y: b.q }, { tensor: 'attn_k', y: b.k }, { tensor: 'attn_v', y: b.vCache[l] }], true, c.qkvBias)),
         await k.rope(b.q, { nHeads: c.nHeads, ...rope }),
         await k.rope(b.k, { nHeads: c.nKvHeads, ...rope }, b.kCache[l]),
-        await k.attention(b.q, b.kCache[l], b.vCache[l], b.attn, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim }),
+        await k.attention(b.q, b.kCache[l], b.vCache[l], b.attn, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, cacheRows: contextLength }),
         await k.linear(b.attn, await w('attn_output'), b.proj),
         await k.add(b.x, b.proj, c.nEmbd),
         await k.rmsnorm(b.x, await w('ffn_norm'), b.xn, c.rmsEps),
