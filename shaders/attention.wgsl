@@ -1,11 +1,16 @@
 // Causal attention over the KV cache, for prefill (many tokens) and decode (one).
-// Query row t sits at position pos0 + t and attends to cache positions 0..pos0 + t.
+// Query row t sits at position p = pos0 + t and attends to key positions first..p: first = 0, or
+// with a sliding window (window > 0) max(0, p - window + 1), as llama.cpp masks SWA layers
+// (is_masked_swa, LLAMA_SWA_TYPE_STANDARD: masked when p - j >= window). Key position j lives at
+// cache row j % cache_rows (cache_rows: the whole context, or a ring of at least window +
+// n_tokens - 1 rows). Score s = scale * q.k, then with softcap > 0, s = softcap * tanh(s / softcap).
 // Grouped-query: query head h reads KV head h / (n_heads / n_kv_heads).
 // Softmax is computed online, one chunk of WG positions at a time, so shared memory stays small
 // whatever the context length.
-// Bindings: 0 step (uniform Step), 1 params (uniform Params {n_heads, n_kv_heads, head_dim, scale}),
-//           2 q [n_tokens, n_heads * head_dim] f32, 3 k_cache [n_ctx, n_kv_heads * head_dim] f32,
-//           4 v_cache [n_ctx, n_kv_heads * head_dim] f32, 5 out [n_tokens, n_heads * head_dim] f32
+// Bindings: 0 step (uniform Step), 1 params (uniform Params {n_heads, n_kv_heads, head_dim, scale,
+//           softcap, window, cache_rows}),
+//           2 q [n_tokens, n_heads * head_dim] f32, 3 k_cache [cache_rows, n_kv_heads * head_dim] f32,
+//           4 v_cache [cache_rows, n_kv_heads * head_dim] f32, 5 out [n_tokens, n_heads * head_dim] f32
 // Limits:   head_dim <= 4 * WG (each invocation owns up to 4 output dims).
 // Dispatch: (n_heads, n_tokens); WG invocations per (head, token).
 
@@ -15,6 +20,8 @@
 @group(0) @binding(3) var<storage, read> k_cache: array<f32>;
 @group(0) @binding(4) var<storage, read> v_cache: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+#include "tanh"
 
 const WG: u32 = 64u;
 const MAX_HEAD_DIM: u32 = 256u;
@@ -32,6 +39,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let kv_stride = params.n_kv_heads * hd;
   let kv_off = kv_head * hd;
   let last = step.pos0 + t; // inclusive
+  var first = 0u;
+  if (params.window != 0u && last >= params.window) { first = last + 1u - params.window; }
 
   for (var d = lid.x; d < hd; d += WG) { q_row[d] = q[q_base + d]; }
   workgroupBarrier();
@@ -40,14 +49,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   var l = 0.0;            // running sum of exp
   var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
 
-  for (var start = 0u; start <= last; start += WG) {
+  for (var start = first; start <= last; start += WG) {
     let j = start + lid.x;
     var s = -3.0e38;
     if (j <= last) {
       var dot = 0.0;
-      let k_base = j * kv_stride + kv_off;
+      let k_base = (j % params.cache_rows) * kv_stride + kv_off;
       for (var d = 0u; d < hd; d++) { dot += q_row[d] * k_cache[k_base + d]; }
       s = dot * params.scale;
+      if (params.softcap != 0.0) { s = params.softcap * tanh_precise(s / params.softcap); }
     }
     p[lid.x] = s;
     reduce[lid.x] = s;
@@ -69,12 +79,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     l = l * correction + reduce[0];
     m = m_new;
     let n_valid = min(WG, last + 1u - start);
+    let row0 = start % params.cache_rows;
     for (var r = 0u; r < 4u; r++) {
       let d = lid.x + r * WG;
       if (d < hd) {
         var a = acc[r] * correction;
         for (var jj = 0u; jj < n_valid; jj++) {
-          a += p[jj] * v_cache[(start + jj) * kv_stride + kv_off + d];
+          let row = select(row0 + jj, row0 + jj - params.cache_rows, row0 + jj >= params.cache_rows);
+          a += p[jj] * v_cache[row * kv_stride + kv_off + d];
         }
         acc[r] = a;
       }

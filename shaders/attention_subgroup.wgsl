@@ -3,11 +3,15 @@
 // between the workgroup's subgroups, which made attention.wgsl cost ~1 ms per layer on SwiftShader
 // at any context length; here the 4 lanes split the head's dimensions, walk the positions together,
 // add their partial scores with subgroupAdd, and keep the online softmax in registers.
-// Query row t sits at position pos0 + t and attends to cache positions 0..pos0 + t; query head h
-// reads KV head h / (n_heads / n_kv_heads).
-// Bindings: 0 step (uniform Step), 1 params (uniform Params {n_heads, n_kv_heads, head_dim, scale}),
-//           2 q [n_tokens, n_heads * head_dim] f32, 3 k_cache [n_ctx, n_kv_heads * head_dim] f32,
-//           4 v_cache [n_ctx, n_kv_heads * head_dim] f32, 5 out [n_tokens, n_heads * head_dim] f32
+// Query row t sits at position p = pos0 + t and attends to key positions first..p: first = 0, or
+// with a sliding window (window > 0) max(0, p - window + 1); key position j lives at cache row
+// j % cache_rows (a ring for sliding-window layers); score s = scale * q.k, then with softcap > 0
+// s = softcap * tanh(s / softcap); all as attention.wgsl. Query head h reads KV head
+// h / (n_heads / n_kv_heads).
+// Bindings: 0 step (uniform Step), 1 params (uniform Params {n_heads, n_kv_heads, head_dim, scale,
+//           softcap, window, cache_rows}),
+//           2 q [n_tokens, n_heads * head_dim] f32, 3 k_cache [cache_rows, n_kv_heads * head_dim] f32,
+//           4 v_cache [cache_rows, n_kv_heads * head_dim] f32, 5 out [n_tokens, n_heads * head_dim] f32
 //           (all read as vec4: lane l owns the head's vec4 chunks l, l + 4, l + 8, ...)
 // Variants: head_dim 64 (4 chunks per lane), or HD128 (8 chunks per lane).
 // Needs subgroups of at least 4. Dispatch: (n_heads, n_tokens) workgroups of 4.
@@ -21,6 +25,8 @@ enable subgroups;
 @group(0) @binding(4) var<storage, read> v_cache: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
 
+#include "tanh"
+
 @compute @workgroup_size(4)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
   let head = wid.x;
@@ -32,6 +38,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let kv_stride = params.n_kv_heads * hd4;
   let kv_at = kv_head * hd4 + lane;
   let last = step.pos0 + t; // inclusive
+  var first = 0u;
+  if (params.window != 0u && last >= params.window) { first = last + 1u - params.window; }
 
   let q0 = q[q_at] * params.scale; let q1 = q[q_at + 4u] * params.scale;
   let q2 = q[q_at + 8u] * params.scale; let q3 = q[q_at + 12u] * params.scale;
@@ -43,13 +51,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 #endif
   var m = -3.0e38; // running max of the scores
   var l = 0.0;     // running sum of exp(score - m)
-  for (var p = 0u; p <= last; p++) {
-    let at = p * kv_stride + kv_at;
+  var row = first % params.cache_rows;
+  for (var p = first; p <= last; p++) {
+    let at = row * kv_stride + kv_at;
+    row = select(row + 1u, 0u, row + 1u == params.cache_rows);
     var s = dot(q0, k_cache[at]) + dot(q1, k_cache[at + 4u]) + dot(q2, k_cache[at + 8u]) + dot(q3, k_cache[at + 12u]);
 #ifdef HD128
     s += dot(q4, k_cache[at + 16u]) + dot(q5, k_cache[at + 20u]) + dot(q6, k_cache[at + 24u]) + dot(q7, k_cache[at + 28u]);
 #endif
     s = subgroupAdd(s);
+    if (params.softcap != 0.0) { s = params.softcap * tanh_precise(s / params.softcap); }
     let m_new = max(m, s);
     let correction = exp(m - m_new);
     let e = exp(s - m_new);

@@ -1,8 +1,8 @@
 // Matvec for decode: y[t, n] = sum_k W[n, k] * x[t, k], one token per z of the grid (decode has
 // one; CPU adapters also run block-format prefill here, barrier-free, instead of the tiled matmul).
-// Bindings: 0 step (uniform Step), 1 params (uniform Params {k, n, out_at_pos}),
+// Bindings: 0 step (uniform Step), 1 params (uniform Params {k, n, cache_rows, n0, n1}),
 //           2 x [n_tokens, k] f32, 3 W [n_out, k] (weights.wgsl words),
-//           4 y [n_tokens, n_out] f32 (token t at row pos0 + t when out_at_pos = 1)
+//           4 y [n_tokens, n_out] f32 (token t at row (pos0 + t) % cache_rows when cache_rows > 0)
 // Variants: W_F32 / W_F16 (element loop) or W_Q8_0 / W_Q4_0 / W_Q4_1 / W_Q5_0 / W_Q5_1 / W_Q4_K /
 //           W_Q6_K (k a multiple of the block size; each invocation takes whole 32-element chunks,
 //           decoded in registers);

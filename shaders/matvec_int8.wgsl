@@ -3,10 +3,10 @@
 // across lanes) and for every instruction, not for bytes: decoding each weight to f32 costs several
 // vector instructions per weight, so this kernel keeps weights as integers and multiplies several
 // per instruction. Integer sums are exact; scales are applied per block.
-// Bindings: 0 step (uniform Step), 1 params (uniform Params {k, n, out_at_pos}),
+// Bindings: 0 step (uniform Step), 1 params (uniform Params {k, n, cache_rows, n0, n1}),
 //           2 xq [n_tokens, ...] u32: x's quants, laid out as quantize_x.wgsl's variant for the format,
 //           3 xs [n_tokens, k / 32] vec2<f32> (d, d * sum q), 4 W [n_out, k] (raw GGUF blocks as u32
-//           words), 5 y [n_tokens, n_out] f32 (token t at row pos0 + t when out_at_pos = 1);
+//           words), 5 y [n_tokens, n_out] f32 (token t at row (pos0 + t) % cache_rows when cache_rows > 0);
 //           BIAS adds 6 bias [n_out] f32. STACK2, STACK3 (linear_store.wgsl): a weight stacking 2
 //           or 3 linears, each part's rows to its own output (y, then bindings 8 and 9).
 // The loop walks k in blocks (per row: row_block, what the block's steps need) and each block in

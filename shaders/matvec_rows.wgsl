@@ -3,9 +3,9 @@
 // a gather across lanes). Here each invocation computes 4 consecutive rows, so each x load serves
 // four rows, and lanes 0..3 each load a quarter of the x values all lanes share, handed round with
 // subgroupBroadcast; an F16 word brings two weights.
-// Bindings: 0 step (uniform Step), 1 params (uniform Params {k, n, out_at_pos}),
+// Bindings: 0 step (uniform Step), 1 params (uniform Params {k, n, cache_rows, n0, n1}),
 //           2 x [n_tokens, k] f32, 3 W [n_out, k] (f32 words, or two f16 per word),
-//           4 y [n_tokens, n_out] f32 (token t at row pos0 + t when out_at_pos = 1);
+//           4 y [n_tokens, n_out] f32 (token t at row (pos0 + t) % cache_rows when cache_rows > 0);
 //           BIAS adds 5 bias [n_out] f32.
 // Variants: W_F16 or W_F32; k a multiple of 16. BIAS. STACK2, STACK3 (linear_store.wgsl: stacked
 // linears, outputs at bindings 8, 9). TOKENS4 (prefill): four tokens per

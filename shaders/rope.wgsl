@@ -1,10 +1,11 @@
 // Rotary position embedding over [n_tokens, n_heads, head_dim], token t at position pos0 + t.
 // Rotates the first rope_dim dims of each head; the rest pass through.
-// Bindings: 0 step (uniform Step), 1 params (uniform Params {n_heads, head_dim, rope_dim}),
+// Bindings: 0 step (uniform Step), 1 params (uniform Params {n_heads, head_dim, rope_dim, cache_rows}),
 //           2 table [n_positions, rope_dim / 2] vec2<f32>: (cos, sin) of pos * theta_base^(-2i / rope_dim),
 //             computed on the host in f64 (SwiftShader's sin/cos are off by ~1e-4, which WGSL allows),
 //           3 x [n_tokens, n_heads * head_dim] f32, in place; or with TO_CACHE read-only, and
-//           4 cache [n_ctx, n_heads * head_dim] f32, rows written at pos0 + t
+//           4 cache [cache_rows, n_heads * head_dim] f32, token t's row written at (pos0 + t) % cache_rows
+//             (the whole context, or a ring for a sliding-window layer; the rotation keeps the absolute position)
 // Variants: NEOX pairs (i, i + rope_dim/2) as in GPT-NeoX/Qwen2; otherwise adjacent pairs (2i, 2i+1)
 //           as llama.cpp's "norm" style. TO_CACHE writes the rotated rows into the KV cache.
 // Dispatch: (ceil(n_heads * head_dim / 2 / WG), n_tokens); one invocation per pair.
@@ -54,7 +55,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     b = rb;
   }
 #ifdef TO_CACHE
-  let out_base = pos * width + head * params.head_dim;
+  let out_base = (pos % params.cache_rows) * width + head * params.head_dim;
   cache[out_base + i0] = a;
   cache[out_base + i1] = b;
 #else

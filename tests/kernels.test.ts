@@ -8,6 +8,7 @@ import { GGMLType } from '../src/model/gguf.ts';
 import type { WeightFormat } from '../src/kernels/ops.ts';
 import type { KernelSpec } from './kernels/harness.ts';
 import * as ref from './kernels/reference.ts';
+import { asF32, expectClose, f32, packQuantized, packWeight } from './kernels/check.ts';
 import { regroupQ5_0, regroupQ6_K } from '../src/model/regroup.ts';
 
 let gpu: GpuPage;
@@ -22,46 +23,6 @@ function runKernel(spec: KernelSpec): Promise<Record<string, number[]>> {
     return harness.run(s);
   }, spec);
 }
-
-/** Fails with the worst few elements listed, so a wrong kernel reads as a diff, not a boolean. */
-function expectClose(got: number[], want: Float64Array | number[], tol: { abs: number; rel: number }, what: string): void {
-  expect(got.length, `${what}: length`).toBe(want.length);
-  const bad: string[] = [];
-  let worst = 0;
-  for (let i = 0; i < got.length; i++) {
-    const err = Math.abs(got[i] - want[i]);
-    const allowed = tol.abs + tol.rel * Math.abs(want[i]);
-    if (!(err <= allowed)) {
-      worst = Math.max(worst, err);
-      if (bad.length < 8) bad.push(`  [${i}] got ${got[i]} want ${want[i]} (|diff| ${err.toExponential(2)} > ${allowed.toExponential(2)})`);
-    }
-  }
-  if (bad.length) throw new Error(`${what}: mismatches (worst |diff| ${worst.toExponential(2)}):\n${bad.join('\n')}`);
-}
-
-/** Weight storage: f32 words, or f16 halves packed two per word (values rounded to f16 first). */
-function packWeight(values: Float64Array, format: 'f32' | 'f16'): { words: number[]; rounded: Float64Array } {
-  if (format === 'f32') {
-    const f = Float32Array.from(values);
-    return { words: Array.from(new Uint32Array(f.buffer)), rounded: Float64Array.from(f) };
-  }
-  const halves = new Uint16Array(values.length + (values.length % 2));
-  values.forEach((v, i) => (halves[i] = ref.floatToHalfBits(v)));
-  const rounded = Float64Array.from(values, (_, i) => ref.halfBitsToFloat(halves[i]));
-  return { words: Array.from(new Uint32Array(halves.buffer)), rounded };
-}
-
-/** ggml blocks, zero-padded to a whole word as the weight loader uploads them; `rounded` is what they decode to. */
-function packQuantized(values: Float64Array, type: ref.QuantType): { words: number[]; rounded: Float64Array } {
-  const bytes = ref.quantize(values, type);
-  const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
-  padded.set(bytes);
-  return { words: Array.from(new Uint32Array(padded.buffer)), rounded: ref.dequantize(bytes, type, values.length) };
-}
-
-const f32 = (a: Float64Array): number[] => Array.from(Float32Array.from(a));
-/** Inputs as the GPU sees them (rounded to f32), for the twin. */
-const asF32 = (a: Float64Array): Float64Array => Float64Array.from(Float32Array.from(a));
 
 describe('kernels match their CPU twins', () => {
   for (const format of ['f32', 'f16'] as const) {
@@ -253,7 +214,7 @@ describe('kernels match their CPU twins', () => {
           const got = await runKernel({
             op: 'linear', nTokens: tokens, pos0, inputs: { x: f32(x), bias: f32(bias) },
             weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: (pos0 + tokens) * n },
-            options: { outAtPos: true, ...(threadsPerRow ? { threadsPerRow } : {}) },
+            options: { cacheRows: pos0 + tokens, ...(threadsPerRow ? { threadsPerRow } : {}) },
           });
           const want = ref.linear(got.int8[0] === 1 ? ref.quantizeActivations(x) : x, w.rounded, k, n, bias);
           expectClose(got.y.slice(0, pos0 * n), new Float64Array(pos0 * n), { abs: 0, rel: 0 }, 'rows before pos0 untouched');
@@ -282,7 +243,7 @@ describe('kernels match their CPU twins', () => {
           const got = await runKernel({
             op: 'linear', nTokens, pos0, inputs: { x: f32(x), bias: f32(bias) },
             weights: { W: { words: w.words, format, rows: n, cols: k, parts } }, outputs,
-            options: { outAtPos: true, ...(threadsPerRow ? { threadsPerRow } : {}) },
+            options: { cacheRows: pos0 + nTokens, ...(threadsPerRow ? { threadsPerRow } : {}) },
           });
           const full = ref.linear(got.int8[0] === 1 ? ref.quantizeActivations(x) : x, w.rounded, k, n, bias);
           let first = 0;

@@ -44,7 +44,7 @@ export interface Weight {
 }
 
 /** The uniform every linear kernel reads; n0, n1 are the rows of a stacked weight's first parts (linear_store.wgsl). */
-const LINEAR_PARAMS = new UniformLayout('Params', { k: 'u32', n: 'u32', out_at_pos: 'u32', n0: 'u32', n1: 'u32' });
+const LINEAR_PARAMS = new UniformLayout('Params', { k: 'u32', n: 'u32', cache_rows: 'u32', n0: 'u32', n1: 'u32' });
 
 export interface KernelOptions {
   matvecThreadsPerRow?: number;
@@ -118,12 +118,58 @@ export class Kernels {
     return this.op(pipeline, bind, (n) => [Math.ceil(table.cols / wg), n]);
   }
 
+  /** x[t, :] += table[pos0 + t, :]: learned absolute positions (GPT-2's position_embd), stored as token_embd may be. */
+  async positionEmbedding(table: Weight, x: GPUBuffer): Promise<Op> {
+    const params = new UniformLayout('Params', { n_embd: 'u32' });
+    const wg = 64;
+    const pipeline = await this.pipeline('embedding', [weightDefine(table), 'POSITIONS'], params, { WG: wg });
+    const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { n_embd: table.cols }), undefined, table.buffer, x]);
+    return this.op(pipeline, bind, (n) => [Math.ceil(table.cols / wg), n]);
+  }
+
   /** out[r, :] = x[r, :] / rms(x[r, :]) * w; with lastRow only the last token's row, into row 0. */
   async rmsnorm(x: GPUBuffer, weight: Weight, out: GPUBuffer, eps: number, lastRow = false): Promise<Op> {
     const params = new UniformLayout('Params', { n: 'u32', eps: 'f32' });
     const defines = [weightDefine(weight), ...(lastRow ? ['LAST_ROW'] : []), ...(this.cpuSubgroups ? ['SUBGROUPS'] : [])];
     const pipeline = await this.pipeline('rmsnorm', defines, params, { WG: this.cpuSubgroups ? this.gpu.subgroupSize! : 64 });
     const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { n: weight.cols, eps }), x, weight.buffer, out]);
+    return this.op(pipeline, bind, (n) => (lastRow ? [1] : [1, n]));
+  }
+
+  /**
+   * RMSNorm in place of every weight.cols-wide row of x [n_tokens, rowsPerToken * weight.cols]:
+   * per-head q/k norms (Qwen3, Gemma 3: weight [head_dim], rowsPerToken = n_heads), or OLMo 2's
+   * norm over a whole q or k projection (rowsPerToken = 1).
+   */
+  async rmsnormRows(x: GPUBuffer, weight: Weight, eps: number, rowsPerToken: number): Promise<Op> {
+    checkNormVector(weight, 'rmsnormRows');
+    if (!Number.isInteger(rowsPerToken) || rowsPerToken < 1 || rowsPerToken > MAX_DISPATCH) {
+      throw new LanternError('BAD_ARGUMENT', `rmsnormRows takes 1 to ${MAX_DISPATCH} rows per token, not ${rowsPerToken}; pass the head count (per-head norms) or 1 (whole projection).`);
+    }
+    const params = new UniformLayout('Params', { n: 'u32', eps: 'f32' });
+    const defines = [weightDefine(weight), 'IN_PLACE', ...(this.cpuSubgroups ? ['SUBGROUPS'] : [])];
+    const pipeline = await this.pipeline('rmsnorm', defines, params, { WG: this.cpuSubgroups ? this.gpu.subgroupSize! : 64 });
+    const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { n: weight.cols, eps }), x, weight.buffer]);
+    return this.op(pipeline, bind, (n) => [rowsPerToken, n]);
+  }
+
+  /**
+   * LayerNorm: out[r, :] = (x[r, :] - mean) / sqrt(var + eps) * w + b over rows of weight.cols (ggml_norm,
+   * then mul and add); with lastRow only the last token's row, into row 0.
+   */
+  async layernorm(x: GPUBuffer, weight: Weight, bias: Weight | undefined, out: GPUBuffer, eps: number, lastRow = false): Promise<Op> {
+    checkNormVector(weight, 'layernorm weight');
+    if (bias) {
+      checkNormVector(bias, 'layernorm bias');
+      if (bias.cols !== weight.cols) throw new LanternError('BAD_MODEL_FILE', `A LayerNorm's bias has ${bias.cols} elements but its weight ${weight.cols}; the file is damaged.`);
+    }
+    const params = new UniformLayout('Params', { n: 'u32', eps: 'f32' });
+    const defines = [
+      weightDefine(weight), ...(bias ? ['BIAS', ...(bias.format === 'f16' ? ['B_F16'] : [])] : []),
+      ...(lastRow ? ['LAST_ROW'] : []), ...(this.cpuSubgroups ? ['SUBGROUPS'] : []),
+    ];
+    const pipeline = await this.pipeline('layernorm', defines, params, { WG: this.cpuSubgroups ? this.gpu.subgroupSize! : 64 });
+    const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { n: weight.cols, eps }), x, weight.buffer, out, bias?.buffer]);
     return this.op(pipeline, bind, (n) => [lastRow ? 1 : n]);
   }
 
@@ -132,19 +178,20 @@ export class Kernels {
    * Block-format weights on CPU adapters (one invocation per row) take the matvec for every token
    * count: it decodes each block in registers with no barrier, where the tiled matmul decodes
    * element by element between two barriers per tile step.
-   * With outAtPos, token t's row lands at row pos0 + t of y (writing V into the KV cache);
+   * With cacheRows, token t's row lands at row (pos0 + t) % cacheRows of y (writing V into a KV
+   * cache of cacheRows rows: the whole context, or a ring for a sliding-window layer);
    * with bias, bias[n] is added to every row. A stacked weight (weight.parts, 2 or 3 of them)
-   * takes one output per part, [n_tokens, part rows] each; outAtPos applies to the last.
+   * takes one output per part, [n_tokens, part rows] each; cacheRows applies to the last.
    */
-  async linear(x: GPUBuffer, weight: Weight, y: GPUBuffer | readonly GPUBuffer[], options: { outAtPos?: boolean; bias?: GPUBuffer } = {}): Promise<Op> {
-    const { outAtPos = false, bias } = options;
+  async linear(x: GPUBuffer, weight: Weight, y: GPUBuffer | readonly GPUBuffer[], options: { cacheRows?: number; bias?: GPUBuffer } = {}): Promise<Op> {
+    const { cacheRows = 0, bias } = options;
     const parts = weight.parts ?? [weight.rows];
     const outputs = Array.isArray(y) ? (y as readonly GPUBuffer[]) : [y as GPUBuffer];
     if (outputs.length !== parts.length || parts.length > 3 || parts.reduce((a, b) => a + b, 0) !== weight.rows) {
       throw new Error(`linear: a weight of parts [${parts.join(', ')}] (${weight.rows} rows) cannot write ${outputs.length} outputs`);
     }
     const values = this.uniform(LINEAR_PARAMS, {
-      k: weight.cols, n: weight.rows, out_at_pos: outAtPos ? 1 : 0, n0: parts.length > 1 ? parts[0] : 0, n1: parts.length > 2 ? parts[1] : 0,
+      k: weight.cols, n: weight.rows, cache_rows: cacheRows, n0: parts.length > 1 ? parts[0] : 0, n1: parts.length > 2 ? parts[1] : 0,
     });
     // y, and for a stacked weight y_mid (binding 8) and y_last (binding 9), as linear_store.wgsl declares them.
     const stack: LinearOutputs = {
@@ -254,19 +301,21 @@ export class Kernels {
   }
 
   /**
-   * Rotates [n_tokens, nHeads, headDim] in place, or into `cache` at rows pos0 + t (< maxPositions).
+   * Rotates [n_tokens, nHeads, headDim] in place, or into `cache` at rows (pos0 + t) % cacheRows
+   * (default maxPositions; fewer for a sliding-window layer's ring), positions below maxPositions.
    * freqFactors [ropeDim / 2] divide the rotation frequencies (Llama 3's rope_freqs).
    */
   async rope(
     x: GPUBuffer,
-    shape: { nHeads: number; headDim: number; ropeDim: number; thetaBase: number; neox: boolean; maxPositions: number; freqFactors?: Float32Array },
+    shape: { nHeads: number; headDim: number; ropeDim: number; thetaBase: number; neox: boolean; maxPositions: number; freqFactors?: Float32Array; cacheRows?: number },
     cache?: GPUBuffer,
   ): Promise<Op> {
-    const params = new UniformLayout('Params', { n_heads: 'u32', head_dim: 'u32', rope_dim: 'u32' });
+    const cacheRows = checkCacheRows(shape.cacheRows ?? shape.maxPositions, 'rope');
+    const params = new UniformLayout('Params', { n_heads: 'u32', head_dim: 'u32', rope_dim: 'u32', cache_rows: 'u32' });
     const defines = [...(shape.neox ? ['NEOX'] : []), ...(cache ? ['TO_CACHE'] : [])];
     const wg = 64;
     const pipeline = await this.pipeline('rope', defines, params, { WG: wg });
-    const values = this.uniform(params, { n_heads: shape.nHeads, head_dim: shape.headDim, rope_dim: shape.ropeDim });
+    const values = this.uniform(params, { n_heads: shape.nHeads, head_dim: shape.headDim, rope_dim: shape.ropeDim, cache_rows: cacheRows });
     const half = shape.ropeDim / 2;
     // Llama 3's rope_freqs: frequency i is divided by factor i (long-context scaling).
     const factors = shape.freqFactors;
@@ -286,20 +335,43 @@ export class Kernels {
     return this.op(pipeline, bind, (n) => [Math.ceil(pairs / wg), n]);
   }
 
-  /** Causal attention of q [n_tokens, nHeads * headDim] over the cache rows 0..pos0 + t. */
+  /** cache[(pos0 + t) % cacheRows, :] = x[t, :]: K into the cache in layers without RoPE (GPT-2, SmolLM3's NoPE layers). */
+  async copyToCache(x: GPUBuffer, cache: GPUBuffer, width: number, cacheRows: number): Promise<Op> {
+    const params = new UniformLayout('Params', { width: 'u32', cache_rows: 'u32' });
+    const wg = 64;
+    const pipeline = await this.pipeline('copy_to_cache', [], params, { WG: wg });
+    const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { width, cache_rows: checkCacheRows(cacheRows, 'copyToCache') }), x, cache]);
+    return this.op(pipeline, bind, (n) => [Math.ceil(width / wg), n]);
+  }
+
+  /**
+   * Causal attention of q [n_tokens, nHeads * headDim]: query t at position p = pos0 + t over key
+   * positions 0..p, or with a window p - window + 1..p (llama.cpp's standard sliding window). Key
+   * position j is cache row j % cacheRows: cacheRows covers the context, or for a windowed layer is
+   * a ring of at least window + n_tokens - 1 rows (a chunk's own keys must not overwrite ones its
+   * first queries still see). Scores are scale * q.k (default 1 / sqrt(headDim)), then with
+   * softcap, softcap * tanh(score / softcap) (Gemma 2).
+   */
   async attention(
     q: GPUBuffer, kCache: GPUBuffer, vCache: GPUBuffer, out: GPUBuffer,
-    shape: { nHeads: number; nKvHeads: number; headDim: number },
+    shape: { nHeads: number; nKvHeads: number; headDim: number; scale?: number; softcap?: number; window?: number; cacheRows: number },
   ): Promise<Op> {
     if (shape.headDim > 256) throw new Error(`attention supports head_dim <= 256, not ${shape.headDim}`);
     if (shape.nHeads % shape.nKvHeads !== 0) throw new Error(`n_heads ${shape.nHeads} is not a multiple of n_kv_heads ${shape.nKvHeads}`);
-    const params = new UniformLayout('Params', { n_heads: 'u32', n_kv_heads: 'u32', head_dim: 'u32', scale: 'f32' });
+    const { scale = 1 / Math.sqrt(shape.headDim), softcap = 0, window = 0 } = shape;
+    const cacheRows = checkCacheRows(shape.cacheRows, 'attention');
+    if (!(softcap >= 0 && Number.isFinite(softcap)) || !(Number.isInteger(window) && window >= 0) || !Number.isFinite(scale)) {
+      throw new LanternError('BAD_ARGUMENT', `attention takes a finite scale, a softcap >= 0 and a whole window >= 0 (0: none), not scale ${scale}, softcap ${softcap}, window ${window}; check the model's attention settings.`);
+    }
+    const params = new UniformLayout('Params', {
+      n_heads: 'u32', n_kv_heads: 'u32', head_dim: 'u32', scale: 'f32', softcap: 'f32', window: 'u32', cache_rows: 'u32',
+    });
     // CPU adapters pay dearly for workgroup barriers: one subgroup per head there, for the common head sizes.
     const subgroupHeads = this.cpuSubgroups && (shape.headDim === 64 || shape.headDim === 128);
     const pipeline = subgroupHeads
       ? await this.pipeline('attention_subgroup', shape.headDim === 128 ? ['HD128'] : [], params, {})
       : await this.pipeline('attention', [], params, {});
-    const values = this.uniform(params, { n_heads: shape.nHeads, n_kv_heads: shape.nKvHeads, head_dim: shape.headDim, scale: 1 / Math.sqrt(shape.headDim) });
+    const values = this.uniform(params, { n_heads: shape.nHeads, n_kv_heads: shape.nKvHeads, head_dim: shape.headDim, scale, softcap, window, cache_rows: cacheRows });
     const bind = this.bindGroup(pipeline, [this.step, values, q, kCache, vCache, out]);
     return this.op(pipeline, bind, (n) => [shape.nHeads, n]);
   }
@@ -307,6 +379,27 @@ export class Kernels {
   /** gate = silu(gate) * up, over [n_tokens, width]. */
   async swiglu(gate: GPUBuffer, up: GPUBuffer, width: number): Promise<Op> {
     return this.elementwise('swiglu', gate, up, width);
+  }
+
+  /** gate = gelu(gate) * up, over [n_tokens, width] (Gemma's MLP); GELU as llama.cpp's CPU backend (shaders/gelu.wgsl). */
+  async geglu(gate: GPUBuffer, up: GPUBuffer, width: number): Promise<Op> {
+    return this.elementwise('geglu', gate, up, width);
+  }
+
+  /** x = gelu(x) in place over [n_tokens, width], the tanh form through f16 as llama.cpp's CPU backend (shaders/gelu.wgsl). */
+  async gelu(x: GPUBuffer, width: number): Promise<Op> {
+    return this.unary('GELU', x, width, 0);
+  }
+
+  /** x = factor * x in place over [n_tokens, width] (Gemma's embeddings times sqrt(n_embd)). */
+  async scale(x: GPUBuffer, width: number, factor: number): Promise<Op> {
+    return this.unary('SCALE', x, width, factor);
+  }
+
+  /** x = cap * tanh(x / cap) in place over [n_tokens, width] (Gemma 2's final-logit soft-capping, over [1, vocab]). */
+  async softcap(x: GPUBuffer, width: number, cap: number): Promise<Op> {
+    if (!(cap > 0 && Number.isFinite(cap))) throw new LanternError('BAD_ARGUMENT', `softcap takes a cap > 0, not ${cap}; leave the op out where the model has no soft-capping.`);
+    return this.unary('SOFTCAP', x, width, cap);
   }
 
   /** x += y, over [n_tokens, width]. */
@@ -328,6 +421,15 @@ export class Kernels {
     const pipeline = await this.pipeline(kernel, [], params, { WG: wg });
     const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { n: width }), a, b]);
     return this.op(pipeline, bind, (n) => [Math.ceil((n * width) / wg)]);
+  }
+
+  /** unary.wgsl's variant `fn` in place over x [n_tokens, width]; rows bounded by the grid (an op encoded for 1 touches row 0). */
+  private async unary(fn: 'GELU' | 'SCALE' | 'SOFTCAP', x: GPUBuffer, width: number, factor: number): Promise<Op> {
+    const params = new UniformLayout('Params', { n: 'u32', factor: 'f32' });
+    const wg = 256;
+    const pipeline = await this.pipeline('unary', [fn], params, { WG: wg });
+    const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { n: width, factor }), x]);
+    return this.op(pipeline, bind, (n) => [Math.ceil(width / wg), n]);
   }
 
   /** Frees the buffers the kernels made for themselves: uniforms, constant tables, int8 activations. */
@@ -416,6 +518,25 @@ interface LinearOutputs {
   defines: string[];
   y: GPUBuffer;
   extra: (GPUBuffer | undefined)[];
+}
+
+/** A norm's weight or bias: one F32 or F16 vector (rmsnorm.wgsl and layernorm.wgsl read no blocks). */
+function checkNormVector(vector: Weight, what: string): void {
+  if (vector.rows !== 1 || (vector.format !== 'f32' && vector.format !== 'f16')) {
+    throw new LanternError(
+      'BAD_MODEL_FILE',
+      `The ${what} is a ${vector.rows}-row ${vector.format.toUpperCase()} tensor, where a norm needs one F32 or F16 vector; the file is damaged or was converted by a broken tool, convert it again with llama.cpp.`,
+      { format: vector.format, rows: vector.rows },
+    );
+  }
+}
+
+/** A KV cache's row count as the kernels take it: a whole number of rows, at least 1. */
+function checkCacheRows(rows: number, what: string): number {
+  if (!Number.isInteger(rows) || rows < 1) {
+    throw new LanternError('BAD_ARGUMENT', `${what} needs the KV cache's row count (a whole number >= 1), not ${rows}; pass the context length, or the ring's size for a sliding-window layer.`);
+  }
+  return rows;
 }
 
 /** The weights.wgsl variant of a weight, after checking that its rows are whole blocks. */

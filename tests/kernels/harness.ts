@@ -7,7 +7,10 @@ import { acquireGpu, type GpuContext } from '../../src/gpu/device.ts';
 import { Kernels, type Op, STEP, type Weight, type WeightFormat } from '../../src/kernels/ops.ts';
 
 export interface KernelSpec {
-  op: 'embedding' | 'rmsnorm' | 'linear' | 'rope' | 'attention' | 'swiglu' | 'add' | 'argmax';
+  op: 'embedding' | 'rmsnorm' | 'linear' | 'rope' | 'attention' | 'swiglu' | 'add' | 'argmax'
+    | 'layernorm' | 'rmsnormRows' | 'gelu' | 'geglu' | 'scale' | 'softcap' | 'positionEmbedding' | 'copyToCache';
+  /** Tokens the op is encoded for, when not nTokens (the head's ops run for 1 whatever the batch). */
+  encodeTokens?: number;
   nTokens: number;
   pos0: number;
   /** f32 arrays, and u32 arrays named in `u32`. */
@@ -55,23 +58,36 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
   const o = spec.options ?? {};
   const k = new Kernels(gpu, step, { ...(o.threadsPerRow === undefined ? {} : { matvecThreadsPerRow: Number(o.threadsPerRow) }), ...(o.gpuPaths ? { cpuKernels: false } : {}) });
   const num = (key: string) => Number(o[key]);
+  // Optional numbers: absent stays absent (the op's default).
+  const opt = (key: string) => (o[key] === undefined ? undefined : Number(o[key]));
   let op: Op;
   switch (spec.op) {
     case 'embedding': op = await k.embedding(weights.W, buffers.tokens, buffers.out); break;
     case 'rmsnorm': op = await k.rmsnorm(buffers.x, weights.W, buffers.out, num('eps'), Boolean(o.lastRow)); break;
     case 'linear': {
       const y = weights.W.parts ? weights.W.parts.map((_, i) => buffers[`y${i}`]) : buffers.y;
-      op = await k.linear(buffers.x, weights.W, y, { outAtPos: Boolean(o.outAtPos), bias: buffers.bias });
+      op = await k.linear(buffers.x, weights.W, y, { cacheRows: num('cacheRows') || 0, bias: buffers.bias });
       break;
     }
     case 'rope': {
-      const shape = { nHeads: num('nHeads'), headDim: num('headDim'), ropeDim: num('ropeDim'), thetaBase: num('thetaBase'), neox: Boolean(o.neox), maxPositions: spec.pos0 + spec.nTokens };
+      const shape = { nHeads: num('nHeads'), headDim: num('headDim'), ropeDim: num('ropeDim'), thetaBase: num('thetaBase'), neox: Boolean(o.neox), maxPositions: spec.pos0 + spec.nTokens, cacheRows: opt('cacheRows') };
       op = await k.rope(buffers.x, shape, buffers.cache);
       break;
     }
     case 'attention':
-      op = await k.attention(buffers.q, buffers.kCache, buffers.vCache, buffers.out, { nHeads: num('nHeads'), nKvHeads: num('nKvHeads'), headDim: num('headDim') });
+      op = await k.attention(buffers.q, buffers.kCache, buffers.vCache, buffers.out, {
+        nHeads: num('nHeads'), nKvHeads: num('nKvHeads'), headDim: num('headDim'),
+        scale: opt('scale'), softcap: opt('softcap'), window: opt('window'), cacheRows: opt('cacheRows') ?? spec.pos0 + spec.nTokens,
+      });
       break;
+    case 'layernorm': op = await k.layernorm(buffers.x, weights.W, weights.B, buffers.out, num('eps'), Boolean(o.lastRow)); break;
+    case 'rmsnormRows': op = await k.rmsnormRows(buffers.x, weights.W, num('eps'), num('rowsPerToken')); break;
+    case 'gelu': op = await k.gelu(buffers.x, num('width')); break;
+    case 'geglu': op = await k.geglu(buffers.gate, buffers.up, num('width')); break;
+    case 'scale': op = await k.scale(buffers.x, num('width'), num('factor')); break;
+    case 'softcap': op = await k.softcap(buffers.x, num('width'), num('cap')); break;
+    case 'positionEmbedding': op = await k.positionEmbedding(weights.W, buffers.x); break;
+    case 'copyToCache': op = await k.copyToCache(buffers.x, buffers.cache, num('width'), num('cacheRows')); break;
     case 'swiglu': op = await k.swiglu(buffers.gate, buffers.up, num('width')); break;
     case 'add': op = await k.add(buffers.x, buffers.y, num('width')); break;
     case 'argmax': op = await k.argmax(buffers.logits, num('n'), buffers.result); break;
@@ -79,7 +95,7 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
 
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
-  op.encode(pass, spec.nTokens);
+  op.encode(pass, spec.encodeTokens ?? spec.nTokens);
   pass.end();
   const reads: Record<string, GPUBuffer> = {};
   for (const [name, size] of Object.entries(spec.outputs)) {

@@ -1,4 +1,5 @@
 import { seededRandom } from '../../src/runtime/sampler.ts';
+import { floatToHalfBits, halfBitsToFloat } from '../../src/model/f16.ts';
 
 export { floatToHalfBits, halfBitsToFloat } from '../../src/model/f16.ts';
 /** Quantized weights: the twin reads the same blocks through the TypeScript dequantizer, in float64. */
@@ -23,6 +24,19 @@ export function rmsnorm(x: Float64Array, w: Float64Array, eps: number): Float64A
     for (let i = 0; i < n; i++) sum += x[r * n + i] ** 2;
     const scale = 1 / Math.sqrt(sum / n + eps);
     for (let i = 0; i < n; i++) out[r * n + i] = x[r * n + i] * scale * w[i];
+  }
+  return out;
+}
+
+/** LayerNorm of each w.length-wide row: (x - mean) / sqrt(var + eps) * w (+ b), the variance about the mean. */
+export function layernorm(x: Float64Array, w: Float64Array, b: Float64Array | undefined, eps: number): Float64Array {
+  const n = w.length;
+  const out = new Float64Array(x.length);
+  for (let r = 0; r < x.length / n; r++) {
+    const row = x.subarray(r * n, (r + 1) * n);
+    const mean = row.reduce((a, v) => a + v, 0) / n;
+    const variance = row.reduce((a, v) => a + (v - mean) ** 2, 0) / n;
+    for (let i = 0; i < n; i++) out[r * n + i] = ((row[i] - mean) / Math.sqrt(variance + eps)) * w[i] + (b ? b[i] : 0);
   }
   return out;
 }
@@ -87,12 +101,17 @@ export function rope(
   return out;
 }
 
-/** Causal attention: query t (at position pos0 + t) over cache rows 0..pos0 + t. */
+/**
+ * Causal attention: query t (at position p = pos0 + t) over cache rows j <= p, except with a
+ * window those llama.cpp masks (is_masked_swa, standard: p - j >= window). Scores scale * q.k
+ * (default 1 / sqrt(headDim)), then softcap * tanh(s / softcap) with a softcap. The caches here are
+ * indexed by position (no ring).
+ */
 export function attention(
   q: Float64Array, kCache: Float64Array, vCache: Float64Array,
-  shape: { nHeads: number; nKvHeads: number; headDim: number }, pos0: number,
+  shape: { nHeads: number; nKvHeads: number; headDim: number; scale?: number; softcap?: number; window?: number }, pos0: number,
 ): Float64Array {
-  const { nHeads, nKvHeads, headDim: hd } = shape;
+  const { nHeads, nKvHeads, headDim: hd, scale = 1 / Math.sqrt(hd), softcap = 0, window = 0 } = shape;
   const nTokens = q.length / (nHeads * hd);
   const kvStride = nKvHeads * hd;
   const out = new Float64Array(q.length);
@@ -100,18 +119,23 @@ export function attention(
     for (let h = 0; h < nHeads; h++) {
       const kvOff = Math.floor(h / (nHeads / nKvHeads)) * hd;
       const qBase = t * nHeads * hd + h * hd;
+      const p = pos0 + t;
+      const keys: number[] = [];
       const scores: number[] = [];
-      for (let j = 0; j <= pos0 + t; j++) {
+      for (let j = 0; j <= p; j++) {
+        if (window > 0 && p - j >= window) continue;
         let dot = 0;
         for (let d = 0; d < hd; d++) dot += q[qBase + d] * kCache[j * kvStride + kvOff + d];
-        scores.push(dot / Math.sqrt(hd));
+        const s = dot * scale;
+        keys.push(j);
+        scores.push(softcap > 0 ? softcap * Math.tanh(s / softcap) : s);
       }
       const max = Math.max(...scores);
       const e = scores.map((s) => Math.exp(s - max));
       const total = e.reduce((a, b) => a + b, 0);
       for (let d = 0; d < hd; d++) {
         let acc = 0;
-        for (let j = 0; j < e.length; j++) acc += e[j] * vCache[j * kvStride + kvOff + d];
+        keys.forEach((j, i) => (acc += e[i] * vCache[j * kvStride + kvOff + d]));
         out[qBase + d] = acc / total;
       }
     }
@@ -121,6 +145,36 @@ export function attention(
 
 export function swiglu(gate: Float64Array, up: Float64Array): Float64Array {
   return gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]);
+}
+
+/** GELU's tanh form, exact: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))). */
+export function geluExact(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+}
+
+const toHalf = (v: number): number => halfBitsToFloat(floatToHalfBits(v));
+
+/**
+ * GELU as llama.cpp's CPU backend computes f32 GELU (ggml-cpu/vec.h, GGML_GELU_FP16): 0 at or below
+ * -10, x at or above 10, else x rounded to f16 looked up in a table of f16 values of the tanh form,
+ * each evaluated in f32 (ggml_gelu_f32): for x below about -3, 1 + tanh(...) then keeps only f32's
+ * absolute precision near 1, as llama.cpp's table does.
+ */
+export function gelu(x: number): number {
+  if (x <= -10) return 0;
+  if (x >= 10) return x;
+  const f = Math.fround;
+  const h = toHalf(x);
+  const inner = f(f(f(0.7978845608028654) * h) * f(1 + f(f(f(0.044715) * h) * h)));
+  return toHalf(f(f(0.5 * h) * f(1 + f(Math.tanh(inner)))));
+}
+
+export function geglu(gate: Float64Array, up: Float64Array): Float64Array {
+  return gate.map((g, i) => gelu(g) * up[i]);
+}
+
+export function softcap(x: Float64Array, cap: number): Float64Array {
+  return x.map((v) => cap * Math.tanh(v / cap));
 }
 
 export function add(x: Float64Array, y: Float64Array): Float64Array {
