@@ -303,11 +303,18 @@ export class Kernels {
   /**
    * Rotates [n_tokens, nHeads, headDim] in place, or into `cache` at rows (pos0 + t) % cacheRows
    * (default maxPositions; fewer for a sliding-window layer's ring), positions below maxPositions.
-   * freqFactors [ropeDim / 2] divide the rotation frequencies (Llama 3's rope_freqs).
+   * freqFactors [ropeDim / 2] divide the rotation frequencies (Llama 3's rope_freqs, Phi-3's LongRoPE),
+   * freqScale multiplies the positions (linear scaling) and attnFactor the cos and sin, as ggml_rope_ext does.
    */
   async rope(
     x: GPUBuffer,
-    shape: { nHeads: number; headDim: number; ropeDim: number; thetaBase: number; neox: boolean; maxPositions: number; freqFactors?: Float32Array; cacheRows?: number },
+    shape: {
+      nHeads: number; headDim: number; ropeDim: number; thetaBase: number; neox: boolean; maxPositions: number; freqFactors?: Float32Array; cacheRows?: number;
+      /** Linear RoPE scaling: positions times this (1 / rope.scaling.factor); 1 by default. */
+      freqScale?: number;
+      /** cos and sin times this (rope.scaling.attn_factor); 1 by default. */
+      attnFactor?: number;
+    },
     cache?: GPUBuffer,
   ): Promise<Op> {
     const cacheRows = checkCacheRows(shape.cacheRows ?? shape.maxPositions, 'rope');
@@ -319,13 +326,14 @@ export class Kernels {
     const half = shape.ropeDim / 2;
     // Llama 3's rope_freqs: frequency i is divided by factor i (long-context scaling).
     const factors = shape.freqFactors;
-    const table = this.constants(`rope:${shape.thetaBase}:${shape.ropeDim}:${shape.maxPositions}:${factors?.join(',') ?? ''}`, () => {
+    const { freqScale = 1, attnFactor = 1 } = shape;
+    const table = this.constants(`rope:${shape.thetaBase}:${shape.ropeDim}:${shape.maxPositions}:${freqScale}:${attnFactor}:${factors?.join(',') ?? ''}`, () => {
       const cs = new Float32Array(shape.maxPositions * half * 2);
       for (let pos = 0; pos < shape.maxPositions; pos++) {
         for (let i = 0; i < half; i++) {
-          const theta = (pos * shape.thetaBase ** ((-2 * i) / shape.ropeDim)) / (factors?.[i] ?? 1);
-          cs[(pos * half + i) * 2] = Math.cos(theta);
-          cs[(pos * half + i) * 2 + 1] = Math.sin(theta);
+          const theta = (freqScale * pos * shape.thetaBase ** ((-2 * i) / shape.ropeDim)) / (factors?.[i] ?? 1);
+          cs[(pos * half + i) * 2] = attnFactor * Math.cos(theta);
+          cs[(pos * half + i) * 2 + 1] = attnFactor * Math.sin(theta);
         }
       }
       return cs;
