@@ -3,7 +3,9 @@
 // with a sliding window (window > 0) max(0, p - window + 1), as llama.cpp masks SWA layers
 // (is_masked_swa, LLAMA_SWA_TYPE_STANDARD: masked when p - j >= window). Key position j lives at
 // cache row j % cache_rows (cache_rows: the whole context, or a ring of at least window +
-// n_tokens - 1 rows). Score s = scale * q.k, then with softcap > 0, s = softcap * tanh(s / softcap).
+// n_tokens - 1 rows). Score s = scale * q.k, then with softcap > 0, s = softcap * tanh(s / softcap)
+// (the scale inside the cap, as llama.cpp's flash-attention path; its other path caps q.k and
+// scales after, which agrees where scale = 1, as for Gemma 2, whose Q is scaled beforehand).
 // Grouped-query: query head h reads KV head h / (n_heads / n_kv_heads).
 // Softmax is computed online, one chunk of WG positions at a time, so shared memory stays small
 // whatever the context length.

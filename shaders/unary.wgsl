@@ -33,6 +33,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   x[at] = x[at] * params.factor;
 #endif
 #ifdef SOFTCAP
-  x[at] = params.factor * tanh_precise(x[at] / params.factor);
+  x[at] = params.factor * tanh_precise(x[at] * (1.0 / params.factor)); // llama.cpp scales by 1 / cap
 #endif
 }

@@ -119,6 +119,13 @@ describe('family kernels match their CPU twins', () => {
     expect(close / want.filter((_, i) => above(i)).length, 'share of outputs for gate > -3 equal to the twin (to f32)').toBeGreaterThan(0.98);
   });
 
+  it('add2: the parallel residual\'s two adds in one', async () => {
+    const nTokens = 3, width = 301;
+    const [x, y, z] = [71, 72, 73].map((seed) => asF32(ref.randomArray(nTokens * width, seed, 4)));
+    const got = await runKernel({ op: 'add2', nTokens, pos0: 0, inputs: { x: f32(x), y: f32(y), z: f32(z) }, outputs: { x: x.length }, options: { width } });
+    expectClose(got.x, ref.add(ref.add(x, y), z), { abs: 2e-6, rel: 0 }, 'add2');
+  });
+
   it('scale multiplies in place', async () => {
     const nTokens = 3, width = 301, factor = Math.sqrt(576);
     const x = asF32(ref.randomArray(nTokens * width, 58, 2));

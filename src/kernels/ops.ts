@@ -415,6 +415,11 @@ export class Kernels {
     return this.elementwise('add', x, y, width);
   }
 
+  /** x = (x + y) + z, over [n_tokens, width]: a parallel residual's two adds (x + ffn, then + attn, in llama.cpp's order). */
+  async add2(x: GPUBuffer, y: GPUBuffer, z: GPUBuffer, width: number): Promise<Op> {
+    return this.elementwise('add', x, y, width, z);
+  }
+
   /** result[0] = index of the largest of logits[0..n). */
   async argmax(logits: GPUBuffer, n: number, result: GPUBuffer): Promise<Op> {
     const params = new UniformLayout('Params', { n: 'u32' });
@@ -423,11 +428,12 @@ export class Kernels {
     return this.op(pipeline, bind, () => [1]);
   }
 
-  private async elementwise(kernel: string, a: GPUBuffer, b: GPUBuffer, width: number): Promise<Op> {
+  /** a = f(a, b) (or with c, add.wgsl's ADD2) over [n_tokens, width]. */
+  private async elementwise(kernel: string, a: GPUBuffer, b: GPUBuffer, width: number, c?: GPUBuffer): Promise<Op> {
     const params = new UniformLayout('Params', { n: 'u32' });
     const wg = 256;
-    const pipeline = await this.pipeline(kernel, [], params, { WG: wg });
-    const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { n: width }), a, b]);
+    const pipeline = await this.pipeline(kernel, c ? ['ADD2'] : [], params, { WG: wg });
+    const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { n: width }), a, b, c]);
     return this.op(pipeline, bind, (n) => [Math.ceil((n * width) / wg)]);
   }
 

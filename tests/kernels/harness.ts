@@ -8,7 +8,7 @@ import { Kernels, type Op, STEP, type Weight, type WeightFormat } from '../../sr
 
 export interface KernelSpec {
   op: 'embedding' | 'rmsnorm' | 'linear' | 'rope' | 'attention' | 'swiglu' | 'add' | 'argmax'
-    | 'layernorm' | 'rmsnormRows' | 'gelu' | 'geglu' | 'scale' | 'softcap' | 'positionEmbedding' | 'copyToCache';
+    | 'add2' | 'layernorm' | 'rmsnormRows' | 'gelu' | 'geglu' | 'scale' | 'softcap' | 'positionEmbedding' | 'copyToCache';
   /** Tokens the op is encoded for, when not nTokens (the head's ops run for 1 whatever the batch). */
   encodeTokens?: number;
   nTokens: number;
@@ -80,6 +80,7 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
         scale: opt('scale'), softcap: opt('softcap'), window: opt('window'), cacheRows: opt('cacheRows') ?? spec.pos0 + spec.nTokens,
       });
       break;
+    case 'add2': op = await k.add2(buffers.x, buffers.y, buffers.z, num('width')); break;
     case 'layernorm': op = await k.layernorm(buffers.x, weights.W, weights.B, buffers.out, num('eps'), Boolean(o.lastRow)); break;
     case 'rmsnormRows': op = await k.rmsnormRows(buffers.x, weights.W, num('eps'), num('rowsPerToken')); break;
     case 'gelu': op = await k.gelu(buffers.x, num('width')); break;
