@@ -113,10 +113,11 @@ export class Graph<C extends ModelConfig = ModelConfig> {
     if (op) this.body.push(op);
   }
 
-  /** to += from. */
-  async add(to: Act, from: Act): Promise<void> {
+  /** to += from, or to = (to + from) + also in one dispatch (a parallel residual). */
+  async add(to: Act, from: Act, also?: Act): Promise<void> {
     if (!this.gpu) return;
-    this.body.push(await this.gpu.kernels.add(this.act(to), this.act(from), this.c.nEmbd));
+    const k = this.gpu.kernels;
+    this.body.push(also ? await k.add2(this.act(to), this.act(from), this.act(also), this.c.nEmbd) : await k.add(this.act(to), this.act(from), this.c.nEmbd));
   }
 
   /**

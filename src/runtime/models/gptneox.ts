@@ -26,8 +26,7 @@ export const gptneox: Family<GptNeoXConfig> = {
       if (g.c.parallelResidual) {
         await g.norm('layer', blk(l, 'ffn_norm'), 'x', 'xn');
         await g.ffn(l, 'xn', 'h2', 'gelu');
-        await g.add('x', 'h');
-        await g.add('x', 'h2');
+        await g.add('x', 'h2', 'h'); // (x + mlp) + attn, in llama.cpp's order
       } else {
         await g.add('x', 'h');
         await g.norm('layer', blk(l, 'ffn_norm'), 'x', 'xn');
