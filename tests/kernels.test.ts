@@ -39,12 +39,13 @@ function expectClose(got: number[], want: Float64Array | number[], tol: { abs: n
   if (bad.length) throw new Error(`${what}: mismatches (worst |diff| ${worst.toExponential(2)}):\n${bad.join('\n')}`);
 }
 
-/** Weight storage: f32 words, or f16 halves packed two per word (values rounded to f16 first). */
-function packWeight(values: Float64Array, format: 'f32' | 'f16'): { words: number[]; rounded: Float64Array } {
+/** Weight storage: f32 words, or f16 / bf16 halves packed two per word (values rounded to f16 / bf16 first). */
+function packWeight(values: Float64Array, format: 'f32' | 'f16' | 'bf16'): { words: number[]; rounded: Float64Array } {
   if (format === 'f32') {
     const f = Float32Array.from(values);
     return { words: Array.from(new Uint32Array(f.buffer)), rounded: Float64Array.from(f) };
   }
+  if (format === 'bf16') return packQuantized(values, GGMLType.BF16);
   const halves = new Uint16Array(values.length + (values.length % 2));
   values.forEach((v, i) => (halves[i] = ref.floatToHalfBits(v)));
   const rounded = Float64Array.from(values, (_, i) => ref.halfBitsToFloat(halves[i]));
@@ -64,7 +65,7 @@ const f32 = (a: Float64Array): number[] => Array.from(Float32Array.from(a));
 const asF32 = (a: Float64Array): Float64Array => Float64Array.from(Float32Array.from(a));
 
 describe('kernels match their CPU twins', () => {
-  for (const format of ['f32', 'f16'] as const) {
+  for (const format of ['f32', 'f16', 'bf16'] as const) {
     it(`embedding (${format}) gathers rows`, async () => {
       const rows = 37, cols = 45;
       const table = packWeight(ref.randomArray(rows * cols, 1), format);
@@ -114,7 +115,8 @@ describe('kernels match their CPU twins', () => {
   // most blocks (and rows) start off a word boundary.
   const QUANT: [WeightFormat, ref.QuantType][] = [
     ['q8_0', GGMLType.Q8_0], ['q4_0', GGMLType.Q4_0], ['q4_1', GGMLType.Q4_1], ['q5_0', GGMLType.Q5_0],
-    ['q5_1', GGMLType.Q5_1], ['q4_k', GGMLType.Q4_K], ['q6_k', GGMLType.Q6_K],
+    ['q5_1', GGMLType.Q5_1], ['q4_k', GGMLType.Q4_K], ['q6_k', GGMLType.Q6_K], ['q5_k', GGMLType.Q5_K],
+    ['q3_k', GGMLType.Q3_K], ['q2_k', GGMLType.Q2_K], ['iq4_nl', GGMLType.IQ4_NL], ['iq4_xs', GGMLType.IQ4_XS],
   ];
   for (const [format, type] of QUANT) {
     const qk = ref.QUANT_BLOCKS[type][0];
