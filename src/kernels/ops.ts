@@ -30,7 +30,12 @@ const BLOCK_ELEMENTS: Record<WeightFormat, number> = {
  * Formats matvec_int8.wgsl reads, each with the multiple of k it needs: pairs of 32-element blocks
  * (so that every pair starts on a word) or whole 256-element blocks.
  */
-const INT8_UNIT: Partial<Record<WeightFormat, number>> = { q8_0: 64, q4_0: 64, q5_0: 64, q4_k: 256, q6_k: 256, q5_0r: 64, q6_kr: 512 };
+const INT8_UNIT: Partial<Record<WeightFormat, number>> = {
+  q8_0: 64, q4_0: 64, q5_0: 64, q4_k: 256, q6_k: 256, q5_0r: 64, q6_kr: 512, q5_k: 256, q3_k: 256, q2_k: 256, iq4_nl: 64, iq4_xs: 256,
+};
+
+/** Formats whose int8 linears meet x as four int8 per word (dot4I8Packed): 8-bit weights; the others take 16-bit pairs. */
+const INT8_PACKED_X: ReadonlySet<WeightFormat> = new Set(['q8_0', 'iq4_nl', 'iq4_xs']);
 
 /** A weight matrix of `rows` rows of `cols` elements, row-major as ggml stores it. */
 export interface Weight {
@@ -195,8 +200,7 @@ export class Kernels {
     const { xq, xs } = this.quantizedCopy(x);
     const quantizeParams = new UniformLayout('Params', { k: 'u32' });
     const quantizeWg = 64;
-    // Q8_0 meets x as packed int8 (dot4I8Packed); the others as 16-bit pairs.
-    const pairs = weight.format !== 'q8_0';
+    const pairs = !INT8_PACKED_X.has(weight.format);
     const quantize = await this.pipeline('quantize_x', pairs ? ['PAIRS'] : [], quantizeParams, { WG: quantizeWg });
     const quantizeBind = this.bindGroup(quantize, [this.step, this.uniform(quantizeParams, { k }), x, xq, xs]);
     const defines = [weightDefine(weight), ...(pairs && INT8_UNIT[weight.format] === 64 ? ['W_PAIR_BLOCKS'] : []), ...(bias ? ['BIAS'] : []), ...out.defines];
