@@ -3,8 +3,8 @@
 // Bindings: 0 step (uniform Step), 1 params (uniform Params {k, n, cache_rows, n0, n1}),
 //           2 x [n_tokens, k] f32, 3 W [n_out, k] (weights.wgsl words),
 //           4 y [n_tokens, n_out] f32 (token t at row (pos0 + t) % cache_rows when cache_rows > 0)
-// Variants: W_F32 / W_F16 (element loop) or W_Q8_0 / W_Q4_0 / W_Q4_1 / W_Q5_0 / W_Q5_1 / W_Q4_K /
-//           W_Q6_K (k a multiple of the block size; each invocation takes whole 32-element chunks,
+// Variants: W_F32 / W_F16 / W_BF16 (element loop) or W_Q8_0 / W_Q4_0 / W_Q4_1 / W_Q5_0 / W_Q5_1 / W_Q4_K /
+//           W_Q6_K / W_Q5_K / W_Q3_K / W_Q2_K / W_IQ4_NL / W_IQ4_XS (k a multiple of the block size; each invocation takes whole 32-element chunks,
 //           decoded in registers);
 //           BIAS adds binding 5 bias [n_out] f32 (Qwen2 q/k/v projections);
 //           STACK2, STACK3 (linear_store.wgsl): a weight stacking 2 or 3 linears, each part's rows
@@ -24,6 +24,9 @@ enable subgroups;
 #define W_ELEMENTS
 #endif
 #ifdef W_F16
+#define W_ELEMENTS
+#endif
+#ifdef W_BF16
 #define W_ELEMENTS
 #endif
 #ifdef W_ELEMENTS

@@ -22,6 +22,19 @@
 //   W_Q6_K, W_Q6_KR        a 210-byte block in two steps of 128 elements (Q6_KR: Q6_K regrouped at
 //                          load, src/model/regroup.ts, every field on a word); Q6_K's blocks start on a word or
 //                          half a word; x as pairs.
+//   W_Q5_K                 as Q4_K, a 176-byte block in four steps, quants made signed (q - 16);
+//   W_Q3_K                 as Q6_K, a 110-byte block (on a word or half a word) in two steps, 3-bit
+//                          quants (q - 4) and 16 6-bit scales;
+//   W_Q2_K                 as Q6_K, an 84-byte block in two steps, 2-bit quants with a 4-bit scale
+//                          and min per 16: the mins meet x's sums per 16 (sum16), worked out once per
+//                          token and step for the four rows;
+//   W_IQ4_NL               a pair of blocks (36 bytes) in one step, as Q8_0: each 4-bit index becomes
+//                          its int8 table value (iq4_bytes, quant.wgsl), four to a word, met with x as
+//                          four int8 per word by dot4I8Packed (the values span -127..113: 8 bits, so
+//                          packed products would hold one per sum);
+//   W_IQ4_XS               a 136-byte block in four steps of 64, as IQ4_NL.
+// BF16 has no int8 variant: its weights carry their own exponent each, with no block scale to make
+// them integers; it is read as F16 is (matvec_rows.wgsl).
 // Packed products (x as pairs): a weight word holds two signed 16-bit weights, elements e (low half)
 // and f (high half); the x word for them is x_f + 65536 x_e. Their product, mod 2^32, is
 // w_e x_f + 65536 (w_e x_e + w_f x_f): the high half is the two-element dot product, and a sum of such
@@ -79,6 +92,23 @@ fn high_half(p: vec4<u32>) -> i32 {
 #ifdef W_PAIR_BLOCKS
 #define UNIT64
 #endif
+#ifdef W_IQ4_NL
+#define UNIT64
+#define X_INT8
+#endif
+#ifdef W_IQ4_XS
+#define X_INT8
+#define STEPS4
+#endif
+#ifdef W_Q4_K
+#define STEPS4
+#endif
+#ifdef W_Q5_K
+#define STEPS4
+#endif
+#ifdef W_Q8_0
+#define X_INT8
+#endif
 
 #ifdef UNIT64
 // A pair of 32-element blocks per block and step; a row's pair starts at word i.
@@ -90,7 +120,12 @@ fn row_block(row: u32, b: u32) -> RowBlock {
 }
 #endif
 
-#ifndef W_Q8_0
+#ifdef X_INT8
+// x as four int8 per word, met by dot4I8Packed: the sum over four words of dot4I8Packed(w[i], x[i]).
+fn dot16(w: vec4<u32>, x: vec4<u32>) -> i32 {
+  return dot4I8Packed(w.x, x.x) + dot4I8Packed(w.y, x.y) + dot4I8Packed(w.z, x.z) + dot4I8Packed(w.w, x.w);
+}
+#else
 // x as pairs, 64 elements from element e of token t: its 32 pair words (lanes 0..3 each load a
 // quarter) and (d, d * sum q) of its two blocks.
 struct XPairs {
@@ -123,11 +158,6 @@ fn sum_8(p: Pairs32, x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>)
 #endif
 
 #ifdef W_Q8_0
-// x as four int8 per word, met by dot4I8Packed: the sum over four words of dot4I8Packed(w[i], x[i]).
-fn dot16(w: vec4<u32>, x: vec4<u32>) -> i32 {
-  return dot4I8Packed(w.x, x.x) + dot4I8Packed(w.y, x.y) + dot4I8Packed(w.z, x.z) + dot4I8Packed(w.w, x.w);
-}
-
 // Blocks 2 b and 2 b + 1 of a row: 17 words at i. The first has d in the low half of word 0 and
 // its 32 quants across words 0..8, half a word off; rather than realign them, each of words 0..8
 // meets x realigned the same way (XUnit a, b, c: x's words of the first block shifted by half a
@@ -176,6 +206,106 @@ fn unit_dot(w: WUnit, x: XUnit) -> f32 {
   let a = dot16(w.w0, x.a) + dot16(w.w4, x.b) + dot4I8Packed(w.w8, x.c);
   let b = dot16(w.w9, x.x2) + dot16(w.w13, x.x3);
   return w.d.x * x.dx.x * f32(a) + w.d.y * x.dx.y * f32(b);
+}
+#endif
+
+#ifdef X_INT8
+#ifndef W_Q8_0
+#define IQ4
+#endif
+#endif
+
+#ifdef IQ4
+// A block's 4 quant words q (byte j: index of element j in the low nibble, j + 16 in the high one)
+// as the int8 values of elements 0..15 (lo) and 16..31 (hi), four per word.
+struct Values32 {
+  lo: vec4<u32>,
+  hi: vec4<u32>,
+}
+
+fn values32(q: vec4<u32>) -> Values32 {
+  let n = vec4<u32>(15u);
+  let f = vec4<u32>(4u);
+  let b0 = bytes_of(q.x); let b1 = bytes_of(q.y); let b2 = bytes_of(q.z); let b3 = bytes_of(q.w);
+  return Values32(vec4<u32>(iq4_bytes(b0 & n), iq4_bytes(b1 & n), iq4_bytes(b2 & n), iq4_bytes(b3 & n)),
+                  vec4<u32>(iq4_bytes(b0 >> f), iq4_bytes(b1 >> f), iq4_bytes(b2 >> f), iq4_bytes(b3 >> f)));
+}
+
+// A step: two blocks (IQ4_NL) or sub-blocks (IQ4_XS) of 32, with their factors.
+struct WUnit {
+  first: Values32,
+  second: Values32,
+  f: vec2<f32>,
+}
+
+// x's 16 words for elements e .. e + 63 (lanes 0..3 each load a quarter) and d of its two blocks.
+struct XUnit {
+  x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>,
+  dx: vec2<f32>,
+}
+
+fn x_int8(t: u32, e: u32, lane: u32) -> XUnit {
+  let w = t * (params.k / 4u) + e / 4u + lane;
+  let d = xs[t * (params.k / 32u) + e / 32u + (lane & 1u)].x; // lanes 0, 1: the two blocks
+  return XUnit(spread(xq[w]), spread(xq[w + 4u]), spread(xq[w + 8u]), spread(xq[w + 12u]), vec2<f32>(subgroupBroadcast(d, 0u), subgroupBroadcast(d, 1u)));
+}
+
+fn unit_dot(w: WUnit, x: XUnit) -> f32 {
+  let a = dot16(w.first.lo, x.x0) + dot16(w.first.hi, x.x1);
+  let b = dot16(w.second.lo, x.x2) + dot16(w.second.hi, x.x3);
+  return w.f.x * x.dx.x * f32(a) + w.f.y * x.dx.y * f32(b);
+}
+#endif
+
+#ifdef W_IQ4_NL
+const UNIT_WORDS = 9u;
+
+// Blocks 2 b and 2 b + 1: 9 words at i, as Q4_0's: the first block's d in the low half of word 0,
+// its quants from byte 2; the second's d in the high half of word 4, quants in words 5..8.
+fn w_unit(i: RowBlock, s: u32) -> WUnit {
+  let w0 = W[i]; let w1 = W[i + 1u]; let w2 = W[i + 2u]; let w3 = W[i + 3u]; let w4 = W[i + 4u];
+  return WUnit(values32(vec4<u32>(upper_lower(w0, w1), upper_lower(w1, w2), upper_lower(w2, w3), upper_lower(w3, w4))),
+               values32(vec4<u32>(W[i + 5u], W[i + 6u], W[i + 7u], W[i + 8u])),
+               vec2<f32>(unpack2x16float(w0).x, unpack2x16float(w4).y));
+}
+
+fn x_unit(t: u32, b: u32, s: u32, lane: u32) -> XUnit {
+  return x_int8(t, 64u * b, lane);
+}
+#endif
+
+#ifdef W_IQ4_XS
+const BLOCK = 256u; // in four steps of 64
+
+// A row's block: its first word, and d times the 8 sub-block scales (low 4 bits: nibble j of word
+// 1; top 2: bits 16 + 2 j of word 0; less 32).
+struct RowBlock {
+  i: u32,
+  f0: vec4<f32>, // sub-blocks 0..3
+  f1: vec4<f32>, // 4..7
+}
+
+fn row_block(row: u32, b: u32) -> RowBlock {
+  let i = 34u * (row * (params.k / 256u) + b);
+  let w0 = W[i];
+  let w1 = W[i + 1u];
+  let d = unpack2x16float(w0).x;
+  let low0 = (vec4<u32>(w1) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u);
+  let low1 = (vec4<u32>(w1) >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(15u);
+  let high0 = (vec4<u32>(w0) >> vec4<u32>(16u, 18u, 20u, 22u)) & vec4<u32>(3u);
+  let high1 = (vec4<u32>(w0) >> vec4<u32>(24u, 26u, 28u, 30u)) & vec4<u32>(3u);
+  return RowBlock(i, d * (vec4<f32>(low0 | (high0 << vec4<u32>(4u))) - 32.0), d * (vec4<f32>(low1 | (high1 << vec4<u32>(4u))) - 32.0));
+}
+
+// Step s: sub-blocks 2 s and 2 s + 1, their quants in words i + 2 + 8 s ...
+fn w_unit(r: RowBlock, s: u32) -> WUnit {
+  let q = r.i + 2u + 8u * s;
+  let f = select(select(r.f0.xy, r.f0.zw, s == 1u), select(r.f1.xy, r.f1.zw, s == 3u), s >= 2u);
+  return WUnit(values32(vec4<u32>(W[q], W[q + 1u], W[q + 2u], W[q + 3u])), values32(vec4<u32>(W[q + 4u], W[q + 5u], W[q + 6u], W[q + 7u])), f);
+}
+
+fn x_unit(t: u32, b: u32, s: u32, lane: u32) -> XUnit {
+  return x_int8(t, 256u * b + 64u * s, lane);
 }
 #endif
 
@@ -285,10 +415,20 @@ const UNIT_WORDS = 11u;
 #endif
 
 #ifdef W_Q4_K
+#define K_SUB32
+const K_WORDS = 36u; // 144-byte blocks
+#endif
+#ifdef W_Q5_K
+#define K_SUB32
+const K_WORDS = 44u; // 176-byte blocks
+#endif
+
+#ifdef K_SUB32
 const BLOCK = 256u; // in four steps
 
 // A row's block: its first word, and for each step s the f32 factors of sub-blocks 2 s and 2 s + 1:
 // (d sc, d sc', -dmin m, -dmin m'), the 6-bit scales and mins all unpacked at once, four per word.
+// Q5_K's quants are made signed (q - 16): the 16 d sc each gives up joins the min's factor.
 struct RowBlock {
   i: u32,
   f0: vec4<f32>,
@@ -298,33 +438,32 @@ struct RowBlock {
 }
 
 fn row_block(row: u32, b: u32) -> RowBlock {
-  let i = 36u * (row * (params.k / 256u) + b);
+  let i = K_WORDS * (row * (params.k / 256u) + b);
   let h = vec4<u32>(W[i], W[i + 1u], W[i + 2u], W[i + 3u]); // (d, dmin), then the 12 bytes of scales and mins
   let dm = unpack2x16float(h.x);
   // Sub-blocks 0..3: the low 6 bits of bytes 0..3 (scales) and 4..7 (mins); 4..7: the nibbles of
   // bytes 8..11, with bits 6, 7 of bytes 0..3 (scales) and 4..7 (mins) above them.
   let sc_lo = dm.x * vec4<f32>(unpack4xU8(h.y & 0x3f3f3f3fu));
-  let m_lo = -dm.y * vec4<f32>(unpack4xU8(h.z & 0x3f3f3f3fu));
+  var m_lo = -dm.y * vec4<f32>(unpack4xU8(h.z & 0x3f3f3f3fu));
   let sc_hi = dm.x * vec4<f32>(unpack4xU8((h.w & 0x0f0f0f0fu) | ((h.y >> 2u) & 0x30303030u)));
-  let m_hi = -dm.y * vec4<f32>(unpack4xU8(((h.w >> 4u) & 0x0f0f0f0fu) | ((h.z >> 2u) & 0x30303030u)));
+  var m_hi = -dm.y * vec4<f32>(unpack4xU8(((h.w >> 4u) & 0x0f0f0f0fu) | ((h.z >> 2u) & 0x30303030u)));
+#ifdef W_Q5_K
+  m_lo += 16.0 * sc_lo;
+  m_hi += 16.0 * sc_hi;
+#endif
   return RowBlock(i, vec4<f32>(sc_lo.xy, m_lo.xy), vec4<f32>(sc_lo.zw, m_lo.zw), vec4<f32>(sc_hi.xy, m_hi.xy), vec4<f32>(sc_hi.zw, m_hi.zw));
 }
 
-// Step s: sub-blocks 2 s (the low nibbles of the 8 quant words at i + 4 + 8 s) and 2 s + 1 (their
-// high nibbles), unsigned, with their factors f. At most 15 * 127 per element, so 8 products per sum.
+// Step s: sub-blocks 2 s (low nibbles) and 2 s + 1 (high nibbles) with their factors f. Q4_K's
+// unsigned 4-bit quants and Q5_K's signed 5-bit ones both allow 8 products per sum.
 struct WUnit {
   low: Pairs32,
   high: Pairs32,
   f: vec4<f32>,
 }
 
-fn w_unit(r: RowBlock, s: u32) -> WUnit {
-  let q = r.i + 4u + 8u * s;
-  let qa = vec4<u32>(W[q], W[q + 1u], W[q + 2u], W[q + 3u]);
-  let qb = vec4<u32>(W[q + 4u], W[q + 5u], W[q + 6u], W[q + 7u]);
-  return WUnit(Pairs32(qa & PAIR_LOW4, (qa >> vec4<u32>(8u)) & PAIR_LOW4, qb & PAIR_LOW4, (qb >> vec4<u32>(8u)) & PAIR_LOW4),
-               Pairs32((qa >> vec4<u32>(4u)) & PAIR_LOW4, (qa >> vec4<u32>(12u)) & PAIR_LOW4, (qb >> vec4<u32>(4u)) & PAIR_LOW4, (qb >> vec4<u32>(12u)) & PAIR_LOW4),
-               select(select(r.f0, r.f1, s == 1u), select(r.f2, r.f3, s == 3u), s >= 2u));
+fn step_factors(r: RowBlock, s: u32) -> vec4<f32> {
+  return select(select(r.f0, r.f1, s == 1u), select(r.f2, r.f3, s == 3u), s >= 2u);
 }
 
 alias XUnit = XPairs;
@@ -341,18 +480,64 @@ fn unit_dot(w: WUnit, x: XUnit) -> f32 {
 }
 #endif
 
+#ifdef W_Q4_K
+// The 8 quant words at i + 4 + 8 s: sub-block 2 s in their low nibbles, 2 s + 1 in the high ones.
+fn w_unit(r: RowBlock, s: u32) -> WUnit {
+  let q = r.i + 4u + 8u * s;
+  let qa = vec4<u32>(W[q], W[q + 1u], W[q + 2u], W[q + 3u]);
+  let qb = vec4<u32>(W[q + 4u], W[q + 5u], W[q + 6u], W[q + 7u]);
+  return WUnit(Pairs32(qa & PAIR_LOW4, (qa >> vec4<u32>(8u)) & PAIR_LOW4, qb & PAIR_LOW4, (qb >> vec4<u32>(8u)) & PAIR_LOW4),
+               Pairs32((qa >> vec4<u32>(4u)) & PAIR_LOW4, (qa >> vec4<u32>(12u)) & PAIR_LOW4, (qb >> vec4<u32>(4u)) & PAIR_LOW4, (qb >> vec4<u32>(12u)) & PAIR_LOW4),
+               step_factors(r, s));
+}
+#endif
+
+#ifdef W_Q5_K
+// A sub-block's 32 quants as signed pairs (q - 16): low 4 bits from quant words qa (elements 0..15),
+// qb (16..31) at bit `low` (0 or 4), bit 4 from qh words ha, hb at bit `high`.
+fn q5k_pairs32(qa: vec4<u32>, qb: vec4<u32>, ha: vec4<u32>, hb: vec4<u32>, low: u32, high: u32) -> Pairs32 {
+  let one = vec4<u32>(0x00010001u);
+  let o = vec4<u32>(0x00100010u);
+  let l0 = vec4<u32>(low);
+  let l8 = vec4<u32>(low + 8u);
+  let h0 = vec4<u32>(high);
+  let h8 = vec4<u32>(high + 8u);
+  let four = vec4<u32>(4u);
+  return Pairs32((((qa >> l0) & PAIR_LOW4) | (((ha >> h0) & one) << four)) - o, (((qa >> l8) & PAIR_LOW4) | (((ha >> h8) & one) << four)) - o,
+                 (((qb >> l0) & PAIR_LOW4) | (((hb >> h0) & one) << four)) - o, (((qb >> l8) & PAIR_LOW4) | (((hb >> h8) & one) << four)) - o);
+}
+
+// As Q4_K's, with qh words i + 4 .. i + 11 (bit 2 s for sub-block 2 s, 2 s + 1 for 2 s + 1) and the
+// quant words at i + 12 + 8 s.
+fn w_unit(r: RowBlock, s: u32) -> WUnit {
+  let q = r.i + 12u + 8u * s;
+  let qa = vec4<u32>(W[q], W[q + 1u], W[q + 2u], W[q + 3u]);
+  let qb = vec4<u32>(W[q + 4u], W[q + 5u], W[q + 6u], W[q + 7u]);
+  let ha = vec4<u32>(W[r.i + 4u], W[r.i + 5u], W[r.i + 6u], W[r.i + 7u]);
+  let hb = vec4<u32>(W[r.i + 8u], W[r.i + 9u], W[r.i + 10u], W[r.i + 11u]);
+  return WUnit(q5k_pairs32(qa, qb, ha, hb, 0u, 2u * s), q5k_pairs32(qa, qb, ha, hb, 4u, 2u * s + 1u), step_factors(r, s));
+}
+#endif
+
+// Blocks of 256 in sub-blocks of 16, each with its own scale.
 #ifdef W_Q6_K
-#define Q6
+#define SUB16
 #endif
 #ifdef W_Q6_KR
-#define Q6
+#define SUB16
+#endif
+#ifdef W_Q3_K
+#define SUB16
+#endif
+#ifdef W_Q2_K
+#define SUB16
 #endif
 
-#ifdef Q6
+#ifdef SUB16
 const BLOCK = 256u; // in two steps
 
-// 16 quants of one sub-block as signed 16-bit pairs (q - 32). A product's high half is at most
-// 2 * 32 * 127, so each sum takes 4 (q6_sum).
+// 16 quants of one sub-block as 16-bit pairs (Q6_K: q - 32; Q3_K: q - 4; Q2_K: q, unsigned). A
+// product's high half is at most 2 * 32 * 127, so each sum takes 4 (q6_sum).
 struct Pairs16 {
   a: vec4<u32>,
   b: vec4<u32>,
@@ -368,14 +553,39 @@ struct WUnit {
   p0: Pairs16, p1: Pairs16, p2: Pairs16, p3: Pairs16, p4: Pairs16, p5: Pairs16, p6: Pairs16, p7: Pairs16,
   sc0: vec4<f32>, // sub-blocks 8 h .. 8 h + 3
   sc1: vec4<f32>, // 8 h + 4 .. 8 h + 7
+#ifdef W_Q2_K
+  m0: vec4<f32>, // their mins times -dmin
+  m1: vec4<f32>,
+#endif
 }
 
-// A row's block: its first quant word, its 16 int8 scales as four words, and d.
+// A row's block: its first quant word, its 16 int8 scales as four words, and d (Q2_K: its 16 mins
+// as four words, and dmin).
 struct RowBlock {
   i: u32,
-  odd: bool, // Q6_K: the block starts half a word on
+  odd: bool, // Q6_K, Q3_K: the block starts half a word on
   sc: vec4<u32>,
   d: f32,
+#ifdef W_Q2_K
+  mins: vec4<u32>,
+  dmin: f32,
+#endif
+}
+
+struct Words8 {
+  a: vec4<u32>,
+  b: vec4<u32>,
+}
+
+// The 8 words starting at word i, or (odd) at byte 2 of word i.
+fn run8(i: u32, odd: bool) -> Words8 {
+  let w0 = W[i]; let w1 = W[i + 1u]; let w2 = W[i + 2u]; let w3 = W[i + 3u]; let w4 = W[i + 4u];
+  let w5 = W[i + 5u]; let w6 = W[i + 6u]; let w7 = W[i + 7u]; let w8 = W[i + 8u];
+  let a = vec4<u32>(w0, w1, w2, w3);
+  let b = vec4<u32>(w4, w5, w6, w7);
+  let sixteen = vec4<u32>(16u);
+  return Words8(select(a, (a >> sixteen) | (vec4<u32>(w1, w2, w3, w4) << sixteen), odd),
+                select(b, (b >> sixteen) | (vec4<u32>(w5, w6, w7, w8) << sixteen), odd));
 }
 
 // Sub-blocks 8 h .. 8 h + 3 and 8 h + 4 .. 8 h + 7's scales times d.
@@ -388,22 +598,48 @@ fn step_scales(r: RowBlock, h: u32) -> StepScales {
   return StepScales(r.d * i8x4(select(r.sc.x, r.sc.z, h == 1u)), r.d * i8x4(select(r.sc.y, r.sc.w, h == 1u)));
 }
 
-// 128 elements: two runs of 64.
+// 128 elements: two runs of 64 (Q2_K: with the sums of x's quants per 16, for the mins).
 struct XUnit {
   lo: XPairs,
   hi: XPairs,
+#ifdef W_Q2_K
+  s0: vec4<f32>, // sub-blocks 8 h .. 8 h + 3
+  s1: vec4<f32>,
+#endif
 }
+
+#ifdef W_Q2_K
+// The sum of the 16 x quants in pair words x0, x1: each word times 0x10001 has x_e + x_f in its high half.
+fn sum16(x0: vec4<u32>, x1: vec4<u32>) -> f32 {
+  return f32(high_half((x0 + x1) * vec4<u32>(0x10001u)));
+}
+#endif
 
 fn x_unit(t: u32, b: u32, h: u32, lane: u32) -> XUnit {
   let e = 256u * b + 128u * h;
-  return XUnit(x_pairs(t, e, lane), x_pairs(t, e + 64u, lane));
+  let lo = x_pairs(t, e, lane);
+  let hi = x_pairs(t, e + 64u, lane);
+#ifdef W_Q2_K
+  return XUnit(lo, hi, vec4<f32>(sum16(lo.x0, lo.x1), sum16(lo.x2, lo.x3), sum16(lo.x4, lo.x5), sum16(lo.x6, lo.x7)),
+               vec4<f32>(sum16(hi.x0, hi.x1), sum16(hi.x2, hi.x3), sum16(hi.x4, hi.x5), sum16(hi.x6, hi.x7)));
+#else
+  return XUnit(lo, hi);
+#endif
 }
 
 fn unit_dot(w: WUnit, x: XUnit) -> f32 {
-  let r0 = w.sc0.x * q6_sum(w.p0, x.lo.x0, x.lo.x1) + w.sc0.y * q6_sum(w.p1, x.lo.x2, x.lo.x3);
-  let r1 = w.sc0.z * q6_sum(w.p2, x.lo.x4, x.lo.x5) + w.sc0.w * q6_sum(w.p3, x.lo.x6, x.lo.x7);
-  let r2 = w.sc1.x * q6_sum(w.p4, x.hi.x0, x.hi.x1) + w.sc1.y * q6_sum(w.p5, x.hi.x2, x.hi.x3);
-  let r3 = w.sc1.z * q6_sum(w.p6, x.hi.x4, x.hi.x5) + w.sc1.w * q6_sum(w.p7, x.hi.x6, x.hi.x7);
+  var r0 = w.sc0.x * q6_sum(w.p0, x.lo.x0, x.lo.x1) + w.sc0.y * q6_sum(w.p1, x.lo.x2, x.lo.x3);
+  var r1 = w.sc0.z * q6_sum(w.p2, x.lo.x4, x.lo.x5) + w.sc0.w * q6_sum(w.p3, x.lo.x6, x.lo.x7);
+  var r2 = w.sc1.x * q6_sum(w.p4, x.hi.x0, x.hi.x1) + w.sc1.y * q6_sum(w.p5, x.hi.x2, x.hi.x3);
+  var r3 = w.sc1.z * q6_sum(w.p6, x.hi.x4, x.hi.x5) + w.sc1.w * q6_sum(w.p7, x.hi.x6, x.hi.x7);
+#ifdef W_Q2_K
+  // w = d sc q - dmin m: the mins meet x's sums per 16.
+  let m = vec4<f32>(dot(w.m0.xy, x.s0.xy), dot(w.m0.zw, x.s0.zw), dot(w.m1.xy, x.s1.xy), dot(w.m1.zw, x.s1.zw));
+  r0 += m.x;
+  r1 += m.y;
+  r2 += m.z;
+  r3 += m.w;
+#endif
   return dot(vec4<f32>(x.lo.dx.x, x.lo.dx.z, x.hi.dx.x, x.hi.dx.z), vec4<f32>(r0, r1, r2, r3));
 }
 #endif
@@ -451,22 +687,6 @@ fn w_unit(r: RowBlock, h: u32) -> WUnit {
 #endif
 
 #ifdef W_Q6_K
-struct Words8 {
-  a: vec4<u32>,
-  b: vec4<u32>,
-}
-
-// The 8 words starting at word i, or (odd) at byte 2 of word i.
-fn run8(i: u32, odd: bool) -> Words8 {
-  let w0 = W[i]; let w1 = W[i + 1u]; let w2 = W[i + 2u]; let w3 = W[i + 3u]; let w4 = W[i + 4u];
-  let w5 = W[i + 5u]; let w6 = W[i + 6u]; let w7 = W[i + 7u]; let w8 = W[i + 8u];
-  let a = vec4<u32>(w0, w1, w2, w3);
-  let b = vec4<u32>(w4, w5, w6, w7);
-  let sixteen = vec4<u32>(16u);
-  return Words8(select(a, (a >> sixteen) | (vec4<u32>(w1, w2, w3, w4) << sixteen), odd),
-                select(b, (b >> sixteen) | (vec4<u32>(w5, w6, w7, w8) << sixteen), odd));
-}
-
 // A row's block: its word (odd: half a word on), its 16 int8 scales (bytes 192..207), and d.
 fn row_block(row: u32, b: u32) -> RowBlock {
   let byte = 210u * (row * (params.k / 256u) + b);
@@ -494,6 +714,74 @@ fn w_unit(r: RowBlock, h: u32) -> WUnit {
   return WUnit(pairs16(even.a, high.a, 0u, 0u), pairs16(even.b, high.b, 0u, 0u), pairs16(odd_r.a, high.a, 0u, 2u), pairs16(odd_r.b, high.b, 0u, 2u),
                pairs16(even.a, high.a, 4u, 4u), pairs16(even.b, high.b, 4u, 4u), pairs16(odd_r.a, high.a, 4u, 6u), pairs16(odd_r.b, high.b, 4u, 6u),
                sc.lo, sc.hi);
+}
+#endif
+
+
+#ifdef W_Q3_K
+// A row's block: its word (odd: half a word on), its 16 6-bit scales (bytes 96..107) made int8
+// (s - 32), and d (the f16 at byte 108).
+fn row_block(row: u32, b: u32) -> RowBlock {
+  let byte = 110u * (row * (params.k / 256u) + b);
+  let i = byte >> 2u;
+  let odd = (byte & 2u) != 0u;
+  let w0 = W[i + 24u]; let w1 = W[i + 25u]; let w2 = W[i + 26u]; let w3 = W[i + 27u];
+  let words = select(vec4<u32>(w0, w1, w2, w3), vec4<u32>(upper_lower(w0, w1), upper_lower(w1, w2), upper_lower(w2, w3), upper_lower(w3, W[i + 28u])), odd);
+  // words.xyz: scales[0..12]; scale j's low 4 bits in byte j % 8 at bit 4 (j / 8), top 2 in byte 8 + j % 4 at bit 2 (j / 4).
+  let low = vec4<u32>(words.x, words.y, words.x >> 4u, words.y >> 4u) & vec4<u32>(0x0f0f0f0fu);
+  let high = ((vec4<u32>(words.z) >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(0x03030303u)) << vec4<u32>(4u);
+  // Each byte less 32 with no borrow across bytes: bytes 0..63 | 0x80 less 32, then the top bit back.
+  let sc = (((low | high) | vec4<u32>(0x80808080u)) - vec4<u32>(0x20202020u)) ^ vec4<u32>(0x80808080u);
+  return RowBlock(i, odd, sc, unpack2x16float(words.w).x);
+}
+
+// 16 quants as signed pairs (q - 4): low 2 bits from qs words at bit 2 r, bit 2 from hmask words at bit m.
+fn q3k_pairs16(qs: vec4<u32>, hm: vec4<u32>, r: u32, m: u32) -> Pairs16 {
+  let q = ((qs >> vec4<u32>(2u * r)) & vec4<u32>(0x03030303u)) | (((hm >> vec4<u32>(m)) & vec4<u32>(0x01010101u)) << vec4<u32>(2u));
+  let o = vec4<u32>(0x00040004u);
+  return Pairs16((q & vec4<u32>(0x00ff00ffu)) - o, ((q >> vec4<u32>(8u)) & vec4<u32>(0x00ff00ffu)) - o);
+}
+
+// Element 128 h + 32 r + l: low 2 bits in qs[32 h + l] (bytes 32..95) at bit 2 r, bit 2 in hmask[l]
+// (bytes 0..31) at bit 4 h + r.
+fn w_unit(r: RowBlock, h: u32) -> WUnit {
+  let qs = run8(r.i + 8u + 8u * h, r.odd);
+  let hm = run8(r.i, r.odd);
+  let sc = step_scales(r, h);
+  let m = 4u * h;
+  return WUnit(q3k_pairs16(qs.a, hm.a, 0u, m), q3k_pairs16(qs.b, hm.b, 0u, m), q3k_pairs16(qs.a, hm.a, 1u, m + 1u), q3k_pairs16(qs.b, hm.b, 1u, m + 1u),
+               q3k_pairs16(qs.a, hm.a, 2u, m + 2u), q3k_pairs16(qs.b, hm.b, 2u, m + 2u), q3k_pairs16(qs.a, hm.a, 3u, m + 3u), q3k_pairs16(qs.b, hm.b, 3u, m + 3u),
+               sc.lo, sc.hi);
+}
+#endif
+
+#ifdef W_Q2_K
+// A row's block (21 words, every field on a word): scales[16] in words 0..3 (scale in each byte's
+// low nibble, min in its high one), qs in words 4..19, (d, dmin) in word 20.
+fn row_block(row: u32, b: u32) -> RowBlock {
+  let i = 21u * (row * (params.k / 256u) + b);
+  let s = vec4<u32>(W[i], W[i + 1u], W[i + 2u], W[i + 3u]);
+  let dm = unpack2x16float(W[i + 20u]);
+  let n = vec4<u32>(0x0f0f0f0fu);
+  return RowBlock(i, false, s & n, dm.x, (s >> vec4<u32>(4u)) & n, dm.y);
+}
+
+// 16 quants as unsigned pairs: qs words at bit 2 r.
+fn q2k_pairs16(qs: vec4<u32>, r: u32) -> Pairs16 {
+  let q = (qs >> vec4<u32>(2u * r)) & vec4<u32>(0x03030303u);
+  return Pairs16(q & vec4<u32>(0x00ff00ffu), (q >> vec4<u32>(8u)) & vec4<u32>(0x00ff00ffu));
+}
+
+// Element 128 h + 32 r + l: in qs[32 h + l] (words 4 + 8 h ..) at bit 2 r.
+fn w_unit(r: RowBlock, h: u32) -> WUnit {
+  let q = r.i + 4u + 8u * h;
+  let a = vec4<u32>(W[q], W[q + 1u], W[q + 2u], W[q + 3u]);
+  let b = vec4<u32>(W[q + 4u], W[q + 5u], W[q + 6u], W[q + 7u]);
+  let sc = step_scales(r, h);
+  let m = -r.dmin;
+  return WUnit(q2k_pairs16(a, 0u), q2k_pairs16(b, 0u), q2k_pairs16(a, 1u), q2k_pairs16(b, 1u),
+               q2k_pairs16(a, 2u), q2k_pairs16(b, 2u), q2k_pairs16(a, 3u), q2k_pairs16(b, 3u),
+               sc.lo, sc.hi, m * i8x4(select(r.mins.x, r.mins.z, h == 1u)), m * i8x4(select(r.mins.y, r.mins.w, h == 1u)));
 }
 #endif
 
@@ -561,7 +849,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 #ifndef UNIT64
     acc = add_step(acc, r, b, 1u, ts, lane);
 #endif
-#ifdef W_Q4_K
+#ifdef STEPS4
     acc = add_step(acc, r, b, 2u, ts, lane);
     acc = add_step(acc, r, b, 3u, ts, lane);
 #endif

@@ -1,13 +1,13 @@
-// Matvec for F16 and F32 weights on CPU adapters (SwiftShader, llvmpipe): y[t, n] = sum_k W[n, k] x[t, k].
+// Matvec for F16, BF16 and F32 weights on CPU adapters (SwiftShader, llvmpipe): y[t, n] = sum_k W[n, k] x[t, k].
 // matvec.wgsl loads one weight and one x value per element, and a CPU pays for every load (each is
 // a gather across lanes). Here each invocation computes 4 consecutive rows, so each x load serves
 // four rows, and lanes 0..3 each load a quarter of the x values all lanes share, handed round with
 // subgroupBroadcast; an F16 word brings two weights.
 // Bindings: 0 step (uniform Step), 1 params (uniform Params {k, n, cache_rows, n0, n1}),
-//           2 x [n_tokens, k] f32, 3 W [n_out, k] (f32 words, or two f16 per word),
+//           2 x [n_tokens, k] f32, 3 W [n_out, k] (f32 words, or two f16 or bf16 per word),
 //           4 y [n_tokens, n_out] f32 (token t at row (pos0 + t) % cache_rows when cache_rows > 0);
 //           BIAS adds 5 bias [n_out] f32.
-// Variants: W_F16 or W_F32; k a multiple of 16. BIAS. STACK2, STACK3 (linear_store.wgsl: stacked
+// Variants: W_F16, W_BF16 or W_F32; k a multiple of 16. BIAS. STACK2, STACK3 (linear_store.wgsl: stacked
 // linears, outputs at bindings 8, 9). TOKENS4 (prefill): four tokens per
 // invocation too, so that each weight is loaded and unpacked once for four tokens.
 // Needs subgroups of at least 4. Dispatch: g = ceil(n_out / (4 WG)) workgroups, as
@@ -38,6 +38,18 @@ fn chunk(row: u32, c: u32) -> mat4x4<f32> {
   let i = row + 8u * c; // 8 words of two halves each
   return mat4x4<f32>(vec4<f32>(unpack2x16float(W[i]), unpack2x16float(W[i + 1u])), vec4<f32>(unpack2x16float(W[i + 2u]), unpack2x16float(W[i + 3u])),
                      vec4<f32>(unpack2x16float(W[i + 4u]), unpack2x16float(W[i + 5u])), vec4<f32>(unpack2x16float(W[i + 6u]), unpack2x16float(W[i + 7u])));
+}
+#endif
+#ifdef W_BF16
+// The two bfloat16 of a word: each the top half of an f32.
+fn bf16x2(w: u32) -> vec2<f32> {
+  return bitcast<vec2<f32>>(vec2<u32>(w << 16u, w & 0xffff0000u));
+}
+
+fn chunk(row: u32, c: u32) -> mat4x4<f32> {
+  let i = row + 8u * c; // 8 words of two bfloat16 each
+  return mat4x4<f32>(vec4<f32>(bf16x2(W[i]), bf16x2(W[i + 1u])), vec4<f32>(bf16x2(W[i + 2u]), bf16x2(W[i + 3u])),
+                     vec4<f32>(bf16x2(W[i + 4u]), bf16x2(W[i + 5u])), vec4<f32>(bf16x2(W[i + 6u]), bf16x2(W[i + 7u])));
 }
 #endif
 #ifdef W_F32
@@ -79,10 +91,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let row0 = first_row(wid, lid, WG);
   let rows = clamped_rows(row0);
   let k = params.k;
-#ifdef W_F16
-  let starts = rows * (k / 2u); // each row's first word
-#else
+#ifdef W_F32
   let starts = rows * k;
+#else
+  let starts = rows * (k / 2u); // each row's first word: two halves per word
 #endif
   let lane = sg & 3u;
 #ifdef TOKENS4

@@ -19,6 +19,19 @@
 //   W_Q6_K 256 elements, 210 bytes: u8 ql[128] | u8 qh[64] | i8 scales[16] | f16 d
 //           element e = 128 h + 32 r + l: low 4 bits in ql[64 h + 32 (r & 1) + l] at bit 4 (r >> 1),
 //           high 2 bits in qh[32 h + l] at bit 2 r;                      x = d * scales[e / 16] * (q - 32)
+//   W_Q5_K 256 elements, 176 bytes: f16 d | f16 dmin | u8 scales[12] | u8 qh[32] | u8 qs[128]
+//           Q4_K's scales and qs; bit 4 of element 32 j + l in qh[l] at bit j: x = d * sc * q - dmin * m
+//   W_Q3_K 256 elements, 110 bytes: u8 hmask[32] | u8 qs[64] | u8 scales[12] | f16 d
+//           element e = 128 h + 32 r + l: low 2 bits in qs[32 h + l] at bit 2 r, bit 2 in hmask[l]
+//           at bit 4 h + r; 16 6-bit scales s, one per 16 (q3k_scale):  x = d * (s - 32) * (q - 4)
+//   W_Q2_K 256 elements, 84 bytes:  u8 scales[16] | u8 qs[64] | f16 d | f16 dmin
+//           element e = 128 h + 32 r + l: q in qs[32 h + l] at bit 2 r; scales[e / 16] = sc | m << 4:
+//                                                                         x = d * sc * q - dmin * m
+//   W_IQ4_NL 32 elements, 18 bytes: f16 d | u8 qs[16], qs as Q4_0's:     x = d * IQ4[q]
+//   W_IQ4_XS 256 elements, 136 bytes: f16 d | u16 scales_h | u8 scales_l[4] | u8 qs[128]
+//           8 sub-blocks of 32, each 16 qs bytes as IQ4_NL's, a 6-bit scale s (low 4 bits in
+//           scales_l[j / 2] at bit 4 (j % 2), top 2 in scales_h at bit 2 j):  x = d * (s - 32) * IQ4[q]
+//           IQ4 is ggml's fixed table of 16 int8 values (iq4_bytes).
 // Provides: helpers for block fields (upper_lower, bytes_of, i8x4, i8_of, q4k_scale_min, ...);
 //           w_load(i) -> f32, element i of the flat tensor (rows are whole blocks, so the row
 //           structure does not matter); with W_DOT also w_dot32(c, xi) = sum of the 32 elements of
@@ -58,6 +71,23 @@ fn i8x4(q: u32) -> vec4<f32> {
 
 fn i8_of(byte: u32) -> f32 {
   return f32(bitcast<i32>(byte << 24u) >> 24u);
+}
+
+// IQ4_NL's and IQ4_XS's 16 values (ggml's kvalues_iq4nl: -127, -104, -83, -65, -49, -35, -22, -10,
+// 1, 13, 25, 38, 53, 69, 89, 113) as int8 bytes, four per word.
+const IQ4_TABLE = vec4<u32>(0xbfad9881u, 0xf6eaddcfu, 0x26190d01u, 0x71594535u);
+
+// The table values of four 4-bit indices, packed as four int8 bytes (index 0's in the low byte):
+// arithmetic only, as a dynamically indexed array costs a CPU adapter a trip to memory per lookup.
+fn iq4_bytes(q: vec4<u32>) -> u32 {
+  let high = (q & vec4<u32>(4u)) != vec4<u32>(0u);
+  let words = select(select(vec4<u32>(IQ4_TABLE.x), vec4<u32>(IQ4_TABLE.y), high), select(vec4<u32>(IQ4_TABLE.z), vec4<u32>(IQ4_TABLE.w), high), q >= vec4<u32>(8u));
+  let b = (words >> ((q & vec4<u32>(3u)) * 8u)) & vec4<u32>(0xffu);
+  return b.x | (b.y << 8u) | (b.z << 16u) | (b.w << 24u);
+}
+
+fn iq4_value(q: u32) -> f32 {
+  return i8_of((IQ4_TABLE[q >> 2u] >> ((q & 3u) * 8u)) & 0xffu);
 }
 
 // Bit 4 of the 5-bit quants of elements e .. e + 3 (Q5_0, Q5_1), from their bits e .. e + 3 of qh.
@@ -280,6 +310,13 @@ fn w_dot32(c: u32, xi: u32) -> f32 {
 #endif
 
 #ifdef W_Q4_K
+#define K_SCALE_MIN
+#endif
+#ifdef W_Q5_K
+#define K_SCALE_MIN
+#endif
+
+#ifdef K_SCALE_MIN
 // (scale, min) of sub-block j of the block at byte b (a word boundary). scales[0..12] are words
 // s0, s1, s2: j < 4 in the low 6 bits of byte j of s0 (scale) and s1 (min); j >= 4 in byte j - 4
 // of s2 (scale low nibble, min high nibble) with the top 2 bits of byte j - 4 of s0 and s1.
@@ -291,7 +328,9 @@ fn q4k_scale_min(b: u32, j: u32) -> vec2<f32> {
   let high = vec2<u32>((bytes.z & 15u) | ((bytes.x >> 6u) << 4u), (bytes.z >> 4u) | ((bytes.y >> 6u) << 4u));
   return vec2<f32>(select(high, low, j < 4u));
 }
+#endif
 
+#ifdef W_Q4_K
 fn w_load(i: u32) -> f32 {
   let b = (i >> 8u) * 144u;
   let e = i & 255u;
@@ -368,6 +407,169 @@ fn w_dot32(c: u32, xi: u32) -> f32 {
   }
   let scales = w_bytes4(b + 192u + 2u * sub);
   return w_half(b + 208u) * (i8_of(scales & 0xffu) * acc.x + i8_of((scales >> 8u) & 0xffu) * acc.y);
+}
+#endif
+#endif
+
+#ifdef W_Q5_K
+fn w_load(i: u32) -> f32 {
+  let b = (i >> 8u) * 176u;
+  let e = i & 255u;
+  let sub = e >> 5u;
+  let l = e & 31u;
+  let low = (w_byte(b + 48u + 32u * (sub >> 1u) + l) >> ((sub & 1u) * 4u)) & 15u;
+  let high = (w_byte(b + 16u + l) >> sub) & 1u;
+  let dm = unpack2x16float(W[b >> 2u]);
+  let sm = q4k_scale_min(b, sub);
+  return dm.x * sm.x * f32(low | (high << 4u)) - dm.y * sm.y;
+}
+
+#ifdef W_DOT
+fn w_dot32(c: u32, xi: u32) -> f32 {
+  let b = (c >> 3u) * 176u; // blocks are 44 words: every field is word-aligned
+  let sub = c & 7u;
+  let shift = vec4<u32>((sub & 1u) * 4u);
+  let qs = (b + 48u + 32u * (sub >> 1u)) >> 2u;
+  let qh = (b + 16u) >> 2u;
+  var acc_q = 0.0;
+  var acc_x = 0.0;
+  for (var j = 0u; j < 8u; j++) {
+    let xv = x4(xi + 4u * j);
+    let q = ((bytes_of(W[qs + j]) >> shift) & vec4<u32>(15u)) | (((bytes_of(W[qh + j]) >> vec4<u32>(sub)) & vec4<u32>(1u)) << vec4<u32>(4u));
+    acc_q += dot(vec4<f32>(q), xv);
+    acc_x += xv.x + xv.y + xv.z + xv.w;
+  }
+  let dm = unpack2x16float(W[b >> 2u]);
+  let sm = q4k_scale_min(b, sub);
+  return dm.x * sm.x * acc_q - dm.y * sm.y * acc_x;
+}
+#endif
+#endif
+
+#ifdef W_Q3_K
+// Scale j (0..15) of the block at byte b, signed: low 4 bits in scales[j % 8] at bit 4 (j / 8),
+// top 2 in scales[8 + j % 4] at bit 2 (j / 4), less 32.
+fn q3k_scale(b: u32, j: u32) -> f32 {
+  let low = (w_byte(b + 96u + (j & 7u)) >> (4u * (j >> 3u))) & 15u;
+  let high = (w_byte(b + 104u + (j & 3u)) >> (2u * (j >> 2u))) & 3u;
+  return f32(low | (high << 4u)) - 32.0;
+}
+
+fn w_load(i: u32) -> f32 {
+  let b = (i >> 8u) * 110u;
+  let e = i & 255u;
+  let h = e >> 7u;
+  let r = (e >> 5u) & 3u;
+  let l = e & 31u;
+  let q = ((w_byte(b + 32u + 32u * h + l) >> (2u * r)) & 3u) | (((w_byte(b + l) >> (4u * h + r)) & 1u) << 2u);
+  return w_half(b + 108u) * q3k_scale(b, e >> 4u) * (f32(q) - 4.0);
+}
+
+#ifdef W_DOT
+fn w_dot32(c: u32, xi: u32) -> f32 {
+  let b = (c >> 3u) * 110u; // on a word or half a word on: w_bytes4 realigns
+  let sub = c & 7u; // elements 32 sub .. 32 sub + 31 of the block: h = sub / 4, r = sub % 4
+  let h = sub >> 2u;
+  let r = sub & 3u;
+  var acc = vec2<f32>(0.0); // the two groups of 16, each with its own scale
+  for (var j = 0u; j < 8u; j++) {
+    let low = (bytes_of(w_bytes4(b + 32u + 32u * h + 4u * j)) >> vec4<u32>(2u * r)) & vec4<u32>(3u);
+    let high = (bytes_of(w_bytes4(b + 4u * j)) >> vec4<u32>(4u * h + r)) & vec4<u32>(1u);
+    acc[j >> 2u] += dot(vec4<f32>(low | (high << vec4<u32>(2u))) - 4.0, x4(xi + 4u * j));
+  }
+  return w_half(b + 108u) * (q3k_scale(b, 2u * sub) * acc.x + q3k_scale(b, 2u * sub + 1u) * acc.y);
+}
+#endif
+#endif
+
+#ifdef W_Q2_K
+fn w_load(i: u32) -> f32 {
+  let b = (i >> 8u) * 84u; // blocks are 21 words: every field is word-aligned
+  let e = i & 255u;
+  let q = (w_byte(b + 16u + 32u * (e >> 7u) + (e & 31u)) >> (2u * ((e >> 5u) & 3u))) & 3u;
+  let sm = w_byte(b + (e >> 4u));
+  let dm = unpack2x16float(W[(b + 80u) >> 2u]);
+  return dm.x * f32(sm & 15u) * f32(q) - dm.y * f32(sm >> 4u);
+}
+
+#ifdef W_DOT
+fn w_dot32(c: u32, xi: u32) -> f32 {
+  let b = (c >> 3u) * 84u;
+  let sub = c & 7u; // h = sub / 4, r = sub % 4
+  let qs = (b + 16u + 32u * (sub >> 2u)) >> 2u;
+  let shift = vec4<u32>(2u * (sub & 3u));
+  var acc_q = vec2<f32>(0.0); // the two groups of 16
+  var acc_x = vec2<f32>(0.0);
+  for (var j = 0u; j < 8u; j++) {
+    let xv = x4(xi + 4u * j);
+    let q = (bytes_of(W[qs + j]) >> shift) & vec4<u32>(3u);
+    acc_q[j >> 2u] += dot(vec4<f32>(q), xv);
+    acc_x[j >> 2u] += xv.x + xv.y + xv.z + xv.w;
+  }
+  let sm = bytes_of(W[(b >> 2u) + (sub >> 1u)] >> (16u * (sub & 1u))); // scales 2 sub, 2 sub + 1 in .x, .y
+  let dm = unpack2x16float(W[(b + 80u) >> 2u]);
+  return dm.x * (f32(sm.x & 15u) * acc_q.x + f32(sm.y & 15u) * acc_q.y) - dm.y * (f32(sm.x >> 4u) * acc_x.x + f32(sm.y >> 4u) * acc_x.y);
+}
+#endif
+#endif
+
+#ifdef W_IQ4_NL
+fn w_load(i: u32) -> f32 {
+  let b = (i >> 5u) * 18u;
+  let e = i & 31u;
+  return w_half(b) * iq4_value((w_byte(b + 2u + (e & 15u)) >> ((e >> 4u) * 4u)) & 15u);
+}
+
+#ifdef W_DOT
+fn w_dot32(c: u32, xi: u32) -> f32 {
+  // As Q4_0's: the 18-byte block starts at byte 0 or 2 of word i, qs follow d (5 loads).
+  let b = c * 18u;
+  let i = b >> 2u;
+  let odd = (b & 2u) != 0u;
+  var prev = W[i];
+  let dd = unpack2x16float(prev);
+  var acc = 0.0;
+  for (var j = 0u; j < 4u; j++) {
+    let next = W[i + 1u + j];
+    let q = bytes_of(select(upper_lower(prev, next), next, odd));
+    acc += dot(i8x4(iq4_bytes(q & vec4<u32>(15u))), x4(xi + 4u * j));
+    acc += dot(i8x4(iq4_bytes(q >> vec4<u32>(4u))), x4(xi + 16u + 4u * j));
+    prev = next;
+  }
+  return select(dd.x, dd.y, odd) * acc;
+}
+#endif
+#endif
+
+#ifdef W_IQ4_XS
+// Sub-block j's scale of the block at word w, signed.
+fn iq4xs_scale(w: u32, j: u32) -> f32 {
+  let low = (W[w + 1u] >> (4u * j)) & 15u; // scales_l[j / 2] at bit 4 (j % 2): bit 4 j of the word
+  let high = (W[w] >> (16u + 2u * j)) & 3u;
+  return f32(low | (high << 4u)) - 32.0;
+}
+
+fn w_load(i: u32) -> f32 {
+  let w = (i >> 8u) * 34u; // blocks are 34 words: every field is word-aligned
+  let e = i & 255u;
+  let sub = e >> 5u;
+  let l = e & 31u;
+  let q = (w_byte(4u * w + 8u + 16u * sub + (l & 15u)) >> ((l >> 4u) * 4u)) & 15u;
+  return unpack2x16float(W[w]).x * iq4xs_scale(w, sub) * iq4_value(q);
+}
+
+#ifdef W_DOT
+fn w_dot32(c: u32, xi: u32) -> f32 {
+  let w = (c >> 3u) * 34u;
+  let sub = c & 7u;
+  let qs = w + 2u + 4u * sub;
+  var acc = 0.0;
+  for (var j = 0u; j < 4u; j++) {
+    let q = bytes_of(W[qs + j]);
+    acc += dot(i8x4(iq4_bytes(q & vec4<u32>(15u))), x4(xi + 4u * j));
+    acc += dot(i8x4(iq4_bytes(q >> vec4<u32>(4u))), x4(xi + 16u + 4u * j));
+  }
+  return unpack2x16float(W[w]).x * iq4xs_scale(w, sub) * acc;
 }
 #endif
 #endif

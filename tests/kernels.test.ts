@@ -25,7 +25,7 @@ function runKernel(spec: KernelSpec): Promise<Record<string, number[]>> {
 }
 
 describe('kernels match their CPU twins', () => {
-  for (const format of ['f32', 'f16'] as const) {
+  for (const format of ['f32', 'f16', 'bf16'] as const) {
     it(`embedding (${format}) gathers rows`, async () => {
       const rows = 37, cols = 45;
       const table = packWeight(ref.randomArray(rows * cols, 1), format);
@@ -75,7 +75,8 @@ describe('kernels match their CPU twins', () => {
   // most blocks (and rows) start off a word boundary.
   const QUANT: [WeightFormat, ref.QuantType][] = [
     ['q8_0', GGMLType.Q8_0], ['q4_0', GGMLType.Q4_0], ['q4_1', GGMLType.Q4_1], ['q5_0', GGMLType.Q5_0],
-    ['q5_1', GGMLType.Q5_1], ['q4_k', GGMLType.Q4_K], ['q6_k', GGMLType.Q6_K],
+    ['q5_1', GGMLType.Q5_1], ['q4_k', GGMLType.Q4_K], ['q6_k', GGMLType.Q6_K], ['q5_k', GGMLType.Q5_K],
+    ['q3_k', GGMLType.Q3_K], ['q2_k', GGMLType.Q2_K], ['iq4_nl', GGMLType.IQ4_NL], ['iq4_xs', GGMLType.IQ4_XS],
   ];
   for (const [format, type] of QUANT) {
     const qk = ref.QUANT_BLOCKS[type][0];
@@ -109,7 +110,7 @@ describe('kernels match their CPU twins', () => {
         // The int8 path's twin quantizes x as quantize_x.wgsl does; the sums are then exact.
         const int8 = got.int8[0] === 1;
         expectClose(got.y, ref.linear(int8 ? ref.quantizeActivations(x) : x, w.rounded, k, n), { abs: 1e-4, rel: 1e-4 }, `linear ${format}${int8 ? ' (int8 activations)' : ''}`);
-        if (threadsPerRow === 0 && k % (qk === 32 ? 64 : 256) === 0 && ['q8_0', 'q4_0', 'q5_0', 'q4_k', 'q6_k'].includes(format)) {
+        if (threadsPerRow === 0 && k % (qk === 32 ? 64 : 256) === 0 && !['q4_1', 'q5_1'].includes(format)) {
           expect(int8, 'SwiftShader takes the int8 path for this shape').toBe(true);
         }
       });
@@ -117,14 +118,17 @@ describe('kernels match their CPU twins', () => {
   }
 
   // matvec_int8.wgsl keeps several products in one 32-bit sum, exact only within stated bounds. Equal
-  // weights put every quant at the format's signed extreme (Q8_0 -127, Q4_0 -8, Q5_0 -16, Q6_K -32);
-  // ones with a zero in each 32 put Q4_K's unsigned quants at 15; equal x of either sign puts every
-  // activation at +-127: the largest sums those bounds must hold.
-  for (const [format, type] of QUANT.filter(([f]) => ['q8_0', 'q4_0', 'q5_0', 'q4_k', 'q6_k'].includes(f))) {
+  // weights put every quant at the format's signed extreme (Q8_0 -127, Q4_0 -8, Q5_0 -16, Q6_K -32,
+  // Q3_K -4, IQ4_NL / IQ4_XS the table's -127); ones with a zero in each 32 put Q4_K's, Q5_K's and
+  // Q2_K's unsigned quants at their top (15, 31, 3: Q5_K's signed 15), minus ones with a zero in each
+  // 32 put Q5_K's at 0 (signed -16); equal x of either sign puts every activation at +-127: the
+  // largest sums those bounds must hold.
+  for (const [format, type] of QUANT.filter(([f]) => !['q4_1', 'q5_1'].includes(f))) {
     it(`linear (${format}) with int8 activations is exact at the extremes of weights and x`, async () => {
       const k = 512, n = 9;
-      for (const pattern of ['equal', 'ones'] as const) {
-        const values = new Float64Array(n * k).map((_, i) => (pattern === 'equal' ? -1 : i % 32 === 0 ? 0 : 1));
+      for (const pattern of ['equal', 'ones', 'minus ones'] as const) {
+        const one = pattern === 'ones' ? 1 : -1;
+        const values = new Float64Array(n * k).map((_, i) => (pattern === 'equal' ? -1 : i % 32 === 0 ? 0 : one));
         await expectExactAtExtremes(format, packQuantized(values, type), k, n, `${pattern} weights`);
       }
     });

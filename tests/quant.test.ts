@@ -38,7 +38,10 @@ const QUANT_FILE_TOLERANCE = { probability: 3e-2, relativeLogit: 4e-2 };
 const DECODED_FILE_TOLERANCE = { probability: 1e-5, relativeLogit: 1e-5 };
 
 describe('block codec (scripts/lib/quantize.ts)', () => {
-  const TYPES: QuantType[] = [GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q4_K, GGMLType.Q6_K];
+  const TYPES: QuantType[] = [
+    GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q4_K, GGMLType.Q6_K,
+    GGMLType.Q5_K, GGMLType.Q3_K, GGMLType.Q2_K, GGMLType.IQ4_NL, GGMLType.IQ4_XS, GGMLType.BF16,
+  ];
 
   it('decodes hand-built blocks as ggml lays them out', () => {
     // Q8_0: d = 0.5 (f16 0x3800), qs = -128, -1, 127, ...
@@ -99,6 +102,60 @@ describe('block codec (scripts/lib/quantize.ts)', () => {
     const q6v = dequantize(q6, GGMLType.Q6_K, 256);
     expect(q6v[200]).toBe(0.25 * -3 * (43 - 32));
     expect(q6v[199]).toBe(0.25 * -3 * -32); // an untouched element: q = 0, its group's scale -3
+
+    // Q5_K: d = 1, dmin = 0.5; Q4_K's scales (sub-block 2: scale 1, min 0; 3: scale 5, min 2), qh at
+    // byte 16, qs at 48. Elements 71 and 103 (64 + 7 and 64 + 32 + 7): nibbles of qs[32 + 7] = 0x99,
+    // bit 4 from qh[7] bits 2 and 3: q = 9 + 16 each.
+    const q5k = new Uint8Array(176);
+    q5k.set([0x00, 0x3c, 0x00, 0x38]);
+    q5k[4 + 2] = 1;
+    q5k[4 + 3] = 5;
+    q5k[4 + 7] = 2;
+    q5k[16 + 7] = 0x0c;
+    q5k[48 + 39] = 0x99;
+    const q5kv = dequantize(q5k, GGMLType.Q5_K, 256);
+    expect([q5kv[71], q5kv[103], q5kv[102]]).toEqual([25, 5 * 25 - 0.5 * 2, -0.5 * 2]);
+
+    // Q3_K: d = 0.5 at byte 108. Element 200 = 128 + 32 * 2 + 8 (h = 1, r = 2), group 12: scale 29
+    // (low nibble in the high half of scales[4], top bits 01 in bits 6-7 of scales[8]) - 32 = -3;
+    // low bits 2 in qs[32 + 8] bits 4-5, bit 2 set in hmask[8] bit 4 h + r = 6: q - 4 = 2. Element
+    // 201: low bits 0, hmask bit clear: -4.
+    const q3k = new Uint8Array(110);
+    q3k.set([0x00, 0x38], 108);
+    q3k[96 + 4] = 0xd0;
+    q3k[96 + 8] = 0x40;
+    q3k[32 + 40] = 0x20;
+    q3k[8] = 0x40;
+    const q3kv = dequantize(q3k, GGMLType.Q3_K, 256);
+    expect([q3kv[200], q3kv[201], q3kv[0]]).toEqual([0.5 * -3 * 2, 0.5 * -3 * -4, 0.5 * -32 * -4]);
+
+    // Q2_K: d = 0.5, dmin = 0.25 at bytes 80, 82. Element 200 (h = 1, r = 2, l = 8), group 12:
+    // scales[12] = 0x37 (scale 7, min 3); q = 3 in qs[32 + 8] bits 4-5.
+    const q2k = new Uint8Array(84);
+    q2k.set([0x00, 0x38, 0x00, 0x34], 80);
+    q2k[12] = 0x37;
+    q2k[16 + 40] = 0x30;
+    const q2kv = dequantize(q2k, GGMLType.Q2_K, 256);
+    expect([q2kv[200], q2kv[201]]).toEqual([0.5 * 7 * 3 - 0.25 * 3, -0.25 * 3]);
+
+    // IQ4_NL: d = 2; qs as Q4_0's, each nibble an index into ggml's table (-127 ... 113).
+    const iq4nl = new Uint8Array(18);
+    iq4nl.set([0x00, 0x40, 0x0f, 0x87]);
+    const iq4nlv = dequantize(iq4nl, GGMLType.IQ4_NL, 32);
+    expect([iq4nlv[0], iq4nlv[16], iq4nlv[1], iq4nlv[17]]).toEqual([226, -254, -20, 2]);
+
+    // IQ4_XS: d = 0.5; sub-block 5's scale 35 (low nibble in the high half of scales_l[2], top bits
+    // 10 at bits 10-11 of scales_h) - 32 = 3; its qs from byte 8 + 80: byte 1 = 0x4C gives elements
+    // 161 (index 12: 53) and 177 (index 4: -49). Sub-block 0: scale 0 - 32, indices 0 (-127).
+    const iq4xs = new Uint8Array(136);
+    iq4xs.set([0x00, 0x38, 0x00, 0x08, 0x00, 0x00, 0x30]);
+    iq4xs[88 + 1] = 0x4c;
+    const iq4xsv = dequantize(iq4xs, GGMLType.IQ4_XS, 256);
+    expect([iq4xsv[161], iq4xsv[177], iq4xsv[0]]).toEqual([0.5 * 3 * 53, 0.5 * 3 * -49, 0.5 * -32 * -127]);
+
+    // BF16: the top half of an f32, rounded to nearest even: 1 + 2^-8 is a tie (down to 1), 1 + 3 * 2^-8 too (up to 1 + 2^-6).
+    expect(Array.from(dequantize(new Uint8Array([0x80, 0x3f, 0xc0, 0xc0]), GGMLType.BF16, 2))).toEqual([1, -6]);
+    expect(Array.from(quantize([1, 1 + 2 ** -8, 1 + 3 * 2 ** -8, -6], GGMLType.BF16))).toEqual([0x80, 0x3f, 0x80, 0x3f, 0x82, 0x3f, 0xc0, 0xc0]);
   });
 
   it('Q4_K_M picks types as llama.cpp does, and falls back where rows are not whole 256-blocks (SmolLM2: 576)', () => {
@@ -132,7 +189,8 @@ describe('block codec (scripts/lib/quantize.ts)', () => {
       // Uniform [-1, 1) data: the RMS error of b-bit rounding is about step / sqrt(12).
       const bound = {
         [GGMLType.Q8_0]: 0.006, [GGMLType.Q4_0]: 0.12, [GGMLType.Q4_1]: 0.09, [GGMLType.Q5_0]: 0.06,
-        [GGMLType.Q5_1]: 0.05, [GGMLType.Q4_K]: 0.09, [GGMLType.Q6_K]: 0.03,
+        [GGMLType.Q5_1]: 0.05, [GGMLType.Q4_K]: 0.09, [GGMLType.Q6_K]: 0.03, [GGMLType.Q5_K]: 0.05,
+        [GGMLType.Q3_K]: 0.18, [GGMLType.Q2_K]: 0.35, [GGMLType.IQ4_NL]: 0.1, [GGMLType.IQ4_XS]: 0.1, [GGMLType.BF16]: 0.003,
       }[type];
       expect(Math.sqrt(err / norm)).toBeLessThan(bound);
       // Zero blocks stay zero (no division by a zero scale).

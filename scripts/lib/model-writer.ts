@@ -42,25 +42,51 @@ export const Q4_K_M: TensorTypes = (name, { nLayers, tiedOutput }) => {
 };
 
 /**
+ * llama.cpp's Q3_K_M (for a llama without experts): Q3_K, with Q6_K for the output, Q4_K for
+ * attn_output, and for attn_v (Q5_K in layers 0 and 1) and ffn_down (Q5_K in the first sixteenth).
+ */
+export const Q3_K_M: TensorTypes = (name, { nLayers, tiedOutput }) => {
+  if (name === 'output.weight' || (tiedOutput && name === 'token_embd.weight')) return GGMLType.Q6_K;
+  if (/\.attn_output\.weight$/.test(name)) return GGMLType.Q4_K;
+  const layer = /^blk\.(\d+)\.(attn_v|ffn_down)\.weight$/.exec(name);
+  if (!layer) return GGMLType.Q3_K;
+  const i = Number(layer[1]);
+  return (layer[2] === 'attn_v' ? i < 2 : i < Math.floor(nLayers / 16)) ? GGMLType.Q5_K : GGMLType.Q4_K;
+};
+
+/** llama.cpp's choice for rows that are not whole blocks of a type (tensor_type_fallback). */
+const FALLBACK: Partial<Record<StorageType, StorageType>> = {
+  [GGMLType.Q6_K]: GGMLType.Q8_0, [GGMLType.Q5_K]: GGMLType.Q5_1, [GGMLType.Q4_K]: GGMLType.Q5_0,
+  [GGMLType.Q3_K]: GGMLType.Q4_0, [GGMLType.Q2_K]: GGMLType.Q4_0, [GGMLType.IQ4_XS]: GGMLType.IQ4_NL,
+};
+
+/**
  * The type `name` gets under `types`, given its rows of `cols`. Like llama.cpp's quantize: rows that
- * are not whole 256-blocks turn Q6_K into Q8_0 and Q4_K into Q5_0, and rows that are not whole
- * 32-blocks stay F16.
+ * are not whole 256-blocks turn Q6_K into Q8_0, Q5_K into Q5_1, Q4_K into Q5_0, Q3_K and Q2_K into
+ * Q4_0, IQ4_XS into IQ4_NL, and rows that are not whole 32-blocks stay F16.
  */
 export function storageTypeFor(types: TensorTypes, name: string, cols: number, model: ModelLayout): StorageType {
   let type = typeof types === 'function' ? types(name, model) : types;
   if (!isQuantType(type)) return type;
-  if (cols % QUANT_BLOCKS[type][0] !== 0 && type === GGMLType.Q6_K) type = GGMLType.Q8_0;
-  if (cols % QUANT_BLOCKS[type][0] !== 0 && type === GGMLType.Q4_K) type = GGMLType.Q5_0;
+  const fallback = FALLBACK[type];
+  if (cols % QUANT_BLOCKS[type][0] !== 0 && fallback !== undefined) type = fallback as QuantType;
   return cols % QUANT_BLOCKS[type][0] === 0 ? type : GGMLType.F16;
 }
 
-/** general.file_type as llama.cpp numbers it (F32 0, F16 1, Q4_0 2, Q4_1 3, Q8_0 7, Q5_0 8, Q5_1 9, Q4_K_S 14, Q4_K_M 15, Q6_K 18). */
+/**
+ * general.file_type as llama.cpp numbers it (LLAMA_FTYPE_MOSTLY_*): a single K-quant type as its
+ * _S file (Q3_K_S 11, Q4_K_S 14, Q5_K_S 16), Q2_K 10, Q6_K 18, IQ4_NL 25, IQ4_XS 30, BF16 32.
+ */
+const FILE_TYPES: Record<StorageType, number> = {
+  [GGMLType.F32]: 0, [GGMLType.F16]: 1, [GGMLType.Q4_0]: 2, [GGMLType.Q4_1]: 3, [GGMLType.Q8_0]: 7,
+  [GGMLType.Q5_0]: 8, [GGMLType.Q5_1]: 9, [GGMLType.Q2_K]: 10, [GGMLType.Q3_K]: 11, [GGMLType.Q4_K]: 14,
+  [GGMLType.Q5_K]: 16, [GGMLType.Q6_K]: 18, [GGMLType.IQ4_NL]: 25, [GGMLType.IQ4_XS]: 30, [GGMLType.BF16]: 32,
+};
+
 function fileType(types: TensorTypes): number {
-  if (typeof types === 'function') return 15;
-  return {
-    [GGMLType.F32]: 0, [GGMLType.F16]: 1, [GGMLType.Q4_0]: 2, [GGMLType.Q4_1]: 3, [GGMLType.Q8_0]: 7,
-    [GGMLType.Q5_0]: 8, [GGMLType.Q5_1]: 9, [GGMLType.Q4_K]: 14, [GGMLType.Q6_K]: 18,
-  }[types];
+  if (types === Q3_K_M) return 12;
+  if (typeof types === 'function') return 15; // Q4_K_M
+  return FILE_TYPES[types];
 }
 
 /** Stores f32 values as the given type. */

@@ -17,18 +17,25 @@ export const STEP = new UniformLayout('Step', { n_tokens: 'u32', pos0: 'u32' });
  * How a weight matrix is stored on the GPU (raw GGUF bytes, as u32 words). The q formats are
  * ggml blocks (shaders/quant.wgsl), decoded in registers by every kernel that reads them.
  */
-export type WeightFormat = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q6_k' | 'q5_0r' | 'q6_kr';
+export type WeightFormat = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q6_k' | 'q5_0r' | 'q6_kr'
+  | 'bf16' | 'q5_k' | 'q3_k' | 'q2_k' | 'iq4_nl' | 'iq4_xs';
 
 /** Elements per block of each format: a row of a block format is a whole number of blocks. */
 const BLOCK_ELEMENTS: Record<WeightFormat, number> = {
   f32: 1, f16: 1, q8_0: 32, q4_0: 32, q4_1: 32, q5_0: 32, q5_1: 32, q4_k: 256, q6_k: 256, q5_0r: 64, q6_kr: 512,
+  bf16: 1, q5_k: 256, q3_k: 256, q2_k: 256, iq4_nl: 32, iq4_xs: 256,
 };
 
 /**
  * Formats matvec_int8.wgsl reads, each with the multiple of k it needs: pairs of 32-element blocks
  * (so that every pair starts on a word) or whole 256-element blocks.
  */
-const INT8_UNIT: Partial<Record<WeightFormat, number>> = { q8_0: 64, q4_0: 64, q5_0: 64, q4_k: 256, q6_k: 256, q5_0r: 64, q6_kr: 512 };
+const INT8_UNIT: Partial<Record<WeightFormat, number>> = {
+  q8_0: 64, q4_0: 64, q5_0: 64, q4_k: 256, q6_k: 256, q5_0r: 64, q6_kr: 512, q5_k: 256, q3_k: 256, q2_k: 256, iq4_nl: 64, iq4_xs: 256,
+};
+
+/** Formats whose int8 linears meet x as four int8 per word (dot4I8Packed): 8-bit weights; the others take 16-bit pairs. */
+const INT8_PACKED_X: ReadonlySet<WeightFormat> = new Set(['q8_0', 'iq4_nl', 'iq4_xs']);
 
 /** A weight matrix of `rows` rows of `cols` elements, row-major as ggml stores it. */
 export interface Weight {
@@ -203,7 +210,7 @@ export class Kernels {
     if (weight.format === 'q5_0r' || weight.format === 'q6_kr') {
       throw new Error(`${weight.format.toUpperCase()} weights are read with int8 activations only: load them as stored where int8Activations is off`);
     }
-    if (this.cpuRows && (weight.format === 'f16' || weight.format === 'f32') && weight.cols % 16 === 0) {
+    if (this.cpuRows && (weight.format === 'f16' || weight.format === 'f32' || weight.format === 'bf16') && weight.cols % 16 === 0) {
       return this.linearRows(x, weight, stack, values, bias);
     }
     const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : []), ...stack.defines];
@@ -240,8 +247,7 @@ export class Kernels {
     const { xq, xs } = this.quantizedCopy(x);
     const quantizeParams = new UniformLayout('Params', { k: 'u32' });
     const quantizeWg = 64;
-    // Q8_0 meets x as packed int8 (dot4I8Packed); the others as 16-bit pairs.
-    const pairs = weight.format !== 'q8_0';
+    const pairs = !INT8_PACKED_X.has(weight.format);
     const quantize = await this.pipeline('quantize_x', pairs ? ['PAIRS'] : [], quantizeParams, { WG: quantizeWg });
     const quantizeBind = this.bindGroup(quantize, [this.step, this.uniform(quantizeParams, { k }), x, xq, xs]);
     const defines = [weightDefine(weight), ...(pairs && INT8_UNIT[weight.format] === 64 ? ['W_PAIR_BLOCKS'] : []), ...(bias ? ['BIAS'] : []), ...out.defines];

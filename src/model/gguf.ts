@@ -67,7 +67,7 @@ export function ggmlTypeName(type: number): string {
 export function tensorByteSize(type: GGMLType, nElements: number, name = '?'): number {
   const layout = BLOCK_LAYOUT[type];
   if (!layout) {
-    throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Tensor ${name} uses ggml type ${ggmlTypeName(type)}, which Lantern cannot read; use a GGUF quantized as F32, F16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1, Q4_K or Q6_K.`, { tensor: name, type });
+    throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Tensor ${name} uses ggml type ${ggmlTypeName(type)}, which Lantern cannot read; use a GGUF of F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL or IQ4_XS weights.`, { tensor: name, type });
   }
   const [blockElems, blockBytes] = layout;
   if (nElements % blockElems !== 0) {
@@ -309,7 +309,7 @@ function parseHeader(bytes: Uint8Array, fileSize: number): GGUFFile {
   const tensors: GGUFTensorInfo[] = infos.map(({ name, dims, type, rel }) => {
     const nElements = dims.reduce((a, b) => a * b, 1);
     if (!(type in GGMLType)) {
-      throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Tensor ${name} has unknown ggml type ${type}; use a GGUF quantized as F32, F16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1, Q4_K or Q6_K.`, { tensor: name, type });
+      throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Tensor ${name} has unknown ggml type ${type}; use a GGUF of F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL or IQ4_XS weights.`, { tensor: name, type });
     }
     const nBytes = tensorByteSize(type, nElements, name);
     const offset = dataOffset + rel;

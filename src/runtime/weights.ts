@@ -20,6 +20,12 @@ const FORMATS: Partial<Record<GGMLType, WeightFormat>> = {
   [GGMLType.Q5_1]: 'q5_1',
   [GGMLType.Q4_K]: 'q4_k',
   [GGMLType.Q6_K]: 'q6_k',
+  [GGMLType.BF16]: 'bf16',
+  [GGMLType.Q5_K]: 'q5_k',
+  [GGMLType.Q3_K]: 'q3_k',
+  [GGMLType.Q2_K]: 'q2_k',
+  [GGMLType.IQ4_NL]: 'iq4_nl',
+  [GGMLType.IQ4_XS]: 'iq4_xs',
 };
 
 /** How the kernels read a GGUF type, or undefined where they cannot. */
@@ -96,7 +102,8 @@ export class WeightLoader {
     const bytes = new Uint8Array(await this.source.read(info.offset, info.nBytes));
     if (info.type === GGMLType.F32) return new Float32Array(bytes.buffer);
     if (info.type === GGMLType.F16) return halfToFloat(new Uint16Array(bytes.buffer));
-    throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Vector ${name} is ${ggmlTypeName(info.type)}; expected F32 or F16. The file is unusual; convert it with a current llama.cpp.`);
+    if (info.type === GGMLType.BF16) return new Float32Array(Uint32Array.from(new Uint16Array(bytes.buffer), (h) => h << 16).buffer);
+    throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Vector ${name} is ${ggmlTypeName(info.type)}; expected F32, F16 or BF16. The file is unusual; convert it with a current llama.cpp.`);
   }
 
   /** Tensor `info`'s bytes into `buffer` from byte `offset` (a multiple of 4), in chunks, regrouped as `format` asks. */
@@ -155,7 +162,7 @@ function formatOf(info: GGUFTensorInfo): WeightFormat {
   if (!format) {
     throw new LanternError(
       'UNSUPPORTED_TENSOR_TYPE',
-      `Tensor ${info.name} is ${ggmlTypeName(info.type)}, which this build of Lantern cannot run yet; use a GGUF of F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 or Q4_K_M (Q4_K + Q6_K) weights.`,
+      `Tensor ${info.name} is ${ggmlTypeName(info.type)}, which this build of Lantern cannot run yet; use a GGUF of F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL or IQ4_XS weights.`,
       { tensor: info.name, type: info.type },
     );
   }

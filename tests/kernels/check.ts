@@ -3,6 +3,7 @@
  * comparing a kernel's output with its twin's.
  */
 import { expect } from 'vitest';
+import { GGMLType } from '../../src/model/gguf.ts';
 import * as ref from './reference.ts';
 
 /** Fails with the worst few elements listed, so a wrong kernel reads as a diff, not a boolean. */
@@ -21,12 +22,13 @@ export function expectClose(got: number[], want: Float64Array | number[], tol: {
   if (bad.length) throw new Error(`${what}: mismatches (worst |diff| ${worst.toExponential(2)}):\n${bad.join('\n')}`);
 }
 
-/** Weight storage: f32 words, or f16 halves packed two per word (values rounded to f16 first). */
-export function packWeight(values: Float64Array, format: 'f32' | 'f16'): { words: number[]; rounded: Float64Array } {
+/** Weight storage: f32 words, or f16 / bf16 halves packed two per word (values rounded to f16 / bf16 first). */
+export function packWeight(values: Float64Array, format: 'f32' | 'f16' | 'bf16'): { words: number[]; rounded: Float64Array } {
   if (format === 'f32') {
     const f = Float32Array.from(values);
     return { words: Array.from(new Uint32Array(f.buffer)), rounded: Float64Array.from(f) };
   }
+  if (format === 'bf16') return packQuantized(values, GGMLType.BF16);
   const halves = new Uint16Array(values.length + (values.length % 2));
   values.forEach((v, i) => (halves[i] = ref.floatToHalfBits(v)));
   const rounded = Float64Array.from(values, (_, i) => ref.halfBitsToFloat(halves[i]));
