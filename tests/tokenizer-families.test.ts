@@ -5,7 +5,7 @@ import { tokenizerFromGGUF, type Tokenizer } from '../src/model/tokenizer/index.
 import { bytesSource } from '../src/storage/source.ts';
 import { LLAMACPP_VOCAB_DIR } from './helpers/paths.ts';
 import { removeVocabFiles, writeVocabGGUF } from './helpers/vocab-gguf.ts';
-import { disposeLlamaCpp, llamaCppVocabDetokenize, llamaCppVocabTokenize } from './oracle/llamacpp.ts';
+import { disposeLlamaCpp, llamaCppVocabDetokenize, llamaCppVocabEog, llamaCppVocabTokenize } from './oracle/llamacpp.ts';
 
 /**
  * The tokenizers of the model families Lantern runs (GPT-2, GPT-NeoX/Pythia, Phi-3/3.5/4-mini,
@@ -44,6 +44,15 @@ function lantern(path: string): Promise<Tokenizer> {
     loaded.set(path, tok);
   }
   return tok;
+}
+
+/** The ids that end generation: Lantern's set is llama.cpp's. */
+async function expectSameEog(path: string): Promise<void> {
+  const tok = await lantern(path);
+  const mine: number[] = [];
+  for (let id = 0; id < tok.vocabSize; id++) if (tok.isEndOfGeneration(id)) mine.push(id);
+  expect(mine).toEqual(await llamaCppVocabEog(path));
+  expect(mine.length).toBeGreaterThan(0);
 }
 
 /** Every text: Lantern's ids equal llama.cpp's, and Lantern's decode of them equals llama.cpp's. */
@@ -120,14 +129,37 @@ describe('BPE: GPT-2\'s vocabulary under each family\'s pre-tokenizer, against l
   test('special tokens: <|endoftext|> parsed when asked, and ends generation', async () => {
     const path = paths.get('qwen2')!;
     await expectSameAsLlamaCpp(path, ['Hi<|endoftext|> there<|endoftext|>\n'], true);
+    await expectSameEog(path);
+  });
+
+  // Qwen3 and SmolLM3 chat in ChatML: <|im_start|>/<|im_end|> are control tokens and <|im_end|> is
+  // eos; Qwen3's <think>/</think> are user-defined, so they are cut out of any text.
+  test.each([['Qwen3', 'qwen2'], ['SmolLM3', 'smaug-bpe']])('%s-style ChatML vocabulary (pre %s)', async (family, pre) => {
+    const path = await writeVocabGGUF(GPT2, `chatml-${pre}`, {
+      metadata: {
+        'tokenizer.ggml.pre': { type: 'string', value: pre },
+        'tokenizer.ggml.eos_token_id': { type: 'u32', value: 50258 },
+      },
+      extraTokens: [
+        { text: '<|im_start|>', type: 3 }, { text: '<|im_end|>', type: 3 },
+        { text: '<think>', type: 4 }, { text: '</think>', type: 4 },
+      ],
+      extraMerges: BOUNDARY_MERGES,
+    });
+    const prompt = '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n  What is 2+2?\n<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n';
+    await expectSameAsLlamaCpp(path, [prompt], true);
+    await expectSameAsLlamaCpp(path, [prompt, 'x<think>y</think>z'], false);
+    await expectSameEog(path);
     const tok = await lantern(path);
-    expect(tok.isEndOfGeneration(50256)).toBe(true);
+    expect(tok.isEndOfGeneration(50258), family).toBe(true); // <|im_end|>
+    expect(tok.isEndOfGeneration(50257), family).toBe(false); // <|im_start|>
   });
 });
 
 describe('GPT-NeoX / Pythia: llama.cpp\'s gpt-neox vocabulary (no tokenizer.ggml.pre: llama.cpp uses default)', () => {
   test('texts tokenize and decode as llama.cpp does', async () => {
     await expectSameAsLlamaCpp(GPT_NEOX, TEXTS);
+    await expectSameEog(GPT_NEOX);
   });
 
   test('encode/decode round trip, with llama.cpp\'s clean-up of spaces', async () => {
@@ -141,6 +173,7 @@ describe('SentencePiece families against llama.cpp', () => {
   test('Phi-3 (llama.cpp\'s phi-3 vocabulary): plain text and its chat markup', async () => {
     await expectSameAsLlamaCpp(PHI3, TEXTS);
     await expectSameAsLlamaCpp(PHI3, ['<|system|>\nBe brief.<|end|>\n<|user|>\n  Hi there<|end|>\n<|assistant|>\n'], true);
+    await expectSameEog(PHI3);
   });
 
   test('Gemma: no space prefix, byte fallback, <start_of_turn>/<end_of_turn> as control tokens', async () => {
@@ -162,6 +195,7 @@ describe('SentencePiece families against llama.cpp', () => {
       '<start_of_turn>user\n <h1>Title</h1>  🦙<end_of_turn>\n',
     ], true);
 
+    await expectSameEog(path);
     const tok = await lantern(path);
     const startOfTurn = 32000, endOfTurn = 32001;
     // No "▁" in front of the first word, unlike llama-spm's own settings.

@@ -26,16 +26,29 @@ export interface VocabEdit {
 }
 
 let dir: string | undefined;
+const bases = new Map<string, Promise<Readonly<Record<string, MetaValue>>>>();
+
+/** The source file's metadata as the writer takes it, read once per source. */
+function baseMetadata(source: string): Promise<Readonly<Record<string, MetaValue>>> {
+  let base = bases.get(source);
+  if (!base) {
+    base = readGGUF(bytesSource(new Uint8Array(readFileSync(source)))).then((file) => {
+      const metadata: Record<string, MetaValue> = {};
+      for (const [key, value] of file.metadata) {
+        const meta = key.startsWith('tokenizer.') ? undefined : scalarMeta(key, value);
+        if (meta !== undefined) metadata[key] = meta;
+      }
+      return Object.assign(metadata, vocabularyOf(file));
+    });
+    bases.set(source, base);
+  }
+  return base;
+}
 
 /** Writes `source` with `edit` applied to a temporary file and returns its path. */
 export async function writeVocabGGUF(source: string, name: string, edit: VocabEdit = {}): Promise<string> {
-  const file = await readGGUF(bytesSource(new Uint8Array(readFileSync(source))));
-  const metadata: Record<string, MetaValue> = {};
-  for (const [key, value] of file.metadata) {
-    const meta = key.startsWith('tokenizer.') ? undefined : scalarMeta(key, value);
-    if (meta !== undefined) metadata[key] = meta;
-  }
-  Object.assign(metadata, vocabularyOf(file));
+  // A shallow copy: edits below replace entries, never change the cached arrays in place.
+  const metadata: Record<string, MetaValue> = { ...(await baseMetadata(source)) };
 
   const extra = [...(edit.extraTokens ?? [])];
   if (edit.extraMerges?.length) {

@@ -166,6 +166,14 @@ export async function llamaCppVocabDetokenize(vocabPath: string, ids: number[], 
   return (await loadVocab(vocabPath)).detokenize(ids as Token[], special);
 }
 
+/** The ids llama.cpp ends generation at (llama_vocab_is_eog), for a vocabulary-only GGUF. */
+export async function llamaCppVocabEog(vocabPath: string): Promise<number[]> {
+  const model = await loadVocab(vocabPath);
+  const eog: number[] = [];
+  for (let id = 0; id < vocabSize(model); id++) if (model.isEogToken(id as Token)) eog.push(id);
+  return eog;
+}
+
 /** Frees every loaded model and the llama.cpp backend; the next call loads them again. */
 export async function disposeLlamaCpp(): Promise<void> {
   const loaded = [...models.values(), ...vocabs.values()];
