@@ -51,6 +51,8 @@ function loadModel(modelPath: string): Promise<LlamaModel> {
   return model;
 }
 
+// node-llama-cpp logs "missing tensor 'token_embd.weight'" for such a file (seen with 3.22.1; the
+// vocab-only load itself succeeds, and tokenize/detokenize work on it).
 function loadVocab(modelPath: string): Promise<LlamaModel> {
   let model = vocabs.get(modelPath);
   if (!model) {
