@@ -156,6 +156,13 @@ describe('BPE: GPT-2\'s vocabulary under each family\'s pre-tokenizer, against l
   });
 });
 
+test('a tokenizer.ggml.pre llama.cpp does not know: llama.cpp refuses the file, Lantern says BAD_TOKENIZER', async () => {
+  const path = await writeVocabGGUF(GPT2, 'gpt2-pre-unknown', { metadata: { 'tokenizer.ggml.pre': { type: 'string', value: 'no-such-pre' } } });
+  // The same file under any name in PRES loads (above); llama.cpp logs "unknown pre-tokenizer type".
+  await expect(llamaCppVocabTokenize(path, 'hello')).rejects.toThrow('Failed to load model');
+  await expect(lantern(path)).rejects.toThrow(expect.objectContaining({ code: 'BAD_TOKENIZER', message: expect.stringContaining('"no-such-pre"') }));
+});
+
 describe('GPT-NeoX / Pythia: llama.cpp\'s gpt-neox vocabulary (no tokenizer.ggml.pre: llama.cpp uses default)', () => {
   test('texts tokenize and decode as llama.cpp does', async () => {
     await expectSameAsLlamaCpp(GPT_NEOX, TEXTS);
