@@ -23,34 +23,67 @@ export interface TensorSpec {
 
 const TYPE_IDS = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 } as const;
 
+const utf8 = new TextEncoder();
+
+/**
+ * Little-endian bytes, appended. Scalars and short strings go into one scratch block at a time rather
+ * than an allocation each (a vocabulary is ~10^5 of them); long byte runs such as tensor data are
+ * kept as they are, uncopied, until concat().
+ */
 class ByteWriter {
   private chunks: Uint8Array[] = [];
+  private block = new Uint8Array(BLOCK);
+  private view = new DataView(this.block.buffer);
+  private used = 0;
   length = 0;
-  bytes(b: Uint8Array): void { this.chunks.push(b); this.length += b.byteLength; }
-  private view(n: number, fill: (v: DataView) => void): void {
-    const b = new Uint8Array(n);
-    fill(new DataView(b.buffer));
-    this.bytes(b);
+  /** Reserves n bytes of the block and returns where they start. */
+  private room(n: number): number {
+    if (this.used + n > this.block.byteLength) this.flush(Math.max(n, BLOCK));
+    const at = this.used;
+    this.used += n;
+    this.length += n;
+    return at;
   }
-  u8(v: number): void { this.view(1, (d) => d.setUint8(0, v)); }
-  i8(v: number): void { this.view(1, (d) => d.setInt8(0, v)); }
-  u16(v: number): void { this.view(2, (d) => d.setUint16(0, v, true)); }
-  i16(v: number): void { this.view(2, (d) => d.setInt16(0, v, true)); }
-  u32(v: number): void { this.view(4, (d) => d.setUint32(0, v, true)); }
-  i32(v: number): void { this.view(4, (d) => d.setInt32(0, v, true)); }
-  f32(v: number): void { this.view(4, (d) => d.setFloat32(0, v, true)); }
-  f64(v: number): void { this.view(8, (d) => d.setFloat64(0, v, true)); }
-  u64(v: bigint | number): void { this.view(8, (d) => d.setBigUint64(0, BigInt(v), true)); }
-  i64(v: bigint): void { this.view(8, (d) => d.setBigInt64(0, v, true)); }
-  string(s: string): void { const b = new TextEncoder().encode(s); this.u64(b.byteLength); this.bytes(b); }
+  private flush(size: number): void {
+    if (this.used > 0) this.chunks.push(this.block.subarray(0, this.used));
+    this.block = new Uint8Array(size);
+    this.view = new DataView(this.block.buffer);
+    this.used = 0;
+  }
+  bytes(b: Uint8Array): void {
+    if (b.byteLength <= SHORT) {
+      const at = this.room(b.byteLength); // first: room() may start a new block
+      this.block.set(b, at);
+      return;
+    }
+    this.flush(BLOCK);
+    this.chunks.push(b);
+    this.length += b.byteLength;
+  }
+  /** `this.at(n)` before `this.view`: reserving may start a new block. */
+  private at(n: number): [DataView, number] { const at = this.room(n); return [this.view, at]; }
+  u8(v: number): void { const [d, at] = this.at(1); d.setUint8(at, v); }
+  i8(v: number): void { const [d, at] = this.at(1); d.setInt8(at, v); }
+  u16(v: number): void { const [d, at] = this.at(2); d.setUint16(at, v, true); }
+  i16(v: number): void { const [d, at] = this.at(2); d.setInt16(at, v, true); }
+  u32(v: number): void { const [d, at] = this.at(4); d.setUint32(at, v, true); }
+  i32(v: number): void { const [d, at] = this.at(4); d.setInt32(at, v, true); }
+  f32(v: number): void { const [d, at] = this.at(4); d.setFloat32(at, v, true); }
+  f64(v: number): void { const [d, at] = this.at(8); d.setFloat64(at, v, true); }
+  u64(v: bigint | number): void { const [d, at] = this.at(8); d.setBigUint64(at, BigInt(v), true); }
+  i64(v: bigint): void { const [d, at] = this.at(8); d.setBigInt64(at, v, true); }
+  string(s: string): void { const b = utf8.encode(s); this.u64(b.byteLength); this.bytes(b); }
   pad(alignment: number): void { const n = (alignment - (this.length % alignment)) % alignment; if (n) this.bytes(new Uint8Array(n)); }
   concat(): Uint8Array {
+    this.flush(0);
     const out = new Uint8Array(this.length);
     let o = 0;
     for (const c of this.chunks) { out.set(c, o); o += c.byteLength; }
     return out;
   }
 }
+const BLOCK = 1 << 16;
+const SHORT = 4096;
 
 function writeScalar(w: ByteWriter, type: string, value: number | bigint | boolean | string): void {
   switch (type) {
@@ -74,7 +107,7 @@ export function writeGGUF(options: { version?: number; metadata: Readonly<Record
   const { version = 3, metadata, tensors } = options;
   const alignment = options.alignment ?? 32;
   const w = new ByteWriter();
-  w.bytes(new TextEncoder().encode('GGUF'));
+  w.bytes(utf8.encode('GGUF'));
   w.u32(version);
   w.u64(tensors.length);
   const entries = Object.entries(metadata);

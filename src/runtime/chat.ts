@@ -3,7 +3,7 @@
  * messages into the prompt text the model was trained on. Rendered with @huggingface/jinja, the
  * implementation transformers.js uses, so templates behave as they do in Python's transformers.
  */
-import { Template } from '@huggingface/jinja';
+import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { LanternError } from '../errors.ts';
 import type { GGUFFile } from '../model/gguf.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
@@ -19,6 +19,13 @@ export interface ChatTemplateContext {
   addGenerationPrompt?: boolean;
   bosToken?: string;
   eosToken?: string;
+  /**
+   * `enable_thinking` for templates with a thinking switch (Qwen3, SmolLM3). Left undefined, as
+   * transformers leaves it, each template picks its own default (both think).
+   */
+  enableThinking?: boolean;
+  /** The moment `strftime_now` reads (Llama 3's "Today Date"). Default: now. */
+  now?: Date;
 }
 
 /** The template stored in the GGUF file, if the model has one. */
@@ -36,16 +43,81 @@ export function renderChatTemplate(template: string, messages: readonly ChatMess
   } catch (e) {
     throw new LanternError('BAD_CHAT_TEMPLATE', `The chat template does not parse (${(e as Error).message}); fix it or pass another chatTemplate.`);
   }
+  const now = context.now ?? new Date();
+  // The variables and functions transformers' apply_chat_template gives a template. Rendered on an
+  // Environment of our own, since Template.render's globals cannot be replaced: its strftime_now
+  // names months in the browser's language, and its raise_exception message looks like any error.
+  const env = new Environment();
+  const globals: Record<string, unknown> = {
+    true: true, false: false, none: null, True: true, False: false, None: null,
+    range: pythonRange,
+    raise_exception: (message: unknown) => {
+      throw new TemplateRaised(String(message));
+    },
+    strftime_now: (format: string) => strftime(now, format),
+    messages: messages.map((m) => ({ role: m.role, content: m.content })),
+    add_generation_prompt: context.addGenerationPrompt ?? true,
+    bos_token: context.bosToken ?? '',
+    eos_token: context.eosToken ?? '',
+    // transformers passes these as None when there are none, so `tools is defined` holds.
+    tools: null,
+    documents: null,
+    ...(context.enableThinking === undefined ? {} : { enable_thinking: context.enableThinking }),
+  };
+  for (const [name, value] of Object.entries(globals)) env.set(name, value);
   try {
-    return compiled.render({
-      messages: messages.map((m) => ({ role: m.role, content: m.content })),
-      add_generation_prompt: context.addGenerationPrompt ?? true,
-      bos_token: context.bosToken ?? '',
-      eos_token: context.eosToken ?? '',
-    });
+    return String(new Interpreter(env).run(compiled.parsed).value);
   } catch (e) {
+    if (e instanceof TemplateRaised) {
+      throw new LanternError('BAD_CHAT_TEMPLATE', `The chat template refused these messages: "${e.message}"; change the messages as it asks, or pass another chatTemplate.`);
+    }
     throw new LanternError('BAD_CHAT_TEMPLATE', `The chat template failed on these messages (${(e as Error).message}); check the roles and order of the messages, or pass another chatTemplate.`);
   }
+}
+
+/** Python's range(stop) and range(start, stop[, step]). */
+function pythonRange(start: number, stop?: number, step = 1): number[] {
+  if (stop === undefined) [start, stop] = [0, start];
+  if (step === 0) throw new Error('range() step must not be zero');
+  const out: number[] = [];
+  for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(i);
+  return out;
+}
+
+/** What a template's raise_exception(message) throws. */
+class TemplateRaised extends Error {}
+
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+
+/**
+ * Python's datetime.strftime in the C locale, for the codes chat templates use. The library's own
+ * strftime_now names months in the browser's language ("déc."), where Python writes "Dec".
+ */
+function strftime(date: Date, format: string): string {
+  const pad = (n: number, width = 2) => String(n).padStart(width, '0');
+  const hours = date.getHours();
+  const dayOfYear = Math.round((Date.UTC(date.getFullYear(), date.getMonth(), date.getDate()) - Date.UTC(date.getFullYear(), 0, 1)) / 86_400_000) + 1;
+  return format.replace(/%([a-zA-Z%])/g, (code, letter: string) => {
+    switch (letter) {
+      case 'Y': return String(date.getFullYear());
+      case 'y': return pad(date.getFullYear() % 100);
+      case 'm': return pad(date.getMonth() + 1);
+      case 'd': return pad(date.getDate());
+      case 'B': return MONTHS[date.getMonth()];
+      case 'b': return MONTHS[date.getMonth()].slice(0, 3);
+      case 'A': return DAYS[date.getDay()];
+      case 'a': return DAYS[date.getDay()].slice(0, 3);
+      case 'H': return pad(hours);
+      case 'I': return pad(hours % 12 === 0 ? 12 : hours % 12);
+      case 'p': return hours < 12 ? 'AM' : 'PM';
+      case 'M': return pad(date.getMinutes());
+      case 'S': return pad(date.getSeconds());
+      case 'j': return pad(dayOfYear, 3);
+      case '%': return '%';
+      default: return code;
+    }
+  });
 }
 
 /**
@@ -53,14 +125,20 @@ export function renderChatTemplate(template: string, messages: readonly ChatMess
  * tokenized with special tokens parsed. BOS is added only when the model wants it and the template
  * did not write it already.
  */
-export function chatPromptIds(tokenizer: Tokenizer, modelTemplate: string | undefined, messages: readonly ChatMessage[], template?: string): number[] {
+export function chatPromptIds(
+  tokenizer: Tokenizer,
+  modelTemplate: string | undefined,
+  messages: readonly ChatMessage[],
+  template?: string,
+  options: Pick<ChatTemplateContext, 'enableThinking' | 'now'> = {},
+): number[] {
   const chosen = template ?? modelTemplate;
   if (chosen === undefined) {
     throw new LanternError('NO_CHAT_TEMPLATE', 'This model has no chat template (tokenizer.chat_template); pass one as the chatTemplate option, or use generate() with a plain prompt.');
   }
   const bosToken = tokenizer.bos === undefined ? '' : tokenizer.decode([tokenizer.bos], { special: true });
   const eosToken = tokenizer.eos === undefined ? '' : tokenizer.decode([tokenizer.eos], { special: true });
-  const text = renderChatTemplate(chosen, messages, { bosToken, eosToken });
+  const text = renderChatTemplate(chosen, messages, { ...options, bosToken, eosToken });
   const ids = tokenizer.encode(text, { addSpecial: false, parseSpecial: true });
   if (tokenizer.addBos && tokenizer.bos !== undefined && ids[0] !== tokenizer.bos) ids.unshift(tokenizer.bos);
   return ids;

@@ -24,6 +24,8 @@ const THREADS = 1;
 
 let llamaPromise: Promise<Llama> | undefined;
 const models = new Map<string, Promise<LlamaModel>>();
+/** Vocabulary-only loads (a GGUF with no tensors), kept apart from the full models above. */
+const vocabs = new Map<string, Promise<LlamaModel>>();
 
 function loadLlama(): Promise<Llama> {
   llamaPromise ??= getLlama({
@@ -45,6 +47,18 @@ function loadModel(modelPath: string): Promise<LlamaModel> {
     model = loadLlama().then((llama) => llama.loadModel({ modelPath, gpuLayers: 0 }));
     models.set(modelPath, model);
     model.catch(() => models.delete(modelPath));
+  }
+  return model;
+}
+
+// node-llama-cpp logs "missing tensor 'token_embd.weight'" for such a file (seen with 3.22.1; the
+// vocab-only load itself succeeds, and tokenize/detokenize work on it).
+function loadVocab(modelPath: string): Promise<LlamaModel> {
+  let model = vocabs.get(modelPath);
+  if (!model) {
+    model = loadLlama().then((llama) => llama.loadModel({ modelPath, vocabOnly: true }));
+    vocabs.set(modelPath, model);
+    model.catch(() => vocabs.delete(modelPath));
   }
   return model;
 }
@@ -141,10 +155,32 @@ export async function llamaCppDetokenize(modelPath: string, ids: number[]): Prom
   return (await loadModel(modelPath)).detokenize(ids as Token[]);
 }
 
+/**
+ * llama.cpp's tokenization of `text` with a vocabulary-only GGUF (no tensors): add_special = false,
+ * and special-token text parsed only when `parseSpecial` is set (common_tokenize).
+ */
+export async function llamaCppVocabTokenize(vocabPath: string, text: string, parseSpecial = false): Promise<number[]> {
+  return (await loadVocab(vocabPath)).tokenize(text, parseSpecial).map(Number);
+}
+
+/** llama.cpp's llama_detokenize with a vocabulary-only GGUF: control tokens rendered only when `special` is set. */
+export async function llamaCppVocabDetokenize(vocabPath: string, ids: number[], special = false): Promise<string> {
+  return (await loadVocab(vocabPath)).detokenize(ids as Token[], special);
+}
+
+/** The ids llama.cpp ends generation at (llama_vocab_is_eog), for a vocabulary-only GGUF. */
+export async function llamaCppVocabEog(vocabPath: string): Promise<number[]> {
+  const model = await loadVocab(vocabPath);
+  const eog: number[] = [];
+  for (let id = 0; id < vocabSize(model); id++) if (model.isEogToken(id as Token)) eog.push(id);
+  return eog;
+}
+
 /** Frees every loaded model and the llama.cpp backend; the next call loads them again. */
 export async function disposeLlamaCpp(): Promise<void> {
-  const loaded = [...models.values()];
+  const loaded = [...models.values(), ...vocabs.values()];
   models.clear();
+  vocabs.clear();
   for (const model of loaded) await (await model.catch(() => undefined))?.dispose();
   const llama = await llamaPromise?.catch(() => undefined);
   llamaPromise = undefined;

@@ -1,3 +1,5 @@
+import { LanternError } from '../../errors.ts';
+
 /**
  * BPE pre-tokenizers: the regexes that tokenizer.ggml.pre names, as llama.cpp's llm_tokenizer_bpe
  * lists them (llama-vocab.cpp), and the way unicode_regex_split applies them.
@@ -31,7 +33,7 @@ const DEFAULT = [
   '[0-9][0-9][0-9]',
 ];
 
-const PATTERNS: Record<string, string[]> = {
+const PATTERNS: Readonly<Record<string, string[]>> = {
   'default': DEFAULT,
   'llama3': [LLAMA3],
   'dbrx': [LLAMA3],
@@ -80,8 +82,11 @@ const PATTERNS: Record<string, string[]> = {
   'laguna': ['[^\\n]+|[\\n]+', QWEN2],
 };
 
-/** tokenizer.ggml.pre → which regex list above (llama_vocab::impl::load's name table). */
-const PATTERN_OF_PRE: Record<string, string> = {
+/**
+ * tokenizer.ggml.pre → which regex list above (llama_vocab::impl::load's name table). A Map, since
+ * the key comes from the file: a pre of "__proto__" or "constructor" must not find anything.
+ */
+const PATTERN_OF_PRE = new Map<string, string>(Object.entries({
   'default': 'default',
   'llama3': 'llama3', 'llama-v3': 'llama3', 'llama-bpe': 'llama3', 'falcon3': 'llama3', 'falcon-h1': 'llama3',
   'pixtral': 'llama3', 'midm-2.0': 'llama3', 'lfm2': 'llama3', 'jina-v5-nano': 'llama3',
@@ -108,16 +113,32 @@ const PATTERN_OF_PRE: Record<string, string> = {
   'bailingmoe': 'bailingmoe', 'bailingmoe2': 'bailingmoe', 'llada-moe': 'bailingmoe',
   'seed-coder': 'seed-coder', 'ufakzeka': 'ufakzeka', 'exaone-moe': 'exaone-moe', 'minicpm5': 'minicpm5',
   'laguna': 'laguna',
-};
+}));
+
+/** Names llama.cpp knows but Lantern does not run: custom splitters, or no byte-level alphabet. */
+const PRE_NOT_RUN = new Set([
+  'youtu', 'gemma4', 'sarvam-moe', 'whitespace', 'granite-embed-multi-97m', 'granite-embed-multi-311m',
+  'tiny_aya', 'cohere2moe', 'kimi-k2', 'afmoe',
+]);
 
 export interface PreTokenizer {
-  /** The regex list in use: the name's own, or 'default' for a name Lantern does not know. */
+  /** The regex list in use: the name's own, or 'default' when the file names none. */
   readonly name: string;
   split(text: string): string[];
 }
 
+/**
+ * The pre-tokenizer `tokenizer.ggml.pre` names. As llama.cpp: a file without one gets 'default'
+ * (llama.cpp warns that quality will suffer), and a name it does not know is refused.
+ */
 export function preTokenizer(pre: string): PreTokenizer {
-  const name = PATTERN_OF_PRE[pre] ?? 'default';
+  const name = pre === '' ? 'default' : PATTERN_OF_PRE.get(pre);
+  if (name === undefined) {
+    const message = PRE_NOT_RUN.has(pre)
+      ? `The model's pre-tokenizer "${pre}" is one llama.cpp knows but Lantern does not run yet; use a model whose tokenizer.ggml.pre is one Lantern lists (gpt-2, llama-bpe, qwen2, ...).`
+      : `The model's pre-tokenizer "${pre}" (tokenizer.ggml.pre) is unknown, and llama.cpp refuses it too; re-convert the model with a recent llama.cpp convert_hf_to_gguf.py.`;
+    throw new LanternError('BAD_TOKENIZER', message, { pre });
+  }
   const regexes = PATTERNS[name].map((source) => new RegExp(source, 'gu'));
   return { name, split: (text) => splitSequentially(text, regexes) };
 }

@@ -146,7 +146,7 @@ export function vocabFromGGUF(file: GGUFFile): Vocab {
     });
   }
 
-  const flags = kind === 'bpe' ? (PRE_FLAGS[pre] ?? {}) : {};
+  const flags = kind === 'bpe' && Object.hasOwn(PRE_FLAGS, pre) ? PRE_FLAGS[pre] : {};
   const inRange = (id: number | undefined) => (id !== undefined && id >= 0 && id < n ? id : undefined);
   const specialId = (key: string, fallback: number | undefined) => {
     const v = metaInt(meta.get(key));
