@@ -31,7 +31,7 @@ const DEFAULT = [
   '[0-9][0-9][0-9]',
 ];
 
-const PATTERNS: Record<string, string[]> = {
+const PATTERNS = new Map<string, string[]>(Object.entries({
   'default': DEFAULT,
   'llama3': [LLAMA3],
   'dbrx': [LLAMA3],
@@ -78,10 +78,10 @@ const PATTERNS: Record<string, string[]> = {
   'exaone-moe': [String.raw`${CONTRACTIONS}|[^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]?|\s*[\r\n]|\s+(?!\S)|\s+`],
   'minicpm5': [String.raw`\p{N}{1,3}`, String.raw`${CONTRACTIONS}|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}+| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`],
   'laguna': ['[^\\n]+|[\\n]+', QWEN2],
-};
+} satisfies Record<string, string[]>));
 
-/** tokenizer.ggml.pre → which regex list above (llama_vocab::impl::load's name table). */
-const PATTERN_OF_PRE: Record<string, string> = {
+/** tokenizer.ggml.pre → which regex list above (llama_vocab::impl::load's name table); a Map, as it is keyed by file contents. */
+const PATTERN_OF_PRE = new Map<string, string>(Object.entries({
   'default': 'default',
   'llama3': 'llama3', 'llama-v3': 'llama3', 'llama-bpe': 'llama3', 'falcon3': 'llama3', 'falcon-h1': 'llama3',
   'pixtral': 'llama3', 'midm-2.0': 'llama3', 'lfm2': 'llama3', 'jina-v5-nano': 'llama3',
@@ -108,7 +108,7 @@ const PATTERN_OF_PRE: Record<string, string> = {
   'bailingmoe': 'bailingmoe', 'bailingmoe2': 'bailingmoe', 'llada-moe': 'bailingmoe',
   'seed-coder': 'seed-coder', 'ufakzeka': 'ufakzeka', 'exaone-moe': 'exaone-moe', 'minicpm5': 'minicpm5',
   'laguna': 'laguna',
-};
+} satisfies Record<string, string>));
 
 export interface PreTokenizer {
   /** The regex list in use: the name's own, or 'default' for a name Lantern does not know. */
@@ -117,8 +117,8 @@ export interface PreTokenizer {
 }
 
 export function preTokenizer(pre: string): PreTokenizer {
-  const name = PATTERN_OF_PRE[pre] ?? 'default';
-  const regexes = PATTERNS[name].map((source) => new RegExp(source, 'gu'));
+  const name = PATTERN_OF_PRE.get(pre) ?? 'default';
+  const regexes = PATTERNS.get(name)!.map((source) => new RegExp(source, 'gu'));
   return { name, split: (text) => splitSequentially(text, regexes) };
 }
 
