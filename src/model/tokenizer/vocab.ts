@@ -1,5 +1,5 @@
 import { LanternError } from '../../errors.ts';
-import type { GGUFFile, GGUFValue } from '../gguf.ts';
+import { describeValue, type GGUFFile, type GGUFValue } from '../gguf.ts';
 
 /**
  * The vocabulary as llama.cpp's llama_vocab::load() reads it from GGUF metadata: token texts,
@@ -21,10 +21,10 @@ export const Attr = {
   Rstrip: 1 << 8,
 } as const;
 
-/** tokenizer.ggml.token_type values (gguf-py TokenType) → attributes. */
-const ATTR_OF_TOKEN_TYPE: Record<number, number> = {
-  1: Attr.Normal, 2: Attr.Unknown, 3: Attr.Control, 4: Attr.UserDefined, 5: Attr.Unused, 6: Attr.Byte,
-};
+/** tokenizer.ggml.token_type values (gguf-py TokenType) → attributes. Lookups keyed by file contents use Maps. */
+const ATTR_OF_TOKEN_TYPE = new Map<number, number>([
+  [1, Attr.Normal], [2, Attr.Unknown], [3, Attr.Control], [4, Attr.UserDefined], [5, Attr.Unused], [6, Attr.Byte],
+]);
 
 export type VocabKind = 'spm' | 'bpe';
 
@@ -61,7 +61,7 @@ const utf8 = new TextEncoder();
 
 /** Flags a pre-tokenizer name implies beyond its regexes (llama_vocab::impl::load). */
 interface PreFlags { ignoreMerges?: boolean; addBos?: boolean; cleanSpaces?: boolean; noBos?: boolean }
-const PRE_FLAGS: Record<string, PreFlags> = {
+const PRE_FLAGS = new Map<string, PreFlags>(Object.entries({
   'llama3': { ignoreMerges: true, addBos: true }, 'llama-v3': { ignoreMerges: true, addBos: true },
   'llama-bpe': { ignoreMerges: true, addBos: true }, 'falcon3': { ignoreMerges: true, addBos: true },
   'falcon-h1': { ignoreMerges: true, addBos: true }, 'pixtral': { ignoreMerges: true, addBos: true },
@@ -72,7 +72,7 @@ const PRE_FLAGS: Record<string, PreFlags> = {
   'youtu': { ignoreMerges: true, cleanSpaces: false },
   'granite-embed-multi-97m': { ignoreMerges: true, cleanSpaces: false },
   'glm4': { noBos: true }, 'chatglm-bpe': { noBos: true },
-};
+} satisfies Record<string, PreFlags>));
 /** Pre-tokenizers after which llama.cpp does not clean up spaces when decoding. */
 const PRE_KEEP_SPACES = new Set([
   'deepseek-llm', 'deepseek-coder', 'deepseek-v3', 'spark2_5', 'command-r', 'qwen2', 'deepseek-r1-qwen',
@@ -105,28 +105,31 @@ export function vocabFromGGUF(file: GGUFFile): Vocab {
   const meta = file.metadata;
   const model = meta.get('tokenizer.ggml.model');
   if (model !== 'llama' && model !== 'gpt2') {
-    throw new LanternError('BAD_TOKENIZER', `The model's tokenizer is "${String(model)}", which Lantern cannot run yet; use a model with a SentencePiece (llama) or byte-level BPE (gpt2) vocabulary.`, { model });
+    throw new LanternError('BAD_TOKENIZER', `The model's tokenizer is ${model === undefined ? 'not named' : describeValue(model)}, which Lantern cannot run yet; use a model with a SentencePiece (llama) or byte-level BPE (gpt2) vocabulary.`, { model: typeof model === 'string' ? model : undefined });
   }
   const kind: VocabKind = model === 'llama' ? 'spm' : 'bpe';
   const preValue = meta.get('tokenizer.ggml.pre');
-  const pre = typeof preValue === 'string' ? preValue : '';
+  if (preValue !== undefined && typeof preValue !== 'string') throw wrongType('tokenizer.ggml.pre', preValue, 'a string');
+  const pre = preValue ?? '';
 
   const rawTexts = meta.get('tokenizer.ggml.tokens');
-  if (!Array.isArray(rawTexts) || rawTexts.length === 0 || typeof rawTexts[0] !== 'string') {
+  if (rawTexts === undefined) {
     throw new LanternError('BAD_TOKENIZER', 'The model file has no tokenizer.ggml.tokens list; re-convert it with a recent llama.cpp convert_hf_to_gguf.py.');
   }
+  if (!isStringArray(rawTexts) || rawTexts.length === 0) throw wrongType('tokenizer.ggml.tokens', rawTexts, 'a list of strings');
   const n = rawTexts.length;
-  const texts = (rawTexts as string[]).map((t, i) => (t === '' ? `[EMPTY_${i}]` : t));
+  const texts = rawTexts.map((t, i) => (t === '' ? `[EMPTY_${i}]` : t));
 
+  // llama.cpp reads scores as f32 or i32 and token types as i32; any float or integer array will do here.
   const scores = new Float32Array(n);
   const rawScores = meta.get('tokenizer.ggml.scores');
-  if (rawScores !== undefined) scores.set(numberArray(rawScores, n, 'tokenizer.ggml.scores'));
+  if (rawScores !== undefined) scores.set(perToken(rawScores, n, 'tokenizer.ggml.scores', false));
 
   const attrs = new Uint16Array(n).fill(Attr.Normal);
   const rawTypes = meta.get('tokenizer.ggml.token_type');
   if (rawTypes !== undefined) {
-    const types = numberArray(rawTypes, n, 'tokenizer.ggml.token_type');
-    for (let i = 0; i < n; i++) attrs[i] = ATTR_OF_TOKEN_TYPE[types[i]] ?? Attr.Undefined;
+    const types = perToken(rawTypes, n, 'tokenizer.ggml.token_type', true);
+    for (let i = 0; i < n; i++) attrs[i] = ATTR_OF_TOKEN_TYPE.get(types[i]) ?? Attr.Undefined;
   }
 
   const idOf = new Map<string, number>();
@@ -135,10 +138,11 @@ export function vocabFromGGUF(file: GGUFFile): Vocab {
   const mergeRank = new Map<string, number>();
   if (kind === 'bpe') {
     const merges = meta.get('tokenizer.ggml.merges');
-    if (!Array.isArray(merges)) {
+    if (merges === undefined) {
       throw new LanternError('BAD_TOKENIZER', 'The BPE vocabulary has no tokenizer.ggml.merges; re-convert the model with a recent llama.cpp convert_hf_to_gguf.py.');
     }
-    (merges as string[]).forEach((merge, rank) => {
+    if (!isStringArray(merges)) throw wrongType('tokenizer.ggml.merges', merges, 'a list of strings');
+    merges.forEach((merge, rank) => {
       // Split at the first space after the first character, so that a merge of a space keeps it.
       const at = merge.indexOf(' ', 1);
       const key = at < 0 ? MERGE_SEP : merge.slice(0, at) + MERGE_SEP + merge.slice(at + 1);
@@ -146,17 +150,13 @@ export function vocabFromGGUF(file: GGUFFile): Vocab {
     });
   }
 
-  const flags = kind === 'bpe' && Object.hasOwn(PRE_FLAGS, pre) ? PRE_FLAGS[pre] : {};
-  const inRange = (id: number | undefined) => (id !== undefined && id >= 0 && id < n ? id : undefined);
-  const specialId = (key: string, fallback: number | undefined) => {
-    const v = metaInt(meta.get(key));
-    return v !== undefined && v < n ? v : inRange(fallback);
-  };
-  const bos = specialId('tokenizer.ggml.bos_token_id', flags.noBos ? undefined : kind === 'spm' ? 1 : 11);
-  const eos = specialId('tokenizer.ggml.eos_token_id', kind === 'spm' ? 2 : 11);
-  const unk = specialId('tokenizer.ggml.unknown_token_id', kind === 'spm' ? 0 : undefined);
-  let eot = specialId('tokenizer.ggml.eot_token_id', undefined);
-  let eom = specialId('tokenizer.ggml.eom_token_id', undefined);
+  const flags = (kind === 'bpe' ? PRE_FLAGS.get(pre) : undefined) ?? {};
+  for (const key of IGNORED_IF_OUT_OF_RANGE) specialId(meta, key, n, undefined);
+  const bos = specialId(meta, 'tokenizer.ggml.bos_token_id', n, flags.noBos ? undefined : kind === 'spm' ? 1 : 11);
+  const eos = specialId(meta, 'tokenizer.ggml.eos_token_id', n, kind === 'spm' ? 2 : 11);
+  const unk = specialId(meta, 'tokenizer.ggml.unknown_token_id', n, kind === 'spm' ? 0 : undefined);
+  let eot = specialId(meta, 'tokenizer.ggml.eot_token_id', n, undefined);
+  let eom = specialId(meta, 'tokenizer.ggml.eom_token_id', n, undefined);
 
   let addBos = metaBool(meta.get('tokenizer.ggml.add_bos_token')) ?? (kind === 'spm' || flags.addBos === true);
   let addEos = metaBool(meta.get('tokenizer.ggml.add_eos_token')) ?? false;
@@ -169,7 +169,7 @@ export function vocabFromGGUF(file: GGUFFile): Vocab {
   // control tokens, so that they are not split out of plain text (see llama_vocab::impl::load).
   const eog = new Set<number>();
   for (const key of ['tokenizer.ggml.fim_pad_token_id', 'tokenizer.ggml.fim_rep_token_id', 'tokenizer.ggml.fim_sep_token_id']) {
-    const id = specialId(key, undefined);
+    const id = specialId(meta, key, n, undefined);
     if (id !== undefined) eog.add(id);
   }
   for (let id = 0; id < n; id++) {
@@ -203,7 +203,8 @@ export function vocabFromGGUF(file: GGUFFile): Vocab {
   specials.sort((a, b) => utf8Length.get(b)! - utf8Length.get(a)! || a - b);
 
   // Phi-3 strips the whitespace after its special tokens (llama.cpp keys this on general.name).
-  const name = String(meta.get('general.name') ?? '').toLowerCase();
+  const nameValue = meta.get('general.name');
+  const name = typeof nameValue === 'string' ? nameValue.toLowerCase() : '';
   if (name.includes('phi-3') || name.includes('phi3')) {
     for (const id of specials) attrs[id] |= Attr.Rstrip;
     const eosText = idOf.get('</s>');
@@ -220,18 +221,55 @@ export function vocabFromGGUF(file: GGUFFile): Vocab {
   };
 }
 
-function numberArray(v: GGUFValue, n: number, key: string): ArrayLike<number> {
-  if (ArrayBuffer.isView(v) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array) && !(v instanceof DataView)) {
-    const a = v as unknown as ArrayLike<number>;
-    if (a.length >= n) return a;
-  }
-  throw new LanternError('BAD_TOKENIZER', `The model file's ${key} is not a numeric array with one entry per token; re-convert the model with a recent llama.cpp convert_hf_to_gguf.py.`, { key });
+/**
+ * Special-token ids. A value that is not a whole number from 0 (negative, fractional, a string, an
+ * array) is damage, refused with BAD_MODEL_FILE. 0xFFFFFFFF is how converters write "none"
+ * (stories260K's padding and separator ids) and counts as absent: the default applies, as in
+ * llama.cpp. An id past the vocabulary is refused for the ids Lantern acts on (bos, eos, unknown,
+ * eot, eom: a wrong one would change every prompt or never end a generation, where llama.cpp only
+ * warns and falls back to a default), and ignored, as llama.cpp does, for the ids below: fine-tunes
+ * often declare a padding id one past the vocabulary, added to the HF tokenizer but not to the GGUF.
+ */
+const IGNORED_IF_OUT_OF_RANGE = new Set([
+  'tokenizer.ggml.seperator_token_id', 'tokenizer.ggml.padding_token_id', 'tokenizer.ggml.cls_token_id',
+  'tokenizer.ggml.mask_token_id', 'tokenizer.ggml.fim_pre_token_id', 'tokenizer.ggml.fim_suf_token_id',
+  'tokenizer.ggml.fim_mid_token_id', 'tokenizer.ggml.fim_pad_token_id', 'tokenizer.ggml.fim_rep_token_id',
+  'tokenizer.ggml.fim_sep_token_id', 'tokenizer.ggml.prefix_token_id', 'tokenizer.ggml.suffix_token_id',
+  'tokenizer.ggml.middle_token_id',
+]);
+const NO_TOKEN = 0xffffffff;
+
+function specialId(meta: Map<string, GGUFValue>, key: string, n: number, fallback: number | undefined): number | undefined {
+  const v = meta.get(key);
+  const id = typeof v === 'number' || typeof v === 'bigint' ? Number(v) : NaN;
+  if (v !== undefined && !(Number.isSafeInteger(id) && id >= 0)) throw wrongType(key, v, 'a token id (a whole number from 0)');
+  if (v === undefined || id === NO_TOKEN) return fallback !== undefined && fallback < n ? fallback : undefined;
+  if (id < n) return id;
+  if (IGNORED_IF_OUT_OF_RANGE.has(key)) return undefined;
+  throw new LanternError('BAD_MODEL_FILE', `${key} is ${id}, but the vocabulary has ${n} tokens (ids 0 to ${n - 1}); the file is damaged.`, { key, id, nTokens: n });
 }
 
-function metaInt(v: GGUFValue | undefined): number | undefined {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'bigint') return Number(v);
-  return undefined;
+function isStringArray(v: GGUFValue): v is string[] {
+  return Array.isArray(v) && v.every((item) => typeof item === 'string');
+}
+
+type NumberArray = Float32Array | Float64Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array;
+const INTEGER_ARRAYS = [Int32Array, Uint32Array, Int16Array, Uint16Array, Int8Array, Uint8Array];
+const SCORE_ARRAYS = [Float32Array, Float64Array, Int32Array];
+
+/** A float or integer array with one entry per token. */
+function perToken(v: GGUFValue, n: number, key: string, integers: boolean): NumberArray {
+  const kinds = integers ? INTEGER_ARRAYS : SCORE_ARRAYS;
+  if (!kinds.some((kind) => v instanceof kind)) throw wrongType(key, v, integers ? 'an integer array' : 'a float array');
+  const a = v as NumberArray;
+  if (a.length !== n) {
+    throw new LanternError('BAD_MODEL_FILE', `${key} has ${a.length} entries but tokenizer.ggml.tokens has ${n}; the file is damaged.`, { key, entries: a.length, nTokens: n });
+  }
+  return a;
+}
+
+function wrongType(key: string, v: GGUFValue, expected: string): LanternError {
+  return new LanternError('BAD_MODEL_FILE', `${key} is ${describeValue(v)}, not ${expected}; the file is damaged.`, { key });
 }
 
 function metaBool(v: GGUFValue | undefined): boolean | undefined {
