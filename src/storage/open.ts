@@ -590,8 +590,8 @@ class ModelCache {
         size = match[2] === '*' ? undefined : Number(match[2]);
       } else {
         // A compressed body (gzip, br, zstd) comes without a length, or with the encoded one: ask.
-        size = identityLength(response.headers) ?? (await probeFile(url, signal).catch((e: unknown) => {
-          if (signal.aborted) throw e;
+        size = identityLength(response.headers) ?? (await probeFile(url, signal).catch(() => {
+          if (signal.aborted) throw abortError();
           return { size: undefined };
         })).size;
         // Asked for a range and got the whole file: a server without Range support; skip what is stored.
