@@ -158,6 +158,36 @@ describe('a server that compresses the file', () => {
     expect(opened.events.find((e) => e.phase === 'download')).toMatchObject({ loadedBytes: kept * CHUNK, totalBytes: SIZE });
   });
 
+  it('and without Range support: the resume skips the stored part of the whole body; uncached, the file is read once', async () => {
+    Object.assign(host, { compress: 'gzip', ignoreRanges: true });
+    const path = '/compressed/no-ranges.gguf';
+    const url = host.serve(path, STORIES);
+    host.dropNext(path, 300_000);
+    expect((await openAndRead(url, { retries: 0 })).error?.code).toBe('FETCH_FAILED');
+    const kept = (await storedFor(url)).chunks.length;
+    expect(kept).toBeGreaterThanOrEqual(1);
+    const opened = await openAndRead(url);
+    expect(opened.error).toBeUndefined();
+    expect(opened.sha256).toBe(STORIES_SHA256);
+    // The compressed body is followed by the size probe, answered with the whole file as it is
+    // (cut short); the resume asks with a Range header, so it too gets the file as it is, with its length.
+    expect(host.requestsFor(path).map((r) => [r.range, r.status, r.encoding])).toEqual([
+      [undefined, 200, 'gzip'],
+      ['bytes=0-0', 200, undefined],
+      [`bytes=${kept * CHUNK}-`, 200, undefined],
+    ]);
+    expect(opened.events.find((e) => e.phase === 'cache')).toEqual({ phase: 'cache', loadedBytes: kept * CHUNK, totalBytes: SIZE });
+    expect(await storedFor(url)).toEqual(COMPLETE);
+
+    const uncachedPath = '/compressed/no-ranges-uncached.gguf';
+    const uncached = await openAndRead(host.serve(uncachedPath, STORIES), { cache: false });
+    expect(uncached.sha256).toBe(STORIES_SHA256);
+    expect(host.requestsFor(uncachedPath).map((r) => [r.range, r.status, r.encoding])).toEqual([
+      ['bytes=0-0', 200, undefined],
+      [undefined, 200, 'gzip'],
+    ]);
+  });
+
   it('a stated Content-Length that is the compressed one: the body runs past it and its end gives the size', async () => {
     // A host of pre-compressed files, whose Content-Encoding another origin cannot see.
     Object.assign(host, { compress: 'br', compressedLength: true });
