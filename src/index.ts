@@ -2,7 +2,7 @@
  * Lantern: open language models in the browser on WebGPU, from a GGUF file.
  *
  *   const engine = createEngine();                       // a Web Worker; { worker: 'shared' } for all tabs
- *   await engine.load('/models/model.gguf', { onProgress: (p) => show(p.loadedBytes / p.totalBytes) });
+ *   await engine.load('/models/model.gguf', { onProgress: (p) => show(p.totalBytes ? p.loadedBytes / p.totalBytes : undefined) });
  *   const chunks = await engine.chat.completions.create({ messages, stream: true, temperature: 0.7 });
  *   for await (const chunk of chunks) show(chunk.choices[0].delta.content ?? '');
  */

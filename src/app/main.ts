@@ -243,12 +243,15 @@ const PHASES: Record<LoadProgress['phase'], string> = {
 
 function showProgress({ phase, loadedBytes, totalBytes }: LoadProgress, meter: TransferMeter): void {
   el.progressLabel.textContent = PHASES[phase];
-  el.progress.value = totalBytes > 0 ? loadedBytes / totalBytes : 0;
-  let text = `${formatBytes(loadedBytes)} of ${formatBytes(totalBytes)}`;
+  // Without a value a <progress> is indeterminate: a server that compresses the file may not say its size.
+  if (totalBytes === undefined) el.progress.removeAttribute('value');
+  else el.progress.value = totalBytes > 0 ? loadedBytes / totalBytes : 0;
+  let text = totalBytes === undefined ? formatBytes(loadedBytes) : `${formatBytes(loadedBytes)} of ${formatBytes(totalBytes)}`;
   if (phase === 'download') {
     const speed = meter.update(loadedBytes);
     if (speed !== undefined && speed > 0) {
-      text += ` · ${formatBytes(speed)}/s · ${formatDuration((totalBytes - loadedBytes) / speed)} left`;
+      text += ` · ${formatBytes(speed)}/s`;
+      if (totalBytes !== undefined) text += ` · ${formatDuration((totalBytes - loadedBytes) / speed)} left`;
     }
   } else {
     meter.reset();

@@ -23,7 +23,8 @@ export interface ChunkRecord {
 export interface DownloadRecord {
   id: string;
   url?: string;
-  size: number;
+  /** Undefined until the body ends, when the server would not say (a compressed response). */
+  size?: number;
   chunkSize: number;
   etag?: string;
   lastModified?: string;

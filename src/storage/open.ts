@@ -10,7 +10,18 @@ import {
   storedChunkIndices,
 } from './cache.ts';
 import { Sha256, sha256Hex } from './sha256.ts';
-import { type ByteSource, blobSource, bytesSource, checkRange, fetchOrThrow as fetchChecked, joinedSource, splitName, urlSource } from './source.ts';
+import {
+  type ByteSource,
+  blobSource,
+  bytesSource,
+  checkRange,
+  fetchOrThrow as fetchChecked,
+  identityLength,
+  joinedSource,
+  probeFile,
+  splitName,
+  urlSource,
+} from './source.ts';
 
 /**
  * openModel(): a model file from a URL, a File/Blob or bytes, delivered through the IndexedDB
@@ -23,15 +34,25 @@ import { type ByteSource, blobSource, bytesSource, checkRange, fetchOrThrow as f
  * part's URL, or from all its Files at once: every part goes through the cache as a model of its
  * own, and the source joins them end to end, with `parts` saying where each begins (readGGUF
  * merges their headers). Progress counts the bytes of all parts together.
+ *
+ * Servers are taken as they are: one that compresses the file (gzip, br, zstd, chunked, with no
+ * Content-Length) has the size asked by a Range request or HEAD (probeFile), and where neither
+ * says, the body is stored as it streams and its end gives the size; one without Range support
+ * has the stored part of its body skipped on a resume; redirects (a hub's `resolve` URL to a CDN
+ * on another origin) are followed, and the cache key stays the URL that was asked for.
  */
 
 export type LoadPhase = 'download' | 'verify' | 'cache' | 'upload';
 
-/** Monotonic within a phase; `totalBytes` is the model file's size (of all its parts, when split). */
+/**
+ * Monotonic within a phase; `totalBytes` is the model file's size (of all its parts, when split),
+ * or undefined while it is not known: a server that compresses the file and will not say its size
+ * (show an indeterminate bar). The phase's last event carries it.
+ */
 export interface LoadProgress {
   phase: LoadPhase;
   loadedBytes: number;
-  totalBytes: number;
+  totalBytes: number | undefined;
 }
 
 /** A URL (any CORS-enabled host), a File or Blob, the file's bytes, or all the Files of a split GGUF. */
@@ -198,18 +219,23 @@ function checkExpectedSha256(hex: string | undefined): string | undefined {
   return normalized;
 }
 
-type Report = (phase: LoadPhase, loadedBytes: number, totalBytes: number, force?: boolean) => void;
+type Report = (phase: LoadPhase, loadedBytes: number, totalBytes: number | undefined, force?: boolean) => void;
 
-/** Drops events that would go backwards, and thins out ones that move less than a step. */
+/**
+ * Drops events that would go backwards, and thins out ones that move less than a step. An event
+ * that brings the total, learnt at the end of a body, passes with the bytes of the one before.
+ */
 function progressReporter(onProgress: OpenModelOptions['onProgress']): Report {
-  const last = new Map<LoadPhase, number>();
+  const last = new Map<LoadPhase, { loaded: number; total: number | undefined }>();
   return (phase, loadedBytes, totalBytes, force = false) => {
     if (!onProgress) return;
     const previous = last.get(phase);
-    const done = loadedBytes >= totalBytes;
-    if (previous !== undefined && loadedBytes <= previous) return;
-    if (previous !== undefined && !force && !done && loadedBytes - previous < Math.min(PROGRESS_STEP, totalBytes / 100)) return;
-    last.set(phase, loadedBytes);
+    const done = totalBytes !== undefined && loadedBytes >= totalBytes;
+    const learnt = previous !== undefined && previous.total === undefined && totalBytes !== undefined;
+    if (previous !== undefined && (loadedBytes < previous.loaded || (loadedBytes === previous.loaded && !learnt))) return;
+    const step = totalBytes === undefined ? PROGRESS_STEP : Math.min(PROGRESS_STEP, totalBytes / 100);
+    if (previous !== undefined && !force && !done && !learnt && loadedBytes - previous.loaded < step) return;
+    last.set(phase, { loaded: loadedBytes, total: totalBytes });
     void Promise.resolve(onProgress({ phase, loadedBytes, totalBytes })).catch(() => {});
   };
 }
@@ -230,7 +256,7 @@ async function openUncached(origin: Origin, expected: string | undefined, report
 }
 
 async function checkStream(response: Response, expected: string, report: Report): Promise<void> {
-  const size = Number(response.headers.get('content-length')) || 0;
+  const size = identityLength(response.headers);
   const hasher = new Sha256();
   let seen = 0;
   const reader = response.body!.getReader();
@@ -239,7 +265,7 @@ async function checkStream(response: Response, expected: string, report: Report)
     if (done) break;
     hasher.update(value);
     seen += value.byteLength;
-    report('verify', seen, Math.max(size, seen));
+    report('verify', seen, size !== undefined && size >= seen ? size : undefined);
   }
   report('verify', seen, seen, true);
   const actual = hasher.hex();
@@ -250,7 +276,7 @@ async function checkStream(response: Response, expected: string, report: Report)
 
 /**
  * Opens every part of a split GGUF, one after the other, each through the cache under an id of
- * its own, and joins them. Parts not yet cached have their size asked first (HEAD), so that
+ * its own, and joins them. Parts not yet cached have their size asked first (probeFile), so that
  * progress can count towards the size of the whole model from the first byte.
  */
 async function openSplit(origins: Origin[], expected: string | undefined, report: Report, options: OpenModelOptions): Promise<ModelSource> {
@@ -282,7 +308,7 @@ async function openSplit(origins: Origin[], expected: string | undefined, report
     return countingSource(joinedSource(sources), { id: undefined, cached: false, uncachedReason }, report, origins[0].kind === 'url');
   }
 
-  const sizes: number[] = [];
+  const sizes: (number | undefined)[] = [];
   for (const [k, origin] of origins.entries()) {
     try {
       sizes.push(await knownSize(origin, stores, ids[k]!, options.signal));
@@ -302,23 +328,28 @@ async function openSplit(origins: Origin[], expected: string | undefined, report
   return countingSource(joinedSource(sources), { id: ids[0], cached: true, uncachedReason: undefined }, report);
 }
 
-/** A part's size: from the cache when it is there (no request), else from the origin. */
-async function knownSize(origin: Origin, stores: CacheStores, id: string, signal: AbortSignal | undefined): Promise<number> {
+/** A part's size: from the cache when it is there (no request), else from the origin; undefined when it will not say. */
+async function knownSize(origin: Origin, stores: CacheStores, id: string, signal: AbortSignal | undefined): Promise<number | undefined> {
   if (origin.kind === 'blob') return origin.blob.size;
   const known = (await get<ModelManifest>(id, stores.manifests)) ?? (await get<DownloadRecord>(id, stores.downloads));
-  if (known) return known.size;
-  const head = await fetchOrThrow(origin.url, { method: 'HEAD' }, signal);
-  return Number(head.headers.get('content-length')) || 0;
+  if (known?.size !== undefined) return known.size;
+  return (await probeFile(origin.url, signal).catch((e: unknown) => {
+    throw signal?.aborted ? abortError() : e;
+  })).size;
 }
 
-/** One reporter per part; each event reports the sum over all parts, against the whole model's size. */
-function summedReporter(report: Report, sizes: number[]): (part: number) => Report {
-  const total = sizes.reduce((a, b) => a + b, 0);
+/**
+ * One reporter per part; each event reports the sum over all parts, against the whole model's
+ * size once every part's size is known (a part that would not say reports it at its end).
+ */
+function summedReporter(report: Report, sizes: (number | undefined)[]): (part: number) => Report {
   const loaded = new Map<LoadPhase, number[]>();
-  return (part) => (phase, loadedBytes, _partTotal, force) => {
+  return (part) => (phase, loadedBytes, partTotal, force) => {
+    if (partTotal !== undefined) sizes[part] = partTotal;
     const perPart = loaded.get(phase) ?? sizes.map(() => 0);
     loaded.set(phase, perPart);
     perPart[part] = loadedBytes;
+    const total = sizes.every((size) => size !== undefined) ? sizes.reduce((a: number, b) => a + b!, 0) : undefined;
     report(phase, perPart.reduce((a, b) => a + b, 0), total, force);
   };
 }
@@ -476,13 +507,12 @@ class ModelCache {
 
     const retries = this.options.retries ?? DEFAULT_RETRIES;
     // Every chunk may be stored already, when a page closed just before the manifest was written.
-    const allStored = pending !== undefined && next >= Math.ceil(pending.size / pending.chunkSize);
+    const allStored = pending?.size !== undefined && next >= Math.ceil(pending.size / pending.chunkSize);
     for (let attempt = 0; !allStored; attempt++) {
       try {
         const opened = await this.openOrigin(pending, next);
         if (opened.restart) hashes.length = 0;
-        pending = opened.record;
-        next = await this.storeChunks(opened, hashes);
+        pending = await this.storeChunks(opened, hashes);
         break;
       } catch (e) {
         const retryable = e instanceof LanternError && e.code === 'FETCH_FAILED' && e.details?.retryable === true;
@@ -494,7 +524,8 @@ class ModelCache {
         await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
       }
     }
-    const record = pending!;
+    // Every chunk is stored, so the size is known: from the server, or from where the body ended.
+    const record = pending as DownloadRecord & { size: number };
     const chunkSha256 = await this.sealChunks(record, hashes, expected);
     const now = Date.now();
     const manifest: ModelManifest = {
@@ -542,24 +573,33 @@ class ModelCache {
     try {
       const etag = response.headers.get('etag') ?? undefined;
       const lastModified = response.headers.get('last-modified') ?? undefined;
-      let size: number;
+      /** The file's length as the server states it; undefined until the body ends, when it will not. */
+      let size: number | undefined;
       let skip = 0;
       let restart = false;
-      if (response.status === 206) {
-        const match = /^bytes (\d+)-\d+\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
+      const contentRange = response.headers.get('content-range')?.trim();
+      if (response.status === 206 && contentRange === undefined) {
+        // Another origin that exposes no headers: the range is the one asked for, and its length is safelisted.
+        const length = identityLength(response.headers);
+        size = length === undefined ? undefined : start + length;
+      } else if (response.status === 206) {
+        const match = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(contentRange ?? '');
         if (!match || Number(match[1]) !== start) {
-          throw new LanternError('FETCH_FAILED', `${url} answered a Range request from byte ${start} with "${response.headers.get('content-range')}"; check the server's Range support.`);
+          throw new LanternError('FETCH_FAILED', `${url} answered a Range request from byte ${start} with "${contentRange}"; check the server's Range support.`);
         }
-        size = Number(match[2]);
+        size = match[2] === '*' ? undefined : Number(match[2]);
       } else {
-        size = Number(response.headers.get('content-length'));
+        // A compressed body (gzip, br, zstd) comes without a length, or with the encoded one: ask.
+        size = identityLength(response.headers) ?? (await probeFile(url, signal).catch(() => {
+          if (signal.aborted) throw abortError();
+          return { size: undefined };
+        })).size;
         // Asked for a range and got the whole file: a server without Range support; skip what is stored.
         skip = start;
       }
-      if (!Number.isFinite(size) || size <= 0) {
-        throw new LanternError('FETCH_FAILED', `${url} did not say how large the file is; serve it with a Content-Length header (and without Content-Encoding).`);
-      }
-      if (pending && (pending.size !== size || (pending.etag && etag && pending.etag !== etag) || (!pending.etag && pending.lastModified && lastModified && pending.lastModified !== lastModified))) {
+      if (size === 0) throw new LanternError('FETCH_FAILED', `${url} is an empty file; check the address.`);
+      const sizeChanged = pending?.size !== undefined && size !== undefined && pending.size !== size;
+      if (pending && (sizeChanged || (pending.etag && etag && pending.etag !== etag) || (!pending.etag && pending.lastModified && lastModified && pending.lastModified !== lastModified))) {
         restart = true;
       }
       if (restart && response.status === 206) {
@@ -568,11 +608,13 @@ class ModelCache {
         await deleteModelRecords(this.stores, this.id);
         return { ...(await this.openOrigin(undefined, 0)), restart: true };
       }
-      const record: DownloadRecord = !pending || restart ? { id: this.id, url, size, chunkSize, etag, lastModified, startedAt: Date.now() } : pending;
+      const isNew = !pending || restart;
+      // A download that began without a size learns it from this response.
+      const record: DownloadRecord = isNew ? { id: this.id, url, size, chunkSize, etag, lastModified, startedAt: Date.now() } : { ...pending, size: pending.size ?? size };
       const from = restart ? 0 : start;
       // The file changed since the download started: what is stored is of no use.
       if (restart) await deleteModelRecords(this.stores, this.id);
-      await this.prepareStorage(record, from, !pending || restart);
+      await this.prepareStorage(record, from, isNew || record.size !== pending?.size);
       return { record, restart, skip: restart ? 0 : skip, start: from, body: response.body!, fromNetwork: true };
     } catch (e) {
       controller.abort();
@@ -580,11 +622,11 @@ class ModelCache {
     }
   }
 
-  /** Quota check, persistence request, and the download record written before the first chunk. */
-  private async prepareStorage(record: DownloadRecord, start: number, isNew: boolean): Promise<void> {
-    const needed = record.size - start;
-    const estimate = await navigator.storage?.estimate?.().catch(() => undefined);
-    if (estimate?.quota !== undefined && estimate.usage !== undefined) {
+  /** Quota check (when the size is known), persistence request, and the download record written before the first chunk. */
+  private async prepareStorage(record: DownloadRecord, start: number, changed: boolean): Promise<void> {
+    const needed = record.size === undefined ? undefined : record.size - start;
+    const estimate = needed === undefined ? undefined : await navigator.storage?.estimate?.().catch(() => undefined);
+    if (needed !== undefined && estimate?.quota !== undefined && estimate.usage !== undefined) {
       const available = estimate.quota - estimate.usage;
       if (available < needed) {
         // Leave nothing behind; other models stay, deleting them is the user's call.
@@ -596,24 +638,28 @@ class ModelCache {
     // (often "no" until the site is bookmarked or installed) changes nothing here.
     if (!(await navigator.storage?.persisted?.().catch(() => false))) await navigator.storage?.persist?.().catch(() => false);
     this.neededBytes = needed;
-    if (isNew) await this.write(() => set(this.id, record, this.stores.downloads));
+    if (changed) await this.write(() => set(this.id, record, this.stores.downloads));
   }
 
   /**
    * Streams the body into chunks of record.chunkSize, hashes and stores each, one write in flight
-   * while the next chunk fills. Returns the index after the last chunk stored.
+   * while the next chunk fills. The body's end is the file's end: it gives the size when the server
+   * did not, and corrects a stated one that was the length of an encoding. Returns the record,
+   * with the size.
    */
-  private async storeChunks(opened: OpenedOrigin, hashes: (string | undefined)[]): Promise<number> {
-    const { record } = opened;
-    const { size, chunkSize } = record;
-    const count = Math.ceil(size / chunkSize);
+  private async storeChunks(opened: OpenedOrigin, hashes: (string | undefined)[]): Promise<DownloadRecord> {
+    let { record } = opened;
+    const { chunkSize } = record;
+    let size = record.size;
     const body = new PieceReader(opened.body);
     let index = opened.start / chunkSize;
     let received = opened.start;
     let writing: Promise<void> = Promise.resolve();
+    /** The size while it is known and not yet passed. */
+    const total = () => (size !== undefined && received <= size ? size : undefined);
     const onBytes = (n: number) => {
       received += n;
-      if (opened.fromNetwork) this.report('download', received, size);
+      if (opened.fromNetwork) this.report('download', received, total());
     };
     this.report('cache', received, size);
     if (opened.fromNetwork) this.report('download', received, size);
@@ -624,13 +670,18 @@ class ModelCache {
         if (dropped.byteLength === 0) break;
         skip -= dropped.byteLength;
       }
-      while (index < count) {
-        const length = chunkLength(index, size, chunkSize);
-        const bytes = await this.readPiece(body, length, received, onBytes);
-        if (bytes.byteLength < length) break;
-        await writing; // at most one chunk waits for IndexedDB while the next arrives
-        writing = this.storeChunk(index++, bytes, hashes, record);
-        writing.catch(() => {});
+      for (;;) {
+        const bytes = await this.readPiece(body, chunkSize, received, onBytes);
+        const ended = bytes.byteLength < chunkSize;
+        // Short of a stated size, an ended body is a connection cut cleanly: keep only whole chunks.
+        if (ended && size !== undefined && received < size) break;
+        if (ended) size = received;
+        if (bytes.byteLength > 0) {
+          await writing; // at most one chunk waits for IndexedDB while the next arrives
+          writing = this.storeChunk(index++, bytes, hashes, chunkSize, total());
+          writing.catch(() => {});
+        }
+        if (ended) break;
       }
       await writing;
     } catch (e) {
@@ -639,10 +690,20 @@ class ModelCache {
     } finally {
       body.cancel();
     }
-    if (index < count) {
-      throw new LanternError('FETCH_FAILED', `The download of ${this.id} ended at byte ${received} of ${size}; loading it again resumes from there.`, { retryable: true, received });
+    if (size === undefined || received < size) {
+      throw new LanternError(
+        'FETCH_FAILED',
+        `The download of ${this.id} ended at byte ${received}${size === undefined ? '' : ` of ${size}`}; loading it again resumes from there.`,
+        { retryable: true, received },
+      );
     }
-    return index;
+    if (size === 0) throw new LanternError('FETCH_FAILED', `${this.id} is an empty file; check the address.`);
+    if (opened.fromNetwork) this.report('download', received, size, true);
+    if (record.size !== size) {
+      record = { ...record, size };
+      await this.write(() => set(this.id, record, this.stores.downloads));
+    }
+    return record;
   }
 
   private async readPiece(body: PieceReader, length: number, received: number, onBytes: (n: number) => void): Promise<Uint8Array> {
@@ -654,18 +715,19 @@ class ModelCache {
     }
   }
 
-  private async storeChunk(index: number, bytes: Uint8Array, hashes: (string | undefined)[], { size, chunkSize }: DownloadRecord): Promise<void> {
+  /** `total` is the file's size, or undefined while the body has not ended. */
+  private async storeChunk(index: number, bytes: Uint8Array, hashes: (string | undefined)[], chunkSize: number, total: number | undefined): Promise<void> {
     const sha256 = await sha256Hex(bytes);
     await this.write(() => set([this.id, index], { sha256, bytes: bytes.buffer as ArrayBuffer } satisfies ChunkRecord, this.stores.chunks));
     hashes[index] = sha256;
-    this.report('cache', Math.min(size, (index + 1) * chunkSize), size, true);
+    this.report('cache', index * chunkSize + bytes.byteLength, total, true);
   }
 
   /**
    * The per-chunk hashes for the manifest. Chunks stored by an earlier visit are read back and
    * checked (refetched alone when bad); with an expected whole-file hash every chunk is read.
    */
-  private async sealChunks(record: DownloadRecord, hashes: (string | undefined)[], expected: string | undefined): Promise<string[]> {
+  private async sealChunks(record: DownloadRecord & { size: number }, hashes: (string | undefined)[], expected: string | undefined): Promise<string[]> {
     const { size, chunkSize } = record;
     const count = Math.ceil(size / chunkSize);
     const hasher = expected ? new Sha256() : undefined;
@@ -679,7 +741,7 @@ class ModelCache {
         const actual = bytes && bytes.byteLength === length ? await sha256Hex(bytes) : undefined;
         if (actual === undefined || actual !== (sha256 ?? chunk!.sha256)) {
           bytes = await this.fetchChunk(index * chunkSize, length);
-          await this.storeChunk(index, bytes, hashes, record);
+          await this.storeChunk(index, bytes, hashes, chunkSize, size);
         }
         sha256 = hashes[index] ?? actual!;
         hasher?.update(bytes!);
@@ -758,7 +820,8 @@ class PieceReader {
         filled += value.byteLength;
         onBytes(value.byteLength);
       }
-      return new Uint8Array(buffer, 0, filled);
+      // A short piece (the body's end) gets a buffer of its own length: the buffer is what is stored.
+      return filled === length ? new Uint8Array(buffer) : new Uint8Array(buffer, 0, filled).slice();
     }
     const out = new Uint8Array(buffer);
     while (filled < length) {

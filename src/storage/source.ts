@@ -81,13 +81,18 @@ export function joinedSource(sources: readonly ByteSource[]): ByteSource {
   };
 }
 
-/** A file behind HTTP(S), read with Range requests; the size comes from a HEAD request. */
+/**
+ * A file behind HTTP(S), read with Range requests; the size comes from probeFile(). A server
+ * without Range support, or one that will not tell the size before the body, is read once, whole,
+ * and held in memory: the only way to read such a file at random without a cache.
+ */
 export async function urlSource(url: string): Promise<ByteSource> {
-  const head = await fetchOrThrow(url, { method: 'HEAD' });
-  const size = Number(head.headers.get('content-length'));
-  if (!Number.isFinite(size) || size <= 0) {
-    throw new LanternError('FETCH_FAILED', `The server for ${url} did not report the file's size; serve it with a Content-Length header.`);
+  const { size, ranges } = await probeFile(url);
+  if (size === undefined || !ranges) {
+    const res = await fetchOrThrow(url, { cache: 'no-store' });
+    return bytesSource(new Uint8Array(await res.arrayBuffer()));
   }
+  if (size <= 0) throw new LanternError('FETCH_FAILED', `${url} is an empty file; check the address.`);
   return {
     size,
     async read(offset, length) {
@@ -105,6 +110,74 @@ export async function urlSource(url: string): Promise<ByteSource> {
   };
 }
 
+/** What a server says of a file before its body is read. */
+export interface RemoteFile {
+  /** The file's length in bytes; undefined when the server would not say. */
+  size: number | undefined;
+  /** Whether the server answers Range requests with the range (206). */
+  ranges: boolean;
+}
+
+/**
+ * How large the file at `url` is, asked without reading its body: first a one-byte Range request,
+ * whose Content-Range ends in the length (Chromium asks for a range with Accept-Encoding: identity,
+ * so a server that compresses whole files sends the range as it is), then HEAD. Either may come
+ * back without a length, and HEAD with 405 or 501 or not at all: the size is then undefined, and
+ * is learnt at the end of the body. A 404 or 410 fails with FETCH_FAILED and details.status.
+ */
+export async function probeFile(url: string, signal?: AbortSignal): Promise<RemoteFile> {
+  const byRange = await rangeProbe(url, signal);
+  if (byRange?.size !== undefined) return byRange;
+  return { size: await headSize(url, signal), ranges: byRange?.ranges ?? false };
+}
+
+async function rangeProbe(url: string, signal: AbortSignal | undefined): Promise<RemoteFile | undefined> {
+  const controller = new AbortController();
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: { Range: 'bytes=0-0' }, cache: 'no-store', signal: signal ? AbortSignal.any([signal, controller.signal]) : controller.signal });
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    return undefined; // a CORS preflight that does not allow Range, say; HEAD may still answer
+  }
+  try {
+    if (res.status === 206 || res.status === 416) {
+      const total = /\/(\d+)$/.exec(res.headers.get('content-range')?.trim() ?? '');
+      return { size: total ? Number(total[1]) : undefined, ranges: true };
+    }
+    if (res.ok) return { size: identityLength(res.headers), ranges: false };
+    if (res.status === 404 || res.status === 410) throw httpError(url, res.status);
+    return undefined;
+  } finally {
+    // The body is not wanted: one byte, or the whole file from a server that ignores Range.
+    controller.abort();
+  }
+}
+
+async function headSize(url: string, signal: AbortSignal | undefined): Promise<number | undefined> {
+  let res: Response;
+  try {
+    res = await fetch(url, { method: 'HEAD', cache: 'no-store', signal });
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    return undefined; // some servers drop HEAD
+  }
+  if (res.status === 404 || res.status === 410) throw httpError(url, res.status);
+  return res.ok ? identityLength(res.headers) : undefined; // 405 or 501: HEAD is not served
+}
+
+/**
+ * Content-Length when it is the file's length: a body sent with Content-Encoding (gzip, br, zstd)
+ * is decoded by the browser, and its Content-Length is that of the encoded bytes.
+ */
+export function identityLength(headers: Headers): number | undefined {
+  const encoding = headers.get('content-encoding');
+  const length = headers.get('content-length');
+  if ((encoding !== null && encoding.trim().toLowerCase() !== 'identity') || length === null) return undefined;
+  const n = Number(length);
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
 /**
  * fetch that fails as a LanternError FETCH_FAILED: with details.retryable when the network failed,
  * with details.status when the server answered an error. When init.signal was aborted, fetch's
@@ -118,8 +191,12 @@ export async function fetchOrThrow(url: string, init: RequestInit = {}): Promise
     if (init.signal?.aborted) throw e;
     throw new LanternError('FETCH_FAILED', `Could not reach ${url} (${(e as Error).message}); check the address and your connection, then try again.`, { retryable: true });
   }
-  if (!res.ok) throw new LanternError('FETCH_FAILED', `${url} answered HTTP ${res.status}; check the address, then try again.`, { status: res.status });
+  if (!res.ok) throw httpError(url, res.status);
   return res;
+}
+
+function httpError(url: string, status: number): LanternError {
+  return new LanternError('FETCH_FAILED', `${url} answered HTTP ${status}; check the address, then try again.`, { status });
 }
 
 /** Fails with TRUNCATED_FILE when [offset, offset + length) does not lie inside a file of `size` bytes. */

@@ -19,7 +19,7 @@ export interface EngineOptions {
 }
 
 export interface EngineLoadOptions extends WorkerLoadOptions {
-  /** Download, verify, cache and upload progress, each phase rising from 0 to totalBytes. */
+  /** Download, verify, cache and upload progress, each phase rising from 0 to totalBytes (undefined until a server that will not say the size has sent it all). */
   onProgress?: (progress: LoadProgress) => void;
 }
 
