@@ -1,0 +1,134 @@
+// @vitest-environment node
+import type { CDPSession } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openGpuPage, type GpuPage } from '../../src/cli/chromium-host.ts';
+import { STORIES_GGUF } from '../helpers/paths.ts';
+
+/**
+ * Fault drills (issue 14, item 6) against the worker engine in Chromium (SwiftShader WebGPU), on
+ * stories260K. The engine runs in tests/helpers/drill-worker.ts: the product's SharedWorker
+ * (one WorkerEngine for every tab) plus a census of live GPU buffers and a device-loss trigger,
+ * which the product does not export. The heap figures come from the DevTools protocol.
+ */
+
+type Drill = typeof import('../helpers/drill-page.ts');
+const HELPERS = '/tests/helpers/drill-page.ts';
+const PROMPT = 'Once upon a time';
+
+let gpu: GpuPage;
+let cdp: CDPSession;
+
+beforeAll(async () => {
+  gpu = await openGpuPage({ modelFile: STORIES_GGUF, warmup: ['./src/index.ts', './tests/helpers/drill-page.ts', './tests/helpers/drill-worker.ts'] });
+  cdp = await gpu.page.context().browser()!.newBrowserCDPSession();
+});
+
+afterAll(async () => {
+  await cdp?.detach().catch(() => {});
+  await gpu?.close();
+});
+
+/** A DevTools call inside the drill SharedWorker (Playwright has no handle on SharedWorkers). */
+let workerSession: string | undefined;
+let nextMessage = 1;
+async function inWorker<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+  if (!workerSession) {
+    const { targetInfos } = await cdp.send('Target.getTargets');
+    const target = targetInfos.find((t) => t.type === 'shared_worker' && t.url.includes('/tests/helpers/drill-worker.ts'));
+    if (!target) throw new Error('the drill SharedWorker is not running');
+    ({ sessionId: workerSession } = await cdp.send('Target.attachToTarget', { targetId: target.targetId, flatten: false }));
+  }
+  const id = nextMessage++;
+  const reply = new Promise<T>((resolve, reject) => {
+    const listener = (event: { sessionId?: string; message: string }) => {
+      const message = JSON.parse(event.message) as { id?: number; result?: T; error?: { message: string } };
+      if (event.sessionId !== workerSession || message.id !== id) return;
+      cdp.off('Target.receivedMessageFromTarget', listener);
+      if (message.error) reject(new Error(`${method} in the SharedWorker: ${message.error.message}`));
+      else resolve(message.result as T);
+    };
+    cdp.on('Target.receivedMessageFromTarget', listener);
+  });
+  await cdp.send('Target.sendMessageToTarget', { sessionId: workerSession, message: JSON.stringify({ id, method, params }) });
+  return reply;
+}
+
+/** The SharedWorker's JS heap in bytes after a full garbage collection. */
+async function workerHeap(): Promise<number> {
+  await inWorker('HeapProfiler.collectGarbage');
+  return (await inWorker<{ usedSize: number }>('Runtime.getHeapUsage')).usedSize;
+}
+
+/** The page's JS heap in bytes after a full garbage collection. */
+async function pageHeap(): Promise<number> {
+  const session = await gpu.page.context().newCDPSession(gpu.page);
+  try {
+    await session.send('HeapProfiler.collectGarbage');
+    return (await session.send('Runtime.getHeapUsage')).usedSize;
+  } finally {
+    await session.detach();
+  }
+}
+
+describe('fault drills', () => {
+  let greedy: number[];
+
+  it('the device lost mid-generation (destroy(), then a GPU process crash): DEVICE_LOST, the page lives, load() again gives the same tokens, IndexedDB keeps the model', async () => {
+    const before = await gpu.evaluate(async ([path, prompt]) => {
+      const h: Drill = await window.lanternImport(path);
+      const drill = h.installDrillWorker();
+      await h.start('lost', 'shared');
+      const greedy = await h.collect('lost', prompt, { maxTokens: 24 });
+      const { listCachedModels } = await window.lanternImport('/src/index.ts');
+      return { greedy: greedy.tokens, cached: await listCachedModels(), census: await drill.liveBuffers() };
+    }, [HELPERS, PROMPT] as const);
+    greedy = before.greedy;
+    expect(greedy).toHaveLength(24);
+    expect(before.cached).toHaveLength(1);
+    expect(before.census.devices).toBe(1);
+
+    const losses: { kind: string; reason: string }[] = [];
+    for (const kind of ['destroy', 'crash'] as const) {
+      // A long request, and the loss once it has streamed a few chunks.
+      const chunks = await gpu.evaluate(async ([path, prompt]) => {
+        const h: Drill = await window.lanternImport(path);
+        h.startBackground('lost', prompt, { maxTokens: 400 });
+        return h.backgroundChunks(3);
+      }, [HELPERS, PROMPT] as const);
+      expect(chunks, kind).toBeGreaterThanOrEqual(3);
+      if (kind === 'destroy') {
+        await gpu.evaluate(async (path) => (await window.lanternImport(path) as Drill).installDrillWorker().destroyDevices(), HELPERS);
+      } else {
+        await cdp.send('Browser.crashGpuProcess' as never);
+      }
+      const after = await gpu.evaluate(async ([path, prompt]) => {
+        const h: Drill = await window.lanternImport(path);
+        const drill = h.installDrillWorker();
+        const ended = await h.backgroundEnding();
+        const censusLost = await drill.liveBuffers();
+        // The same engine object, the same page: load again and generate.
+        const phases = new Set<string>();
+        const t0 = performance.now();
+        await h.engine('lost').load(h.MODEL_URL, { onProgress: (p) => phases.add(p.phase) });
+        const reloadMs = performance.now() - t0;
+        const again = await h.collect('lost', prompt, { maxTokens: 24 });
+        const { listCachedModels } = await window.lanternImport('/src/index.ts');
+        return { ended, censusLost, phases: [...phases], reloadMs, again: again.tokens, cached: await listCachedModels(), census: await drill.liveBuffers() };
+      }, [HELPERS, PROMPT] as const);
+      console.log(`device loss by ${kind}: the request ended after ${after.ended.tokens.length} tokens with ${after.ended.error?.code}; reloaded in ${after.reloadMs.toFixed(0)} ms (${after.phases.join(', ')})`);
+      losses.push({ kind, reason: after.ended.error?.message ?? '' });
+      expect(after.ended.error, kind).toMatchObject({ isLanternError: true, code: 'DEVICE_LOST' });
+      expect(after.ended.tokens.length, kind).toBeLessThan(400);
+      expect(greedy.slice(0, Math.min(24, after.ended.tokens.length)), kind).toEqual(after.ended.tokens.slice(0, 24));
+      expect(after.censusLost, `${kind}: no live device and no buffer after the loss`).toEqual({ devices: 0, buffers: 0, bytes: 0 });
+      expect(after.again, kind).toEqual(greedy);
+      // Loaded from IndexedDB: no download, and the cache lists the same model as before.
+      expect(after.phases, kind).not.toContain('download');
+      expect(after.cached.map((m: { id: string; size: number }) => [m.id, m.size]), kind).toEqual(before.cached.map((m: { id: string; size: number }) => [m.id, m.size]));
+      expect(after.census, kind).toEqual(before.census);
+    }
+    // Two different losses: destroy() says "destroyed"; the crash does not.
+    expect(losses[0].reason).toMatch(/destroyed/);
+    expect(losses[1].reason).not.toMatch(/destroyed/);
+  });
+});
