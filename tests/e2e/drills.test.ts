@@ -131,4 +131,62 @@ describe('fault drills', () => {
     expect(losses[0].reason).toMatch(/destroyed/);
     expect(losses[1].reason).not.toMatch(/destroyed/);
   });
+
+  it('an abort storm: 100 requests from two tabs on one SharedWorker, each aborted at a seeded moment; all settle, no buffer leaks, greedy as a fresh engine', async () => {
+    const [second] = await Promise.all([
+      gpu.page.waitForEvent('popup'),
+      gpu.evaluate((url) => void window.open(url, '_blank'), `${gpu.url}/__lantern/blank.html`),
+    ]);
+    try {
+      await second.waitForLoadState();
+      await second.waitForFunction(() => typeof window.lanternImport === 'function');
+      const join = (page: typeof second) =>
+        page.evaluate(async (path) => {
+          const h: Drill = await window.lanternImport(path);
+          h.installDrillWorker();
+          return (await h.start('storm', 'shared')).worker;
+        }, HELPERS);
+      expect(await gpu.guard(Promise.all([join(gpu.page), join(second)]))).toEqual(['shared', 'shared']);
+      const censusBefore = await gpu.evaluate(async (path) => (await window.lanternImport(path) as Drill).installDrillWorker().liveBuffers(), HELPERS);
+      const heapBefore = await workerHeap();
+
+      const t0 = Date.now();
+      const run = (page: typeof second, seed: number) =>
+        page.evaluate(async ([path, seed]) => (await window.lanternImport(path) as Drill).storm('storm', seed, 50, 1), [HELPERS, seed] as const);
+      const [a, b] = await gpu.guard(Promise.all([run(gpu.page, 1), run(second, 2)]));
+      const stormMs = Date.now() - t0;
+      const outcomes = [...a, ...b];
+
+      const after = await gpu.evaluate(async ([path, prompt]) => {
+        const h: Drill = await window.lanternImport(path);
+        const final = await h.collect('storm', prompt, { maxTokens: 24 });
+        await h.start('fresh', 'none');
+        const fresh = await h.collect('fresh', prompt, { maxTokens: 24 });
+        h.engine('fresh').terminate();
+        return { final: final.tokens, fresh: fresh.tokens, census: await h.installDrillWorker().liveBuffers() };
+      }, [HELPERS, PROMPT] as const);
+      const heapAfter = await workerHeap();
+
+      const by = (f: (o: (typeof outcomes)[number]) => boolean) => outcomes.filter(f).length;
+      const classes = {
+        notStarted: by((o) => o.finishReason === 'abort' && o.promptTokens === 0),
+        inPrefill: by((o) => o.finishReason === 'abort' && (o.promptTokens ?? 0) > 0 && o.generatedTokens === 0),
+        inDecode: by((o) => o.finishReason === 'abort' && (o.generatedTokens ?? 0) > 0),
+        finished: by((o) => o.finishReason === 'length' || o.finishReason === 'stop'),
+      };
+      console.log(`abort storm: ${outcomes.length} requests in ${(stormMs / 1000).toFixed(1)} s; ended ${JSON.stringify(classes)}; ` +
+        `live GPU buffers ${censusBefore.buffers} (${censusBefore.bytes} B) before, ${after.census.buffers} (${after.census.bytes} B) after; ` +
+        `worker heap ${(heapBefore / 1e6).toFixed(2)} MB before, ${(heapAfter / 1e6).toFixed(2)} MB after`);
+      expect(outcomes).toHaveLength(100);
+      expect(outcomes.filter((o) => o.settled !== 'fulfilled'), 'every promise settles, with figures').toEqual([]);
+      expect(classes.notStarted + classes.inPrefill + classes.inDecode + classes.finished).toBe(100);
+      for (const [name, n] of Object.entries(classes)) expect(n, `requests that ended ${name}`).toBeGreaterThan(0);
+      expect(outcomes.filter((o) => o.moment === 'before').every((o) => o.finishReason === 'abort' && o.generatedTokens === 0)).toBe(true);
+      expect(after.final).toEqual(after.fresh);
+      expect(after.census, 'no GPU buffer leaked').toEqual(censusBefore);
+      expect(heapAfter - heapBefore, 'the worker heap after the storm').toBeLessThan(4e6);
+    } finally {
+      await second.close();
+    }
+  }, 400_000);
 });
