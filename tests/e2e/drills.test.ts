@@ -1,7 +1,11 @@
 // @vitest-environment node
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { CDPSession } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openGpuPage, type GpuPage } from '../../src/cli/chromium-host.ts';
+import { seededRandom } from '../../src/runtime/sampler.ts';
+import { startModelServer } from '../helpers/model-server.ts';
 import { STORIES_GGUF } from '../helpers/paths.ts';
 
 /**
@@ -189,4 +193,82 @@ describe('fault drills', () => {
       await second.close();
     }
   }, 400_000);
+
+  it('a download cut at 20 seeded points, each resumed: every resume asks for what is missing, the final bytes hash right', async () => {
+    const stories = new Uint8Array(readFileSync(STORIES_GGUF));
+    const sha256 = createHash('sha256').update(stories).digest('hex');
+    const chunkSize = 16 << 10;
+    const server = await startModelServer();
+    // A page of its own: Chromium logs each cut connection as a console error, which the drill
+    // expects and the guarded page would take for a failure.
+    const context = await gpu.page.context().browser()!.newContext();
+    const page = await context.newPage();
+    const logged: string[] = [];
+    page.on('console', (message) => void (message.type() === 'error' && logged.push(message.text())));
+    page.on('pageerror', (error) => void logged.push(`uncaught: ${error.message}`));
+    try {
+      await page.goto(`${gpu.url}/__lantern/blank.html`);
+      await page.waitForFunction(() => typeof window.lanternImport === 'function');
+      const path = '/models/cut.gguf';
+      const url = server.serve(path, stories);
+      const random = seededRandom(14);
+      /** Opens the model in the page with no retry of its own, reads it whole, and says what IndexedDB holds after. */
+      const attempt = () =>
+        page.evaluate(async ([url, chunkSize]) => {
+          const { openModel } = await window.lanternImport('/src/storage/open.ts');
+          const { Sha256 } = await window.lanternImport('/src/storage/sha256.ts');
+          const cache = await window.lanternImport('/src/storage/cache.ts');
+          let outcome: { sha256?: string; error?: string };
+          try {
+            const source = await openModel(url, { chunkSize, retries: 0 });
+            const hasher = new Sha256();
+            for (let at = 0; at < source.size; at += 1 << 20) hasher.update(await source.read(at, Math.min(1 << 20, source.size - at)));
+            outcome = { sha256: hasher.hex() };
+          } catch (e) {
+            outcome = { error: (e as { code: string }).code };
+          }
+          return { ...outcome, stored: await cache.storedChunkIndices(await cache.openCacheStores(), url) as number[] };
+        }, [url, chunkSize] as const);
+
+      // 20 distinct points over the whole file, in order: each lies past what the cut before it let through.
+      const points = new Set<number>();
+      while (points.size < 20) points.add(1 + Math.floor(random() * (stories.byteLength - 1)));
+      const cuts = [...points].sort((a, b) => a - b);
+      let stored: number[] = [];
+      let wasted = 0;
+      for (let i = 0; i <= 20; i++) {
+        const start = stored.length * chunkSize;
+        const cut = i < 20 ? cuts[i] - start : undefined;
+        if (cut !== undefined) server.dropNext(path, cut);
+        const seen = server.requestsFor(path).length;
+        const result = await attempt();
+        const requests = server.requestsFor(path).slice(seen);
+        // One request per attempt, for the bytes after the chunks stored so far (all of them, the first time).
+        expect(requests.map((r) => [r.method, r.range]), `attempt ${i}`).toEqual([['GET', start > 0 ? `bytes=${start}-` : undefined]]);
+        if (cut === undefined) {
+          expect(result.error, 'the last attempt').toBeUndefined();
+          expect(result.sha256).toBe(sha256);
+          break;
+        }
+        expect(result.error, `attempt ${i}, cut at byte ${start + cut}`).toBe('FETCH_FAILED');
+        // Stored chunks stay a prefix of the file, hold only bytes that arrived, and never shrink.
+        expect(result.stored, `attempt ${i}`).toEqual(Array.from({ length: result.stored.length }, (_, k) => k));
+        expect(result.stored.length).toBeGreaterThanOrEqual(stored.length);
+        expect(result.stored.length * chunkSize).toBeLessThanOrEqual(start + cut);
+        // Every whole chunk that arrived before the cut is kept: less than a chunk is fetched again.
+        expect(start + cut - result.stored.length * chunkSize, `attempt ${i}: bytes received but not kept`).toBeLessThan(chunkSize);
+        wasted += start + cut - result.stored.length * chunkSize;
+        stored = result.stored;
+      }
+      const sent = server.requestsFor(path).length;
+      console.log(`download cut at ${cuts.length} points (${cuts.join(', ')}), each resumed: ${sent} requests; ` +
+        `${wasted} bytes (${(wasted / cuts.length / 1024).toFixed(1)} KiB a cut) were received but not kept, in ${chunkSize / 1024} KiB chunks`);
+      expect(cuts).toHaveLength(20);
+      expect(sent).toBe(21);
+      expect(logged.filter((text) => !/^Failed to load resource: net::ERR_/.test(text)), 'nothing but the cut connections').toEqual([]);
+    } finally {
+      await context.close();
+      await server.close();
+    }
+  });
 });
