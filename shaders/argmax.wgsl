@@ -1,5 +1,8 @@
-// Argmax over logits [n] f32 -> result [1] u32; ties go to the lowest index (as llama.cpp's greedy sampler).
-// Bindings: 0 params (uniform Params {n}), 1 logits [n] f32, 2 result [1] u32
+// Argmax over logits [n] f32 -> result [2] u32: the id of the largest finite logit (ties go to the
+// lowest index, as llama.cpp's greedy sampler), and how many logits are NaN or ±Inf. Greedy
+// decoding reads both back as one small buffer; a non-zero count is a numeric fault, and so is an
+// id of NONE (no finite logit at all), so a caller never takes an id outside [0, n).
+// Bindings: 0 params (uniform Params {n}), 1 logits [n] f32, 2 result [2] u32 {id, non-finite count}
 // Dispatch: (1); one workgroup of WG invocations scans strided, then reduces.
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -7,17 +10,27 @@
 @group(0) @binding(2) var<storage, read_write> result: array<u32>;
 
 override WG: u32 = 256u;
+const NONE = 0xffffffffu;
 var<workgroup> best_val: array<f32, WG>;
 var<workgroup> best_idx: array<u32, WG>;
+var<workgroup> non_finite: atomic<u32>; // zeroed at the start of every dispatch
+
+// By its bits: WGSL lets compilers assume no NaN or Inf, so `x != x` may be folded away.
+fn finite(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
-  var v = -3.0e38;
-  var idx = 0xffffffffu;
+  var v = 0.0;
+  var idx = NONE;
+  var bad = 0u;
   for (var i = lid.x; i < params.n; i += WG) {
     let x = logits[i];
-    if (x > v) { v = x; idx = i; } // strictly greater keeps the first index within this stride
+    if (!finite(x)) { bad++; continue; }
+    if (idx == NONE || x > v) { v = x; idx = i; } // strictly greater keeps the first index within this stride
   }
+  if (bad > 0u) { atomicAdd(&non_finite, bad); }
   best_val[lid.x] = v;
   best_idx[lid.x] = idx;
   workgroupBarrier();
@@ -25,12 +38,17 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     if (lid.x < stride) {
       let ov = best_val[lid.x + stride];
       let oi = best_idx[lid.x + stride];
-      if (ov > best_val[lid.x] || (ov == best_val[lid.x] && oi < best_idx[lid.x])) {
+      let mine = best_idx[lid.x];
+      if (oi != NONE && (mine == NONE || ov > best_val[lid.x] || (ov == best_val[lid.x] && oi < mine))) {
         best_val[lid.x] = ov;
         best_idx[lid.x] = oi;
       }
     }
     workgroupBarrier();
   }
-  if (lid.x == 0u) { result[0] = best_idx[0]; }
+  let count = atomicLoad(&non_finite);
+  if (lid.x == 0u) {
+    result[0] = best_idx[0];
+    result[1] = count;
+  }
 }

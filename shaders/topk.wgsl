@@ -1,7 +1,10 @@
-// Top-k of logits [n] f32, best first: ids and values of the k largest, ties to the lower index
-// (the order the CPU sampler uses), so that sampling reads back 2k words instead of n.
+// Top-k of logits [n] f32, best first: ids and values of the k largest finite logits, ties to the
+// lower index (the order the CPU sampler uses), so that sampling reads back 2k + 1 words instead
+// of n. NaN and ±Inf logits are never picked but counted: a non-zero count is a numeric fault, and
+// a pick past the last finite logit is NONE, which the host refuses rather than sampling from.
 // Bindings: 0 params (uniform Params {n, k}), 1 logits [n] f32,
-//           2 result [2 * K_MAX] u32: ids in [0, k), f32 bits of their logits in [K_MAX, K_MAX + k)
+//           2 result [2 * K_MAX + 1] u32: ids in [0, k), f32 bits of their logits in [K_MAX, K_MAX + k),
+//             and at 2 * K_MAX the count of non-finite logits
 // Overrides: WG (invocations), K_MAX (capacity of result; k <= K_MAX).
 // Dispatch: (1). k rounds; round j finds, in one strided scan and a tree reduction, the best logit
 // ordered strictly after pick j-1 (value descending, index ascending), so no candidate list is kept.
@@ -12,27 +15,43 @@
 
 override WG: u32 = 256u;
 override K_MAX: u32 = 256u;
+const NONE = 0xffffffffu;
 var<workgroup> best_val: array<f32, WG>;
 var<workgroup> best_idx: array<u32, WG>;
+var<workgroup> non_finite: atomic<u32>; // zeroed at the start of every dispatch
 
-// Whether (v, i) comes before (w, j) in the order value descending, index ascending.
+// By its bits: WGSL lets compilers assume no NaN or Inf, so `x != x` may be folded away.
+fn finite(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+// Whether (v, i) comes before (w, j) in the order value descending, index ascending; NONE comes last.
 fn before(v: f32, i: u32, w: f32, j: u32) -> bool {
+  if (i == NONE) { return false; }
+  if (j == NONE) { return true; }
   return v > w || (v == w && i < j);
 }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
-  // Pick j-1; the first round takes everything after a sentinel above any logit.
-  var prev_val = 3.4e38;
-  var prev_idx = 0u;
+  var bad = 0u;
+  for (var i = lid.x; i < params.n; i += WG) {
+    if (!finite(logits[i])) { bad++; }
+  }
+  if (bad > 0u) { atomicAdd(&non_finite, bad); }
+  // Pick j-1; the first round takes every finite logit.
+  var prev_val = 0.0;
+  var prev_idx = NONE;
   var first = true;
   for (var j = 0u; j < params.k; j++) {
-    var v = -3.4e38;
-    var idx = 0xffffffffu;
-    for (var i = lid.x; i < params.n; i += WG) {
-      let x = logits[i];
-      let after_prev = first || before(prev_val, prev_idx, x, i);
-      if (after_prev && before(x, i, v, idx)) { v = x; idx = i; }
+    var v = 0.0;
+    var idx = NONE;
+    if (first || prev_idx != NONE) {
+      for (var i = lid.x; i < params.n; i += WG) {
+        let x = logits[i];
+        let after_prev = first || before(prev_val, prev_idx, x, i);
+        if (finite(x) && after_prev && before(x, i, v, idx)) { v = x; idx = i; }
+      }
     }
     best_val[lid.x] = v;
     best_idx[lid.x] = idx;
@@ -53,4 +72,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     }
     workgroupBarrier(); // best_* is rewritten by the next round
   }
+  let count = atomicLoad(&non_finite);
+  if (lid.x == 0u) { result[2u * K_MAX] = count; }
 }

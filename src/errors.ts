@@ -21,6 +21,7 @@ export type LanternErrorCode =
   | 'QUOTA_EXCEEDED'
   | 'CHECKSUM_MISMATCH'
   | 'ABORTED'
+  | 'NUMERIC_ERROR'
   | 'NO_CHAT_TEMPLATE'
   | 'BAD_CHAT_TEMPLATE';
 

@@ -203,7 +203,7 @@ describe('top-k on the GPU', () => {
     const r = await gpu.evaluate(async (cases) => {
       const { acquireGpu } = await window.lanternImport('/src/gpu/device.ts');
       const { Kernels, STEP } = await window.lanternImport('/src/kernels/ops.ts');
-      const { topK, topKReference, TOPK_MAX } = await window.lanternImport('/src/kernels/topk.ts');
+      const { topK, topKReference, TOPK_MAX, TOPK_RESULT_WORDS } = await window.lanternImport('/src/kernels/topk.ts');
       const ctx = await acquireGpu(navigator.gpu);
       const { device } = ctx;
       const kernels = new Kernels(ctx, device.createBuffer({ size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM }));
@@ -217,7 +217,7 @@ describe('top-k on the GPU', () => {
         });
         const logitsBuffer = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
         device.queue.writeBuffer(logitsBuffer, 0, logits);
-        const result = device.createBuffer({ size: 2 * TOPK_MAX * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+        const result = device.createBuffer({ size: TOPK_RESULT_WORDS * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
         const read = device.createBuffer({ size: 2 * TOPK_MAX * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
         device.pushErrorScope('validation');
         const op = await topK(kernels, logitsBuffer, n, result);

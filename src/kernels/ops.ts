@@ -426,7 +426,10 @@ export class Kernels {
     return this.elementwise('add', x, y, width, z);
   }
 
-  /** result[0] = index of the largest of logits[0..n). */
+  /**
+   * result[0] = index of the largest finite of logits[0..n), result[1] = how many are NaN or ±Inf
+   * (a numeric fault when not 0; result[0] is then 0xffffffff if none is finite). [2] u32.
+   */
   async argmax(logits: GPUBuffer, n: number, result: GPUBuffer): Promise<Op> {
     const params = new UniformLayout('Params', { n: 'u32' });
     const pipeline = await this.pipeline('argmax', [], params, { WG: 256 });

@@ -4,18 +4,25 @@ import type { Kernels, Op } from './ops.ts';
 /** Most candidates one top-k pass returns. */
 export const TOPK_MAX = 256;
 
+/** Word of the result that counts the NaN and ±Inf logits (a numeric fault when not 0). */
+export const TOPK_NON_FINITE = 2 * TOPK_MAX;
+
+/** Words of the result buffer: ids, logit bits, the non-finite count, padded to 16 bytes. */
+export const TOPK_RESULT_WORDS = 2 * TOPK_MAX + 4;
+
 const PARAMS = new UniformLayout('Params', { n: 'u32', k: 'u32' });
 
 /**
- * Top-k selection on the GPU (shaders/topk.wgsl): the k largest of [n] f32 logits, best first,
- * written to `result` as [TOPK_MAX] u32 ids then [TOPK_MAX] f32 logit bits. `k` is set per step
- * with setK, before the step is submitted.
+ * Top-k selection on the GPU (shaders/topk.wgsl): the k largest finite of [n] f32 logits, best
+ * first, written to `result` as [TOPK_MAX] u32 ids then [TOPK_MAX] f32 logit bits, then at
+ * TOPK_NON_FINITE the count of NaN and ±Inf logits. Picks past the last finite logit are
+ * 0xffffffff. `k` is set per step with setK, before the step is submitted.
  */
 export interface TopKOp extends Op {
   setK(k: number): void;
 }
 
-/** `result` must hold 2 * TOPK_MAX words. */
+/** `result` must hold TOPK_RESULT_WORDS words. */
 export async function topK(kernels: Kernels, logits: GPUBuffer, n: number, result: GPUBuffer): Promise<TopKOp> {
   const { device } = kernels.gpu;
   const pipeline = await kernels.pipeline('topk', [], PARAMS, { WG: 256, K_MAX: TOPK_MAX });
@@ -32,8 +39,12 @@ export async function topK(kernels: Kernels, logits: GPUBuffer, n: number, resul
   };
 }
 
-/** The CPU twin: the k largest, value descending then index ascending, in float64. */
-export function topKReference(logits: ArrayLike<number>, k: number): { ids: number[]; values: number[] } {
-  const ids = Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => logits[b] - logits[a] || a - b).slice(0, k);
-  return { ids, values: ids.map((i) => logits[i]) };
+/**
+ * The CPU twin: the k largest finite logits (fewer when fewer are finite), value descending then
+ * index ascending, in float64, and how many logits are NaN or ±Inf.
+ */
+export function topKReference(logits: ArrayLike<number>, k: number): { ids: number[]; values: number[]; nonFinite: number } {
+  const finite = Array.from({ length: logits.length }, (_, i) => i).filter((i) => Number.isFinite(logits[i]));
+  const ids = finite.sort((a, b) => logits[b] - logits[a] || a - b).slice(0, k);
+  return { ids, values: ids.map((i) => logits[i]), nonFinite: logits.length - finite.length };
 }

@@ -1,11 +1,12 @@
 import { LanternError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { type KernelOptions, Kernels, type Op, STEP } from '../kernels/ops.ts';
-import { topK, TOPK_MAX, type TopKOp } from '../kernels/topk.ts';
+import { topK, TOPK_MAX, TOPK_NON_FINITE, TOPK_RESULT_WORDS, type TopKOp } from '../kernels/topk.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { GGUFFile } from '../model/gguf.ts';
 import { Graph, type GraphBuffers } from './graph.ts';
 import type { Family } from './models/family.ts';
+import { countNonFinite, numericError } from './numeric.ts';
 import type { WeightLoader } from './weights.ts';
 
 /**
@@ -70,14 +71,14 @@ export class Forward {
       up: f32('up', maxBatch * c.nFF),                  // [batch, n_ff]
       last: f32('last', c.nEmbd),                       // [1, n_embd] final-normed last token
       logits: f32('logits', c.vocabSize, GPUBufferUsage.COPY_SRC),  // [vocab]
-      argmax: f32('argmax', 1, GPUBufferUsage.COPY_SRC),            // [1] u32
-      topK: f32('top-k', 2 * TOPK_MAX, GPUBufferUsage.COPY_SRC),   // [TOPK_MAX] u32 ids, [TOPK_MAX] f32 logits
+      argmax: f32('argmax', 2, GPUBufferUsage.COPY_SRC),            // [2] u32: id, non-finite count
+      topK: f32('top-k', TOPK_RESULT_WORDS, GPUBufferUsage.COPY_SRC), // [TOPK_MAX] u32 ids, [TOPK_MAX] f32 logits, non-finite count
       // [cacheRows[l], n_kv_heads * head_dim] per layer: the whole context, or a ring of a sliding window
       kCache: kv.cacheRows.map((rows, l) => f32(`k cache ${l}`, rows * kvDim)),
       vCache: kv.cacheRows.map((rows, l) => f32(`v cache ${l}`, rows * kvDim)),
       readLogits: device.createBuffer({ label: 'read logits', size: c.vocabSize * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
-      readArgmax: device.createBuffer({ label: 'read argmax', size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
-      readTopK: device.createBuffer({ label: 'read top-k', size: 2 * TOPK_MAX * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      readArgmax: device.createBuffer({ label: 'read argmax', size: 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      readTopK: device.createBuffer({ label: 'read top-k', size: TOPK_RESULT_WORDS * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
     };
 
     const k = new Kernels(gpu, b.step, options);
@@ -91,7 +92,8 @@ export class Forward {
   /**
    * Runs `tokens` (at most maxBatch) at positions pos0.. through the model. With `read` the
    * last token's next-token result comes back: the argmax id, the full logits, or the `k`
-   * largest logits and their ids, best first (k <= TOPK_MAX).
+   * largest logits and their ids, best first (k <= TOPK_MAX). NaN or ±Inf in the logits (counted
+   * on the GPU for argmax and top-k, here for full logits) is NUMERIC_ERROR, never an id.
    */
   async step(tokens: readonly number[], pos0: number, read: 'argmax'): Promise<number>;
   async step(tokens: readonly number[], pos0: number, read: 'logits'): Promise<Float32Array>;
@@ -115,9 +117,9 @@ export class Forward {
       this.topKOp.encode(pass, 1);
     }
     pass.end();
-    if (read === 'argmax') encoder.copyBufferToBuffer(b.argmax, 0, b.readArgmax, 0, 4);
+    if (read === 'argmax') encoder.copyBufferToBuffer(b.argmax, 0, b.readArgmax, 0, 8);
     if (read === 'logits') encoder.copyBufferToBuffer(b.logits, 0, b.readLogits, 0, this.config.vocabSize * 4);
-    if (read === 'topk') encoder.copyBufferToBuffer(b.topK, 0, b.readTopK, 0, 2 * TOPK_MAX * 4);
+    if (read === 'topk') encoder.copyBufferToBuffer(b.topK, 0, b.readTopK, 0, TOPK_RESULT_WORDS * 4);
     this.gpu.submit([encoder.finish()]);
 
     if (read === 'none') return;
@@ -127,11 +129,24 @@ export class Forward {
     try {
       if (error) throw error;
       const data = staging.getMappedRange();
+      const vocab = this.config.vocabSize;
       if (read === 'topk') {
         const ids = Array.from(new Uint32Array(data, 0, k));
+        const nonFinite = new Uint32Array(data)[TOPK_NON_FINITE];
+        if (nonFinite > 0) throw numericError(nonFinite, vocab);
+        if (ids.some((id) => id >= vocab)) throw new LanternError('GPU_ERROR', `top-k returned an id outside the vocabulary of ${vocab}. This is a bug in Lantern; please report it with the model you used.`);
         return { ids, logits: Array.from(new Float32Array(data, TOPK_MAX * 4, k)) };
       }
-      return read === 'argmax' ? new Uint32Array(data)[0] : new Float32Array(data.slice(0));
+      if (read === 'argmax') {
+        const [id, nonFinite] = new Uint32Array(data, 0, 2);
+        if (nonFinite > 0) throw numericError(nonFinite, vocab);
+        if (id >= vocab) throw new LanternError('GPU_ERROR', `argmax returned id ${id}, outside the vocabulary of ${vocab}. This is a bug in Lantern; please report it with the model you used.`);
+        return id;
+      }
+      const logits = new Float32Array(data.slice(0));
+      const nonFinite = countNonFinite(logits);
+      if (nonFinite > 0) throw numericError(nonFinite, vocab);
+      return logits;
     } finally {
       staging.unmap();
     }

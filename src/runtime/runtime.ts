@@ -8,6 +8,7 @@ import { weightBytesPerToken } from './bench.ts';
 import { TOPK_MAX } from '../kernels/topk.ts';
 import { Forward } from './forward.ts';
 import { modelConfig } from './models/index.ts';
+import { numericErrorAt, type NumericStep } from './numeric.ts';
 import { Sampler } from './sampler.ts';
 import { StopMatcher } from './stop.ts';
 import type { FinishReason, GeneratedToken, GenerateOptions, GenerationStats, ModelInfo } from './types.ts';
@@ -156,7 +157,7 @@ export class Runtime {
     try {
       const history = promptIds.slice(); // what the penalties look at
       const t0 = performance.now();
-      let id = await this.run(promptIds.slice(reused), reused, sampler, history, signal);
+      let id = await this.run(promptIds.slice(reused), reused, sampler, history, signal, { step: 'prefill' });
       stats.prefillTokensPerSecond = stats.prefilledTokens / ((performance.now() - t0) / 1000);
       if (id === undefined) return;
       const decoder = this.tokenizer.decoder();
@@ -181,7 +182,7 @@ export class Runtime {
         }
         if (signal?.aborted) return;
         const ts = performance.now();
-        const next = await this.run([id], pos, sampler, history, signal);
+        const next = await this.run([id], pos, sampler, history, signal, { step: 'decode', token: stats.generatedTokens + 1 });
         if (next === undefined) return;
         id = next;
         decodeMs += performance.now() - ts;
@@ -209,7 +210,7 @@ export class Runtime {
     try {
       const reused = this.reusablePrefix(promptIds);
       const last = (await this.prefillAllButLast(promptIds.slice(reused), reused))!;
-      const logits = await this.forward.step(last.chunk, reused + last.start, 'logits');
+      const logits = await this.forward.step(last.chunk, reused + last.start, 'logits').catch((e: unknown) => Promise.reject(numericErrorAt(e, { step: 'prefill' })));
       this.wrote(last.chunk, reused + last.start);
       return logits;
     } catch (e) {
@@ -228,9 +229,18 @@ export class Runtime {
 
   /**
    * Runs `tokens` from position pos0 (prefill chunks, then the last chunk with a readback) and
-   * picks the next id; undefined when `signal` aborted between chunks.
+   * picks the next id; undefined when `signal` aborted between chunks. `at` names the step in a
+   * NUMERIC_ERROR.
    */
-  private async run(tokens: number[], pos0: number, sampler: Sampler, history: readonly number[], signal?: AbortSignal): Promise<number | undefined> {
+  private async run(tokens: number[], pos0: number, sampler: Sampler, history: readonly number[], signal: AbortSignal | undefined, at: NumericStep): Promise<number | undefined> {
+    try {
+      return await this.runStep(tokens, pos0, sampler, history, signal);
+    } catch (e) {
+      throw numericErrorAt(e, at);
+    }
+  }
+
+  private async runStep(tokens: number[], pos0: number, sampler: Sampler, history: readonly number[], signal?: AbortSignal): Promise<number | undefined> {
     const last = await this.prefillAllButLast(tokens, pos0, signal);
     if (last === undefined) return undefined;
     const pos = pos0 + last.start;

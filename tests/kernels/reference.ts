@@ -182,9 +182,18 @@ export function add(x: Float64Array, y: Float64Array): Float64Array {
 }
 
 export function argmax(x: Float64Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-  return best;
+  return argmaxFinite(x).id;
+}
+
+/** argmax.wgsl's whole result: the first largest finite value's index (-1 if none) and the count of NaN and ±Inf. */
+export function argmaxFinite(x: ArrayLike<number>): { id: number; nonFinite: number } {
+  let id = -1;
+  let nonFinite = 0;
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i])) nonFinite++;
+    else if (id === -1 || x[i] > x[id]) id = i;
+  }
+  return { id, nonFinite };
 }
 
 /** Deterministic uniform values in [-scale, scale). */
