@@ -134,6 +134,11 @@ describe('template switches and checks', () => {
     expect(text).toBe('Thursday Thu 05 March Mar 2026 26 03 14:07:00 02PM 064 %');
   });
 
+  test('the globals a template may use beyond the messages: range, none, True/False', () => {
+    const text = renderChatTemplate('{% for i in range(3) %}{{ i }}{% endfor %} {% for i in range(1, 7, 2) %}{{ i }}{% endfor %} {% for i in range(3, 0, -1) %}{{ i }}{% endfor %} {{ none is none }} {{ True and not False }}', [{ role: 'user', content: 'x' }]);
+    expect(text).toBe('012 135 321 true true');
+  });
+
   test('tools and documents are defined and none, as transformers passes them', () => {
     const text = renderChatTemplate('{{ tools is defined }} {{ tools is none }} {{ documents is none }} {{ enable_thinking is defined }}', [{ role: 'user', content: 'x' }]);
     expect(text).toBe('true true true false');

@@ -83,9 +83,11 @@ afterAll(async () => {
 
 /**
  * tokenizer.ggml.pre values the families' GGUFs carry (convert_hf_to_gguf.py picks them by hashing
- * the tokenizer): gpt-2 (GPT-2), olmo (OLMo 1, GPT-NeoX-20B's tokenizer), dbrx (cl100k-style, OLMo 2),
- * qwen2 (Qwen2.5, Qwen3), smollm (SmolLM 1/2), smaug-bpe and llama-bpe (Llama 3's tokenizer, which
- * SmolLM3 uses and which hashes as smaug-bpe), gpt-4o (o200k, Phi-4-mini), and default.
+ * the tokenizer): gpt-2 (GPT-2), olmo (OLMo 1, on GPT-NeoX-20B's tokenizer; Pythia files converted
+ * without a pre get default, as llama.cpp's gpt-neox vocabulary below), dbrx (cl100k-style: OLMo 2's
+ * dolma2 tokenizer, as far as could be told offline), qwen2 (Qwen2.5, Qwen3), smollm (SmolLM 1/2),
+ * smaug-bpe and llama-bpe (Llama 3's tokenizer; SmolLM3's GGUFs carry smaug-bpe), gpt-4o (o200k,
+ * Phi-4-mini), and default.
  */
 const PRES = ['gpt-2', 'olmo', 'dbrx', 'qwen2', 'smollm', 'smaug-bpe', 'llama-bpe', 'gpt-4o', 'default'];
 
