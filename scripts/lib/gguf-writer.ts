@@ -23,7 +23,7 @@ export interface TensorSpec {
 
 const TYPE_IDS = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 } as const;
 
-class ByteWriter {
+export class ByteWriter {
   private chunks: Uint8Array[] = [];
   length = 0;
   bytes(b: Uint8Array): void { this.chunks.push(b); this.length += b.byteLength; }
@@ -70,6 +70,25 @@ function writeScalar(w: ByteWriter, type: string, value: number | bigint | boole
   throw new Error(`unknown GGUF value type ${type}`);
 }
 
+/** A metadata value as it follows its key: the type id, then the value. */
+function writeMetaValue(w: ByteWriter, meta: MetaValue): void {
+  w.u32(TYPE_IDS[meta.type]);
+  if (meta.type === 'array') {
+    w.u32(TYPE_IDS[meta.itemType]);
+    w.u64(meta.value.length);
+    for (const v of meta.value) writeScalar(w, meta.itemType, v);
+  } else {
+    writeScalar(w, meta.type, meta.value);
+  }
+}
+
+/** The bytes of one metadata value (type id and value), to splice into a file (tests/fuzz.test.ts). */
+export function encodeMetaValue(meta: MetaValue): Uint8Array {
+  const w = new ByteWriter();
+  writeMetaValue(w, meta);
+  return w.concat();
+}
+
 export function writeGGUF(options: { version?: number; metadata: Readonly<Record<string, MetaValue>>; tensors: TensorSpec[]; alignment?: number }): Uint8Array {
   const { version = 3, metadata, tensors } = options;
   const alignment = options.alignment ?? 32;
@@ -82,14 +101,7 @@ export function writeGGUF(options: { version?: number; metadata: Readonly<Record
   w.u64(entries.length);
   for (const [key, meta] of entries) {
     w.string(key);
-    w.u32(TYPE_IDS[meta.type]);
-    if (meta.type === 'array') {
-      w.u32(TYPE_IDS[meta.itemType]);
-      w.u64(meta.value.length);
-      for (const v of meta.value) writeScalar(w, meta.itemType, v);
-    } else {
-      writeScalar(w, meta.type, meta.value);
-    }
+    writeMetaValue(w, meta);
   }
   let offset = 0;
   const offsets: number[] = [];
