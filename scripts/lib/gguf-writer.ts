@@ -30,7 +30,7 @@ const utf8 = new TextEncoder();
  * than an allocation each (a vocabulary is ~10^5 of them); long byte runs such as tensor data are
  * kept as they are, uncopied, until concat().
  */
-class ByteWriter {
+export class ByteWriter {
   private chunks: Uint8Array[] = [];
   private block = new Uint8Array(BLOCK);
   private view = new DataView(this.block.buffer);
@@ -103,6 +103,25 @@ function writeScalar(w: ByteWriter, type: string, value: number | bigint | boole
   throw new Error(`unknown GGUF value type ${type}`);
 }
 
+/** A metadata value as it follows its key: the type id, then the value. */
+function writeMetaValue(w: ByteWriter, meta: MetaValue): void {
+  w.u32(TYPE_IDS[meta.type]);
+  if (meta.type === 'array') {
+    w.u32(TYPE_IDS[meta.itemType]);
+    w.u64(meta.value.length);
+    for (const v of meta.value) writeScalar(w, meta.itemType, v);
+  } else {
+    writeScalar(w, meta.type, meta.value);
+  }
+}
+
+/** The bytes of one metadata value (type id and value), to splice into a file (tests/fuzz.test.ts). */
+export function encodeMetaValue(meta: MetaValue): Uint8Array {
+  const w = new ByteWriter();
+  writeMetaValue(w, meta);
+  return w.concat();
+}
+
 export function writeGGUF(options: { version?: number; metadata: Readonly<Record<string, MetaValue>>; tensors: TensorSpec[]; alignment?: number }): Uint8Array {
   const { version = 3, metadata, tensors } = options;
   const alignment = options.alignment ?? 32;
@@ -115,14 +134,7 @@ export function writeGGUF(options: { version?: number; metadata: Readonly<Record
   w.u64(entries.length);
   for (const [key, meta] of entries) {
     w.string(key);
-    w.u32(TYPE_IDS[meta.type]);
-    if (meta.type === 'array') {
-      w.u32(TYPE_IDS[meta.itemType]);
-      w.u64(meta.value.length);
-      for (const v of meta.value) writeScalar(w, meta.itemType, v);
-    } else {
-      writeScalar(w, meta.type, meta.value);
-    }
+    writeMetaValue(w, meta);
   }
   let offset = 0;
   const offsets: number[] = [];

@@ -148,9 +148,9 @@ function partOf(source: ByteSource, part: { offset: number; size: number }): Byt
 /**
  * The largest header (metadata and tensor infos) Lantern reads. Real headers are a few MB: a
  * 262,144-token vocabulary with scores and token types (Gemma 3's size) and 151,387 merges
- * (Qwen2's count) take 8.6 MB together (measured in tests/fuzz.test.ts), a chat template tens of
- * KB, a thousand tensor infos about 100 KB. 64 MiB leaves a margin of seven times that, and bounds
- * what a damaged length can make the reader fetch and hold.
+ * (Qwen2's count) take 8.1 MiB together (measured in tests/fuzz.test.ts with GPT-2's texts), a
+ * chat template tens of KB, a thousand tensor infos about 100 KB. 64 MiB leaves a margin of
+ * about seven times that, and bounds what a damaged length can make the reader fetch and hold.
  */
 export const MAX_HEADER_BYTES = 64 << 20;
 /** The first read; most headers fit, and a larger one is read again in a prefix that fits it. */
