@@ -7,7 +7,7 @@
 import { wrap, type Remote } from 'comlink';
 import { LanternError, type GenerateRequestOptions, type GenerationStats } from '../../src/index.ts';
 import type { DrillEngine } from './drill-worker.ts';
-import { engine } from './engine-page.ts';
+import { engine, SIMPLE_TEMPLATE } from './engine-page.ts';
 import { seededRandom } from '../../src/runtime/sampler.ts';
 
 export * from './engine-page.ts';
@@ -146,4 +146,27 @@ export async function storm(name: string, seed: number, count: number, concurren
     }),
   );
   return outcomes;
+}
+
+/**
+ * `count` short chat completions on engine `name`, one after another, streamed or not in turn,
+ * `maxTokens` each, all of one conversation: after the first, the KV cache holds the prompt but its
+ * last token, so that each costs a few steps (a thousand run in about two minutes on SwiftShader).
+ * Returns how many ended with "length" or "stop" and the time taken.
+ */
+export async function soak(name: string, from: number, count: number, maxTokens: number): Promise<{ completed: number; ms: number }> {
+  const chat = engine(name).chat.completions;
+  const t0 = performance.now();
+  let completed = 0;
+  for (let i = from; i < from + count; i++) {
+    const request = { messages: [{ role: 'user' as const, content: 'Tell me a story.' }], chat_template: SIMPLE_TEMPLATE, temperature: 0, max_tokens: maxTokens };
+    let finish: string | null = null;
+    if (i % 2 === 0) {
+      finish = (await chat.create({ ...request, stream: false })).choices[0].finish_reason;
+    } else {
+      for await (const chunk of await chat.create({ ...request, stream: true })) finish = chunk.choices[0].finish_reason ?? finish;
+    }
+    if (finish === 'length' || finish === 'stop') completed++;
+  }
+  return { completed, ms: performance.now() - t0 };
 }
