@@ -219,6 +219,7 @@ function semanticMutants(seed: SeedLayout, meta: Map<string, GGUFValue>, rand: (
     ['tokens as arrays', 'tokenizer.ggml.tokens', arrayOfArrays],
     ['tokens dropped', 'tokenizer.ggml.tokens', undefined],
     ['merges as i32', 'tokenizer.ggml.merges', { type: 'array', itemType: 'i32', value: [1, 2, 3] }],
+    ['merges as bool', 'tokenizer.ggml.merges', { type: 'array', itemType: 'bool', value: [true, false] }],
     ['merges as arrays', 'tokenizer.ggml.merges', arrayOfArrays],
     ['merges as string', 'tokenizer.ggml.merges', str('Ġ t')],
     ['scores as strings', 'tokenizer.ggml.scores', strings(['a'])],
@@ -417,6 +418,7 @@ describe('hostile files', () => {
     const cases: [string, MetaValue][] = [
       ['tokenizer.ggml.merges', { type: 'array', itemType: 'i32', value: [1, 2, 3] }],
       ['tokenizer.ggml.merges', str('Ġ t')],
+      ['tokenizer.ggml.merges', { type: 'array', itemType: 'bool', value: [true, false] }],
       ['tokenizer.ggml.tokens', { type: 'array', itemType: 'u8', value: [1, 2, 3] }],
       ['tokenizer.ggml.scores', strings(['a'])],
       ['tokenizer.ggml.scores', { type: 'array', itemType: 'f32', value: new Array(n - 1).fill(0) }],
