@@ -126,6 +126,13 @@ function exercise(file: GGUFFile): void {
 
 const read = (path: string) => new Uint8Array(readFileSync(path));
 
+/** `head` followed by `pad` zero bytes: a file with room for some declared sizes. */
+function padded(head: Uint8Array, pad: number): Uint8Array {
+  const bytes = new Uint8Array(head.byteLength + pad);
+  bytes.set(head);
+  return bytes;
+}
+
 /**
  * A small llama model written with gguf-writer: a byte-level BPE vocabulary (the 256 byte symbols,
  * a few merges, three control tokens), a chat template, and tensors of three types.
@@ -208,6 +215,7 @@ function semanticMutants(seed: SeedLayout, meta: Map<string, GGUFValue>, rand: (
     ['tokens as arrays', 'tokenizer.ggml.tokens', arrayOfArrays],
     ['tokens dropped', 'tokenizer.ggml.tokens', undefined],
     ['merges as i32', 'tokenizer.ggml.merges', { type: 'array', itemType: 'i32', value: [1, 2, 3] }],
+    ['merges as bool', 'tokenizer.ggml.merges', { type: 'array', itemType: 'bool', value: [true, false] }],
     ['merges as arrays', 'tokenizer.ggml.merges', arrayOfArrays],
     ['merges as string', 'tokenizer.ggml.merges', str('Ġ t')],
     ['scores as strings', 'tokenizer.ggml.scores', strings(['a'])],
@@ -290,10 +298,8 @@ describe('fuzz campaign', () => {
     for (let i = 0; i < 24; i++) {
       const kind = pick(rand, ['string', 'u8 array', 'string array', 'array array'] as const);
       const declared = pick(rand, [2n ** 32n, 2n ** 63n, 2n ** 64n - 1n, 600_000_000n, 1n << 26n, 100n]);
-      const head = declaring(kind, declared);
       // Padded so that some declared sizes fit the file and others do not.
-      const bytes = new Uint8Array(head.byteLength + pick(rand, [0, 64, 4096]));
-      bytes.set(head);
+      const bytes = padded(declaring(kind, declared), pick(rand, [0, 64, 4096]));
       await campaign.run('raw', { label: `declared ${kind} of ${declared}`, bytes });
     }
 
@@ -311,7 +317,7 @@ describe('fuzz campaign', () => {
     expect(campaign.counts.get('tokenizer ok') ?? 0).toBeGreaterThan(50);
     expect(campaign.counts.get('reader BAD_MODEL_FILE') ?? 0).toBeGreaterThan(50);
     expect(campaign.counts.get('reader TRUNCATED_FILE') ?? 0).toBeGreaterThan(10);
-  });
+  }, 300_000); // a few seconds alone; minutes on a machine shared by several test runs
 });
 
 // ---- hand-built hostile files, one per class the campaign found ---------------------------------
@@ -328,12 +334,6 @@ async function refusal(work: Promise<unknown> | (() => unknown), code: string, n
 }
 
 const parse = (bytes: Uint8Array) => readGGUF(bytesSource(bytes));
-/** `head` followed by `pad` zero bytes: a file with room for some declared sizes. */
-const padded = (head: Uint8Array, pad: number) => {
-  const bytes = new Uint8Array(head.byteLength + pad);
-  bytes.set(head);
-  return bytes;
-};
 
 describe('the header cap', () => {
   it('a header the size of the largest real vocabularies (262,144 tokens, 151,387 merges) reads, far under the cap', async () => {
@@ -414,6 +414,7 @@ describe('hostile files', () => {
     const cases: [string, MetaValue][] = [
       ['tokenizer.ggml.merges', { type: 'array', itemType: 'i32', value: [1, 2, 3] }],
       ['tokenizer.ggml.merges', str('Ġ t')],
+      ['tokenizer.ggml.merges', { type: 'array', itemType: 'bool', value: [true, false] }],
       ['tokenizer.ggml.tokens', { type: 'array', itemType: 'u8', value: [1, 2, 3] }],
       ['tokenizer.ggml.scores', strings(['a'])],
       ['tokenizer.ggml.scores', { type: 'array', itemType: 'f32', value: new Array(n - 1).fill(0) }],

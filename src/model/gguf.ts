@@ -226,12 +226,17 @@ class Reader {
    * it when the bytes it needs could not be in a header, or are not in the file.
    */
   count(minBytes: number, items: string): number {
-    const n = this.u64();
-    if (n > BigInt(Math.floor(MAX_HEADER_BYTES / minBytes))) {
+    // Read as two u32 halves: no BigInt for each of a vocabulary's 100k+ string lengths.
+    this.need(8);
+    const low = this.view.getUint32(this.pos, true);
+    const high = this.view.getUint32(this.pos + 4, true);
+    this.pos += 8;
+    if (high !== 0 || low * minBytes > MAX_HEADER_BYTES) {
+      const n = (BigInt(high) << 32n) | BigInt(low);
       throw new LanternError('BAD_MODEL_FILE', `The GGUF header gives ${n} ${items} in ${this.what}, which would take more than ${MAX_HEADER_BYTES >> 20} MiB; the file is damaged.`, { at: this.what, count: String(n) });
     }
-    this.need(Number(n) * minBytes);
-    return Number(n);
+    this.need(low * minBytes);
+    return low;
   }
   /** A u64 offset or size, which must fit in a JS number. */
   size(what: string): number {

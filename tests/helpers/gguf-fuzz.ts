@@ -192,16 +192,15 @@ export function truncation(seed: SeedLayout, rand: Random): Mutant {
  * follow unchanged, the data realigned, so tensor offsets stay right.
  */
 export function withMetadata(seed: SeedLayout, pairs: readonly [key: string, value: MetaValue | Uint8Array | undefined][], rename?: [from: string, to: string]): Uint8Array {
-  const w = new ByteWriter();
   const src = seed.bytes;
   const changes = new Map(pairs);
+  const kvs = new ByteWriter();
   let nKV = 0;
   const put = (key: string, value: MetaValue | Uint8Array) => {
-    w.string(key);
-    w.bytes(value instanceof Uint8Array ? value : encodeMetaValue(value));
+    kvs.string(key);
+    kvs.bytes(value instanceof Uint8Array ? value : encodeMetaValue(value));
     nKV++;
   };
-  const header = new ByteWriter();
   for (const kv of seed.kvs) {
     const key = rename && kv.key === rename[0] ? rename[1] : kv.key;
     if (!changes.has(kv.key)) {
@@ -213,13 +212,14 @@ export function withMetadata(seed: SeedLayout, pairs: readonly [key: string, val
     if (value !== undefined) put(key, value);
   }
   for (const [key, value] of changes) if (value !== undefined) put(key, value);
-  header.bytes(src.subarray(0, 16));
-  header.u64(nKV);
-  header.bytes(w.concat());
-  header.bytes(src.subarray(seed.kvEnd, seed.infoEnd));
-  header.pad(seed.alignment);
-  header.bytes(src.subarray(seed.dataOffset));
-  return header.concat();
+  const file = new ByteWriter();
+  file.bytes(src.subarray(0, 16)); // magic, version, tensor count
+  file.u64(nKV);
+  file.bytes(kvs.concat());
+  file.bytes(src.subarray(seed.kvEnd, seed.infoEnd));
+  file.pad(seed.alignment);
+  file.bytes(src.subarray(seed.dataOffset));
+  return file.concat();
 }
 
 /** A file whose only pair nests arrays `depth` deep, one element per level, around a u8 array. */
