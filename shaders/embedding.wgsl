@@ -3,7 +3,7 @@
 // Bindings: 0 step (uniform Step), 1 params (uniform Params {n_embd}),
 //           2 tokens [n_tokens] u32 (absent with POSITIONS), 3 W [n_rows, n_embd] (weights.wgsl words:
 //           F32, F16 or ggml blocks), 4 out [n_tokens, n_embd] f32
-// Variants: W_F32, W_F16, W_Q8_0, W_Q4_0, W_Q4_1, W_Q5_0, W_Q5_1, W_Q4_K, W_Q6_K (weights.wgsl); POSITIONS.
+// Variants: W_F32, W_F16, W_BF16 or a ggml block format (W_Q8_0 ... W_IQ4_XS, weights.wgsl); POSITIONS.
 // Dispatch: (ceil(n_embd / WG), n_tokens).
 
 @group(0) @binding(0) var<uniform> step: Step;

@@ -2,7 +2,7 @@
 // Bindings: 0 step (uniform Step), 1 params (uniform Params {k, n, cache_rows, n0, n1}),
 //           2 x [n_tokens, k] f32, 3 W [n_out, k] (weights.wgsl words: F32, F16 or ggml blocks), 4 y [n_tokens, n_out] f32
 //           cache_rows > 0 writes row t at row (pos0 + t) % cache_rows (the V projection straight into the KV cache)
-// Variants: W_F32, W_F16, W_Q8_0, W_Q4_0, W_Q4_1, W_Q5_0, W_Q5_1, W_Q4_K, W_Q6_K (weights.wgsl); BIAS adds binding 5 bias [n_out] f32 (Qwen2 q/k/v projections);
+// Variants: W_F32, W_F16, W_BF16 or a ggml block format (W_Q8_0 ... W_IQ4_XS, weights.wgsl); BIAS adds binding 5 bias [n_out] f32 (Qwen2 q/k/v projections);
 //           STACK2, STACK3 (linear_store.wgsl): a weight stacking 2 or 3 linears, each part's rows
 //           to its own output (y, then bindings 8 and 9).
 // Overrides: TILE (tile edge; workgroup is TILE x TILE, one output per invocation).

@@ -1,5 +1,6 @@
 /**
- * Quantized GGUF weights (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K and a Q4_K_M-like mix), read by the kernels as
+ * Quantized GGUF weights (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS,
+ * BF16, and Q4_K_M- and Q3_K_M-like mixes), read by the kernels as
  * stored. First the TypeScript block codec (scripts/lib/quantize.ts) against hand-built blocks;
  * then whole models against llama.cpp, two ways:
  *  - on the same quantized file. llama.cpp's CPU backend quantizes the activations to 8 bits for
@@ -15,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSession, type ModelSession } from '../src/cli/session.ts';
 import { GGMLType, readGGUF } from '../src/model/gguf.ts';
 import { bytesSource } from '../src/storage/source.ts';
-import { expandModel, Q4_K_M, restoreModel, storageTypeFor, type TensorTypes, vocabularyOf, writeRandomModel } from '../scripts/lib/model-writer.ts';
+import { expandModel, Q3_K_M, Q4_K_M, restoreModel, storageTypeFor, type TensorTypes, vocabularyOf, writeRandomModel } from '../scripts/lib/model-writer.ts';
 import { dequantize, quantize, QUANT_BLOCKS, type QuantType } from '../scripts/lib/quantize.ts';
 import { randomArray } from './kernels/reference.ts';
 import { STORIES_GGUF } from './helpers/paths.ts';
@@ -206,7 +207,8 @@ const files: Record<string, { quantized: string; decoded: string }> = {};
 const RANDOM_SHAPE = { architecture: 'llama', nLayers: 2, nEmbd: 256, nFF: 512, nHeads: 4, nKvHeads: 2, contextLength: 256 } as const;
 /** Rows of 512 and more: every Q6_K tensor is regrouped (Q6_KR) where linears read int8 activations. */
 const WIDE_SHAPE = { architecture: 'llama', nLayers: 1, nEmbd: 512, nFF: 1024, nHeads: 8, nKvHeads: 4, contextLength: 256 } as const;
-const MODELS: [string, 'stories' | 'random' | 'wide', TensorTypes][] = [
+/** Name, weights, types, and for random weights a seed other than 5 (5's Q3_K models emit EOS within the 24 tokens, where generation stops). */
+const MODELS: [string, 'stories' | 'random' | 'wide', TensorTypes, number?][] = [
   // stories260K's rows are 64 long, except ffn_down's 172: that one falls back to F16, as in llama.cpp.
   ['stories260K Q8_0', 'stories', GGMLType.Q8_0],
   ['stories260K Q4_0', 'stories', GGMLType.Q4_0],
@@ -221,6 +223,14 @@ const MODELS: [string, 'stories' | 'random' | 'wide', TensorTypes][] = [
   ['random 256x2 Q6_K', 'random', GGMLType.Q6_K],
   ['random 256x2 Q4_K_M (Q4_K, Q6_K for layer 1\'s attn_v/ffn_down and the output)', 'random', Q4_K_M],
   ['random 512x1 Q6_K (embedding and every linear regrouped on CPU adapters)', 'wide', GGMLType.Q6_K],
+  // IQ4_NL's blocks are 32 wide; BF16 has no blocks (it stays on the f32 path on CPU adapters too).
+  ['stories260K IQ4_NL', 'stories', GGMLType.IQ4_NL],
+  ['stories260K BF16', 'stories', GGMLType.BF16],
+  ['random 256x2 Q5_K', 'random', GGMLType.Q5_K],
+  ['random 256x2 Q3_K', 'random', GGMLType.Q3_K, 6],
+  ['random 256x2 Q2_K', 'random', GGMLType.Q2_K],
+  ['random 256x2 IQ4_XS', 'random', GGMLType.IQ4_XS],
+  ['random 256x2 Q3_K_M (Q3_K; Q4_K attn_output and ffn_down, Q5_K attn_v, Q6_K output)', 'random', Q3_K_M, 6],
 ];
 
 beforeAll(async () => {
@@ -228,8 +238,8 @@ beforeAll(async () => {
   const storiesBytes = readFileSync(STORIES_GGUF);
   const stories = await readGGUF(bytesSource(storiesBytes));
   const vocab = vocabularyOf(stories);
-  for (const [name, base, types] of MODELS) {
-    const bytes = base === 'stories' ? restoreModel(stories, storiesBytes, types) : writeRandomModel(base === 'wide' ? WIDE_SHAPE : RANDOM_SHAPE, vocab, types, 5);
+  for (const [name, base, types, seed = 5] of MODELS) {
+    const bytes = base === 'stories' ? restoreModel(stories, storiesBytes, types) : writeRandomModel(base === 'wide' ? WIDE_SHAPE : RANDOM_SHAPE, vocab, types, seed);
     const stem = join(dir, name.replace(/\W+/g, '-'));
     files[name] = { quantized: `${stem}.gguf`, decoded: `${stem}.decoded-f32.gguf` };
     writeFileSync(files[name].quantized, bytes);
@@ -268,10 +278,12 @@ for (const [name] of MODELS) {
     // difference from llama.cpp on the decoded-F32 file is the weights' decoding.
     let session: ModelSession;
     let exact: ModelSession;
+    // Opening a session compiles each linear's pipelines (several per format in a mixed file), which
+    // SwiftShader takes its time over.
     beforeAll(async () => {
       session = await openSession(files[name].quantized, { contextLength: 128 });
       exact = await openSession(files[name].quantized, { contextLength: 128, int8Activations: false });
-    });
+    }, 300_000);
     afterAll(async () => {
       await session?.close();
       await exact?.close();
