@@ -140,6 +140,30 @@ describe('fault drills', () => {
     expect(losses[1].reason).not.toMatch(/destroyed/);
   });
 
+  it('a loss while a token is on its way to the page (between two GPU steps) still ends with DEVICE_LOST', async () => {
+    const r = await gpu.evaluate(async ([path, prompt]) => {
+      const h: Drill = await window.lanternImport(path);
+      const { WorkerEngine } = await window.lanternImport('/src/worker/worker-engine.ts');
+      const engine = new WorkerEngine();
+      await engine.load(h.MODEL_URL);
+      const device = (engine as unknown as { runtime: { gpuContext: { device: GPUDevice } } }).runtime.gpuContext.device;
+      let tokens = 0;
+      // The third token's callback loses the device and answers only once the loss is known:
+      // the generation loop sees the abort of cancelAll before any GPU call can fail.
+      const onToken = async () => {
+        if (++tokens !== 3) return;
+        device.destroy();
+        await device.lost;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      };
+      const lost = await h.failure(() => engine.request({ id: 'between', caller: 'drill', prompt, options: { maxTokens: 50 } }, onToken));
+      await engine.unload();
+      return { lost, tokens };
+    }, [HELPERS, PROMPT] as const);
+    expect(r.tokens).toBe(3);
+    expect(r.lost).toMatchObject({ isLanternError: true, code: 'DEVICE_LOST' });
+  });
+
   it('an abort storm: 100 requests from two tabs on one SharedWorker, each aborted at a seeded moment; all settle, no buffer leaks, greedy as a fresh engine', async () => {
     const [second] = await Promise.all([
       gpu.page.waitForEvent('popup'),
