@@ -206,12 +206,12 @@ export class Runtime {
     try {
       const reused = Math.min(commonPrefixLength(this.cachedIds, promptIds), promptIds.length - 1);
       const last = (await this.prefillAllButLast(promptIds.slice(reused), reused))!;
-      const logits = await this.forward.step(last.chunk, reused + last.start, 'logits').catch((e: unknown) => Promise.reject(numericErrorAt(e, { step: 'prefill' })));
+      const logits = await this.forward.step(last.chunk, reused + last.start, 'logits');
       this.cachedIds.push(...last.chunk);
       return logits;
     } catch (e) {
       this.cachedIds = [];
-      throw await this.explain(e);
+      throw await this.explain(numericErrorAt(e, { step: 'prefill' }));
     } finally {
       this.busy = false;
     }
