@@ -35,6 +35,8 @@ export function describeError(error: unknown): ErrorScreen {
       return { ...base, title: 'Lantern cannot run this file', chooseOther: true };
     case 'DEVICE_LOST':
       return { ...base, title: 'The GPU was lost', retry: true };
+    case 'NUMERIC_ERROR':
+      return { ...base, title: 'The model computed NaN or infinity', chooseOther: true };
     default:
       return { ...base, title: 'Something went wrong', chooseOther: true };
   }

@@ -210,12 +210,12 @@ export class Runtime {
     try {
       const reused = this.reusablePrefix(promptIds);
       const last = (await this.prefillAllButLast(promptIds.slice(reused), reused))!;
-      const logits = await this.forward.step(last.chunk, reused + last.start, 'logits').catch((e: unknown) => Promise.reject(numericErrorAt(e, { step: 'prefill' })));
+      const logits = await this.forward.step(last.chunk, reused + last.start, 'logits');
       this.wrote(last.chunk, reused + last.start);
       return logits;
     } catch (e) {
       this.cachedIds = [];
-      throw await this.explain(e);
+      throw await this.explain(numericErrorAt(e, { step: 'prefill' }));
     } finally {
       this.busy = false;
     }

@@ -133,10 +133,17 @@ export class WorkerEngine {
         for await (const token of runtime.generate(promptIds, request.options, signal)) {
           if (!(await answered(onToken(token)))) this.scheduler.cancel(request.id);
         }
+        // A loss between two steps (while a token went to the page) reaches the loop as the abort
+        // of cancelAll, not as a failed GPU call: it is still the loss that ended the request.
+        if (runtime.lastStats!.finishReason === 'abort' && this.lostError && this.runtime !== runtime) throw this.lostError;
         return runtime.lastStats!;
       });
     } catch (e) {
-      if (e instanceof LanternError && e.code === 'ABORTED') return notStarted();
+      // Queued requests are cancelled when the device is lost; they end with the loss too.
+      if (e instanceof LanternError && e.code === 'ABORTED') {
+        if (this.lostError) throw this.lostError;
+        return notStarted();
+      }
       throw e;
     }
   }

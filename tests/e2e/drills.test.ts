@@ -110,7 +110,7 @@ describe('fault drills', () => {
       const after = await gpu.evaluate(async ([path, prompt]) => {
         const h: Drill = await window.lanternImport(path);
         const drill = h.installDrillWorker();
-        const ended = await h.backgroundEnding();
+        const { running: ended, queued } = await h.backgroundEnding();
         const censusLost = await drill.liveBuffers();
         // The same engine object, the same page: load again and generate.
         const phases = new Set<string>();
@@ -119,11 +119,13 @@ describe('fault drills', () => {
         const reloadMs = performance.now() - t0;
         const again = await h.collect('lost', prompt, { maxTokens: 24 });
         const { listCachedModels } = await window.lanternImport('/src/index.ts');
-        return { ended, censusLost, phases: [...phases], reloadMs, again: again.tokens, cached: await listCachedModels(), census: await drill.liveBuffers() };
+        return { ended, queued, censusLost, phases: [...phases], reloadMs, again: again.tokens, cached: await listCachedModels(), census: await drill.liveBuffers() };
       }, [HELPERS, PROMPT] as const);
       console.log(`device loss by ${kind}: the request ended after ${after.ended.tokens.length} tokens with ${after.ended.error?.code}; reloaded in ${after.reloadMs.toFixed(0)} ms (${after.phases.join(', ')})`);
       losses.push({ kind, reason: after.ended.error?.message ?? '' });
       expect(after.ended.error, kind).toMatchObject({ isLanternError: true, code: 'DEVICE_LOST' });
+      // The request queued behind it learns of the loss too, rather than of an abort it did not ask for.
+      expect(after.queued, kind).toMatchObject({ tokens: [], error: { isLanternError: true, code: 'DEVICE_LOST' } });
       expect(after.ended.tokens.length, kind).toBeLessThan(400);
       expect(greedy.slice(0, Math.min(24, after.ended.tokens.length)), kind).toEqual(after.ended.tokens.slice(0, 24));
       expect(after.censusLost, `${kind}: no live device and no buffer after the loss`).toEqual({ devices: 0, buffers: 0, bytes: 0 });
@@ -136,6 +138,30 @@ describe('fault drills', () => {
     // Two different losses: destroy() says "destroyed"; the crash does not.
     expect(losses[0].reason).toMatch(/destroyed/);
     expect(losses[1].reason).not.toMatch(/destroyed/);
+  });
+
+  it('a loss while a token is on its way to the page (between two GPU steps) still ends with DEVICE_LOST', async () => {
+    const r = await gpu.evaluate(async ([path, prompt]) => {
+      const h: Drill = await window.lanternImport(path);
+      const { WorkerEngine } = await window.lanternImport('/src/worker/worker-engine.ts');
+      const engine = new WorkerEngine();
+      await engine.load(h.MODEL_URL);
+      const device = (engine as unknown as { runtime: { gpuContext: { device: GPUDevice } } }).runtime.gpuContext.device;
+      let tokens = 0;
+      // The third token's callback loses the device and answers only once the loss is known:
+      // the generation loop sees the abort of cancelAll before any GPU call can fail.
+      const onToken = async () => {
+        if (++tokens !== 3) return;
+        device.destroy();
+        await device.lost;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      };
+      const lost = await h.failure(() => engine.request({ id: 'between', caller: 'drill', prompt, options: { maxTokens: 50 } }, onToken));
+      await engine.unload();
+      return { lost, tokens };
+    }, [HELPERS, PROMPT] as const);
+    expect(r.tokens).toBe(3);
+    expect(r.lost).toMatchObject({ isLanternError: true, code: 'DEVICE_LOST' });
   });
 
   it('an abort storm: 100 requests from two tabs on one SharedWorker, each aborted at a seeded moment; all settle, no buffer leaks, greedy as a fresh engine', async () => {

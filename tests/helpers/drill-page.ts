@@ -56,12 +56,13 @@ export async function settle(name: string, prompt: string, options: GenerateRequ
   }
 }
 
-/** One long request started in the background, so that the test can break something while it runs. */
-let background: { ending: Promise<Ending>; chunks: number } | undefined;
+/** A long request started in the background, and a second queued behind it, so that the test can break something while they wait. */
+let background: { ending: Promise<Ending>; queued: Promise<Ending>; chunks: number } | undefined;
 
 export function startBackground(name: string, prompt: string, options: GenerateRequestOptions): void {
-  const state = { ending: Promise.resolve<Ending>({ tokens: [] }), chunks: 0 };
+  const state = { ending: Promise.resolve<Ending>({ tokens: [] }), queued: Promise.resolve<Ending>({ tokens: [] }), chunks: 0 };
   state.ending = settle(name, prompt, options, (n) => (state.chunks = n));
+  state.queued = settle(name, prompt, { ...options, maxTokens: 4 });
   background = state;
 }
 
@@ -73,8 +74,9 @@ export async function backgroundChunks(n: number): Promise<number> {
   return background!.chunks;
 }
 
-export function backgroundEnding(): Promise<Ending> {
-  return background!.ending;
+/** How the background request and the one queued behind it ended. */
+export async function backgroundEnding(): Promise<{ running: Ending; queued: Ending }> {
+  return { running: await background!.ending, queued: await background!.queued };
 }
 
 /** When a storm request's signal is aborted. */
