@@ -138,7 +138,7 @@ describe('fault drills', () => {
     // Two different losses: destroy() says "destroyed"; the crash does not.
     expect(losses[0].reason).toMatch(/destroyed/);
     expect(losses[1].reason).not.toMatch(/destroyed/);
-  });
+  }, 300_000);
 
   it('a loss while a token is on its way to the page (between two GPU steps) still ends with DEVICE_LOST', async () => {
     const r = await gpu.evaluate(async ([path, prompt]) => {
@@ -298,7 +298,7 @@ describe('fault drills', () => {
       await context.close();
       await server.close();
     }
-  });
+  }, 300_000);
 
   it('a soak: 1,000 short chat requests in one page; the heaps and the live GPU buffers stay within their bounds', async () => {
     const total = 1000;
