@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSession, type ModelSession } from '../src/cli/session.ts';
 import { GGMLType, readGGUF } from '../src/model/gguf.ts';
 import { bytesSource } from '../src/storage/source.ts';
-import { expandModel, Q3_K_M, Q4_K_M, restoreModel, storageTypeFor, type TensorTypes, vocabularyOf, writeRandomModel } from '../scripts/lib/model-writer.ts';
+import { expandModel, type ModelShape, Q3_K_M, Q4_K_M, restoreModel, storageTypeFor, type TensorTypes, vocabularyOf, writeRandomModel } from '../scripts/lib/model-writer.ts';
 import { dequantize, quantize, QUANT_BLOCKS, type QuantType } from '../scripts/lib/quantize.ts';
 import { randomArray } from './kernels/reference.ts';
 import { STORIES_GGUF } from './helpers/paths.ts';
@@ -208,7 +208,7 @@ const RANDOM_SHAPE = { architecture: 'llama', nLayers: 2, nEmbd: 256, nFF: 512, 
 /** Rows of 512 and more: every Q6_K tensor is regrouped (Q6_KR) where linears read int8 activations. */
 const WIDE_SHAPE = { architecture: 'llama', nLayers: 1, nEmbd: 512, nFF: 1024, nHeads: 8, nKvHeads: 4, contextLength: 256 } as const;
 /** Name, weights, types, and for random weights a seed other than 5 (5's Q3_K models emit EOS within the 24 tokens, where generation stops). */
-const MODELS: [string, 'stories' | 'random' | 'wide', TensorTypes, number?][] = [
+const MODELS: [string, 'stories' | 'random' | 'wide' | ModelShape, TensorTypes, number?][] = [
   // stories260K's rows are 64 long, except ffn_down's 172: that one falls back to F16, as in llama.cpp.
   ['stories260K Q8_0', 'stories', GGMLType.Q8_0],
   ['stories260K Q4_0', 'stories', GGMLType.Q4_0],
@@ -231,6 +231,9 @@ const MODELS: [string, 'stories' | 'random' | 'wide', TensorTypes, number?][] = 
   ['random 256x2 Q2_K', 'random', GGMLType.Q2_K],
   ['random 256x2 IQ4_XS', 'random', GGMLType.IQ4_XS],
   ['random 256x2 Q3_K_M (Q3_K; Q4_K attn_output and ffn_down, Q5_K attn_v, Q6_K output)', 'random', Q3_K_M, 6],
+  // Other families through the int8 path: their own blocks around the same quantized linears.
+  ['qwen3 256x2 Q8_0 (per-head q/k norms, heads of 128)', { ...RANDOM_SHAPE, architecture: 'qwen3', headDim: 128 }, GGMLType.Q8_0],
+  ['gemma3 256x6 Q4_K_M (GeGLU, sandwich norms, window 8 in a ring cache)', { ...RANDOM_SHAPE, architecture: 'gemma3', nLayers: 6, nKvHeads: 1, extra: { 'attention.sliding_window': { type: 'u32', value: 8 } } }, Q4_K_M],
 ];
 
 beforeAll(async () => {
@@ -239,7 +242,8 @@ beforeAll(async () => {
   const stories = await readGGUF(bytesSource(storiesBytes));
   const vocab = vocabularyOf(stories);
   for (const [name, base, types, seed = 5] of MODELS) {
-    const bytes = base === 'stories' ? restoreModel(stories, storiesBytes, types) : writeRandomModel(base === 'wide' ? WIDE_SHAPE : RANDOM_SHAPE, vocab, types, seed);
+    const shape = base === 'wide' ? WIDE_SHAPE : base === 'random' ? RANDOM_SHAPE : base;
+    const bytes = shape === 'stories' ? restoreModel(stories, storiesBytes, types) : writeRandomModel(shape, vocab, types, seed);
     const stem = join(dir, name.replace(/\W+/g, '-'));
     files[name] = { quantized: `${stem}.gguf`, decoded: `${stem}.decoded-f32.gguf` };
     writeFileSync(files[name].quantized, bytes);
