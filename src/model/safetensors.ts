@@ -13,13 +13,18 @@ import { halfBitsToFloat } from './f16.ts';
  *     ... }
  *
  * data_offsets are relative to the data section. Nothing in the header is trusted: the checks are
- * those of the reference implementation (huggingface/safetensors, tensor.rs: read_metadata and
- * Metadata::validate): the header fits in MAX_HEADER_BYTES and in the file; it is UTF-8 JSON and
- * begins with '{'; each shape's byte size equals END − BEGIN without overflow; the tensors, sorted
- * by offsets, cover the data section exactly, with no gap or overlap, and end where the file ends.
- * Stricter than the reference: a key given twice in one object is refused (the reference's map
- * keeps the last tensor of a name silently), since then one entry would shadow another. Like the
- * reference, keys of an entry other than dtype, shape and data_offsets are ignored.
+ * those of the reference implementation (huggingface/safetensors 0.6, tensor.rs: read_metadata and
+ * Metadata::validate): the header fits in MAX_HEADER_BYTES and in the file; it is a UTF-8 JSON
+ * object; each shape's size in bits is a whole number of bytes equal to END − BEGIN, without
+ * overflow; the tensors, sorted by offsets, cover the data section exactly, with no gap or
+ * overlap, and end where the file ends. Like the reference, keys of an entry other than dtype,
+ * shape and data_offsets are ignored. Stricter than the reference, on purpose:
+ * - the header must begin with '{' (the reference has this check written but commented out until
+ *   its 0.4.0; every writer emits '{' first);
+ * - a key given twice in one object is refused: the reference's map silently keeps the last
+ *   tensor of a name, so one entry could shadow another;
+ * - a dimension or offset must be a whole number as a double, so 2.0 passes where serde would
+ *   refuse it for a usize (JSON.parse cannot tell 2.0 from 2), while 2^53 and above are refused.
  */
 
 /** The dtypes the format defines, with their width in bits (F4 and F6 pack below a byte). */
@@ -179,11 +184,11 @@ function readEntries(root: Record<string, unknown>): { tensors: SafetensorsTenso
     if (name === '__metadata__') {
       if (entry === null) continue; // the reference reads null as no metadata
       if (typeof entry !== 'object' || Array.isArray(entry)) {
-        throw damaged('The safetensors __metadata__ is not an object of strings', { tensor: name, field: '__metadata__' });
+        throw damaged('The safetensors __metadata__ is not an object of strings', { field: '__metadata__' });
       }
       for (const [key, value] of Object.entries(entry)) {
         if (typeof value !== 'string') {
-          throw damaged(`The safetensors __metadata__ key ${shown(key)} holds a ${jsonType(value)}, not a string`, { tensor: name, field: key });
+          throw damaged(`The safetensors __metadata__ key ${shown(key)} holds a ${jsonType(value)}, not a string`, { field: key });
         }
         metadata.set(key, value);
       }
@@ -242,7 +247,7 @@ function readEntry(name: string, entry: unknown): SafetensorsTensor {
   return { name, dtype: dtype as string, shape: shape as number[], nElements, begin, end, supported: SUPPORTED_DTYPES.has(dtype as string) };
 }
 
-/** A whole number ≥ 0 that is exact as a double. (JSON's 2.0 reads as 2, and is accepted as 2.) */
+/** A whole number ≥ 0 that is exact as a double. */
 function isCount(x: unknown): x is number {
   return Number.isSafeInteger(x) && (x as number) >= 0;
 }
