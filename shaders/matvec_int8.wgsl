@@ -32,7 +32,7 @@
 //                          its int8 table value (iq4_bytes, quant.wgsl), four to a word, met with x as
 //                          four int8 per word by dot4I8Packed (the values span -127..113: 8 bits, so
 //                          packed products would hold one per sum);
-//   W_IQ4_XS               a 136-byte block in four steps of 64, as IQ4_NL.
+//   W_IQ4_XS               a quarter of a 136-byte block (64 elements) in one step, as IQ4_NL.
 // BF16 has no int8 variant: its weights carry their own exponent each, with no block scale to make
 // them integers; it is read as F16 is (matvec_rows.wgsl).
 // Packed products (x as pairs): a weight word holds two signed 16-bit weights, elements e (low half)
@@ -98,7 +98,7 @@ fn high_half(p: vec4<u32>) -> i32 {
 #endif
 #ifdef W_IQ4_XS
 #define X_INT8
-#define STEPS4
+#define ONE_STEP
 #endif
 #ifdef W_Q4_K
 #define STEPS4
@@ -108,6 +108,10 @@ fn high_half(p: vec4<u32>) -> i32 {
 #endif
 #ifdef W_Q8_0
 #define X_INT8
+#endif
+
+#ifdef UNIT64
+#define ONE_STEP
 #endif
 
 #ifdef UNIT64
@@ -275,37 +279,35 @@ fn x_unit(t: u32, b: u32, s: u32, lane: u32) -> XUnit {
 #endif
 
 #ifdef W_IQ4_XS
-const BLOCK = 256u; // in four steps of 64
+// A quarter of a 136-byte block per block and step: one step's code, as IQ4_NL's (four steps written
+// out, as Q4_K's, ran at half the speed on SwiftShader).
+const BLOCK = 64u;
 
-// A row's block: its first word, and d times the 8 sub-block scales (low 4 bits: nibble j of word
-// 1; top 2: bits 16 + 2 j of word 0; less 32).
+// Quarter b of a row's blocks: its 8 quant words (sub-blocks 2 (b % 4) and 2 (b % 4) + 1) and
+// their factors, d times the 6-bit scales (low 4 bits: nibble j of word 1; top 2: bits 16 + 2 j of
+// word 0; less 32).
 struct RowBlock {
-  i: u32,
-  f0: vec4<f32>, // sub-blocks 0..3
-  f1: vec4<f32>, // 4..7
+  q: u32,
+  f: vec2<f32>,
 }
 
 fn row_block(row: u32, b: u32) -> RowBlock {
-  let i = 34u * (row * (params.k / 256u) + b);
+  let i = 34u * (row * (params.k / 256u) + (b >> 2u));
+  let s = b & 3u;
   let w0 = W[i];
-  let w1 = W[i + 1u];
-  let d = unpack2x16float(w0).x;
-  let low0 = (vec4<u32>(w1) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u);
-  let low1 = (vec4<u32>(w1) >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(15u);
-  let high0 = (vec4<u32>(w0) >> vec4<u32>(16u, 18u, 20u, 22u)) & vec4<u32>(3u);
-  let high1 = (vec4<u32>(w0) >> vec4<u32>(24u, 26u, 28u, 30u)) & vec4<u32>(3u);
-  return RowBlock(i, d * (vec4<f32>(low0 | (high0 << vec4<u32>(4u))) - 32.0), d * (vec4<f32>(low1 | (high1 << vec4<u32>(4u))) - 32.0));
+  let j = vec2<u32>(2u * s, 2u * s + 1u);
+  let low = (vec2<u32>(W[i + 1u]) >> (4u * j)) & vec2<u32>(15u);
+  let high = (vec2<u32>(w0) >> (16u + 2u * j)) & vec2<u32>(3u);
+  return RowBlock(i + 2u + 8u * s, unpack2x16float(w0).x * (vec2<f32>(low | (high << vec2<u32>(4u))) - 32.0));
 }
 
-// Step s: sub-blocks 2 s and 2 s + 1, their quants in words i + 2 + 8 s ...
 fn w_unit(r: RowBlock, s: u32) -> WUnit {
-  let q = r.i + 2u + 8u * s;
-  let f = select(select(r.f0.xy, r.f0.zw, s == 1u), select(r.f1.xy, r.f1.zw, s == 3u), s >= 2u);
-  return WUnit(values32(vec4<u32>(W[q], W[q + 1u], W[q + 2u], W[q + 3u])), values32(vec4<u32>(W[q + 4u], W[q + 5u], W[q + 6u], W[q + 7u])), f);
+  let q = r.q;
+  return WUnit(values32(vec4<u32>(W[q], W[q + 1u], W[q + 2u], W[q + 3u])), values32(vec4<u32>(W[q + 4u], W[q + 5u], W[q + 6u], W[q + 7u])), r.f);
 }
 
 fn x_unit(t: u32, b: u32, s: u32, lane: u32) -> XUnit {
-  return x_int8(t, 256u * b + 64u * s, lane);
+  return x_int8(t, 64u * b, lane);
 }
 #endif
 
@@ -846,7 +848,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     // A block's steps written out: SwiftShader runs a loop over them far slower (a loop of Q8_0's
     // one step cost 40%).
     acc = add_step(acc, r, b, 0u, ts, lane);
-#ifndef UNIT64
+#ifndef ONE_STEP
     acc = add_step(acc, r, b, 1u, ts, lane);
 #endif
 #ifdef STEPS4
