@@ -26,6 +26,8 @@ let llamaPromise: Promise<Llama> | undefined;
 const models = new Map<string, Promise<LlamaModel>>();
 /** Vocabulary-only loads (a GGUF with no tensors), kept apart from the full models above. */
 const vocabs = new Map<string, Promise<LlamaModel>>();
+/** Whether a load was refused since the backend started (disposeLlamaCpp). */
+let loadRefused = false;
 
 function loadLlama(): Promise<Llama> {
   llamaPromise ??= getLlama({
@@ -58,7 +60,10 @@ function loadVocab(modelPath: string): Promise<LlamaModel> {
   if (!model) {
     model = loadLlama().then((llama) => llama.loadModel({ modelPath, vocabOnly: true }));
     vocabs.set(modelPath, model);
-    model.catch(() => vocabs.delete(modelPath));
+    model.catch(() => {
+      vocabs.delete(modelPath);
+      loadRefused = true;
+    });
   }
   return model;
 }
@@ -184,6 +189,13 @@ export async function disposeLlamaCpp(): Promise<void> {
   for (const model of loaded) await (await model.catch(() => undefined))?.dispose();
   const llama = await llamaPromise?.catch(() => undefined);
   llamaPromise = undefined;
+  // node-llama-cpp 3.22's Llama.dispose() never settles after a refused loadModel once other models
+  // were loaded and disposed (seen in tokenizer-families.test.ts); the backend then goes with the
+  // test worker's process instead.
+  if (loadRefused) {
+    loadRefused = false;
+    return;
+  }
   await llama?.dispose();
 }
 
