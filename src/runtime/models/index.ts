@@ -5,6 +5,7 @@ import type { Family } from './family.ts';
 import { gemma2 } from './gemma2.ts';
 import { gemma3 } from './gemma3.ts';
 import { gpt2 } from './gpt2.ts';
+import { gptneo } from './gptneo.ts';
 import { gptneox } from './gptneox.ts';
 import { llama } from './llama.ts';
 import { olmo2 } from './olmo2.ts';
@@ -14,7 +15,7 @@ import { qwen3 } from './qwen3.ts';
 import { smollm3 } from './smollm3.ts';
 
 /** Every family this build runs; adding one is a file in this folder and a line here. */
-export const FAMILIES: readonly Family[] = [llama, qwen2, qwen3, smollm3, phi3, gemma2, gemma3, olmo2, gpt2, gptneox];
+export const FAMILIES: readonly Family[] = [llama, qwen2, qwen3, smollm3, phi3, gemma2, gemma3, olmo2, gpt2, gptneo, gptneox];
 
 const BY_ARCHITECTURE = new Map<string, Family>(FAMILIES.flatMap((f) => f.architectures.map((a) => [a, f] as const)));
 
