@@ -304,10 +304,22 @@ export async function readTensorF32(source: ByteSource, tensor: SafetensorsTenso
   if (bytes.byteLength !== tensor.nElements * width) {
     throw new LanternError('TRUNCATED_FILE', `Asked for the ${tensor.end - tensor.begin} bytes of tensor ${shown(tensor.name)} and got ${bytes.byteLength}; the file is truncated, download it again.`, { tensor: tensor.name });
   }
-  if (tensor.dtype === 'F32') return new Float32Array(bytes.buffer);
-  const halves = new Uint16Array(bytes.buffer);
-  const out = new Float32Array(tensor.nElements); // [nElements] f32
-  if (tensor.dtype === 'BF16') {
+  return decodeF32(bytes, tensor.dtype);
+}
+
+/**
+ * F32, F16 or BF16 values (little-endian, as safetensors stores them) as f32. `bytes` must start on
+ * a multiple of 4 within its buffer for F32 (a fresh copy does).
+ */
+export function decodeF32(bytes: Uint8Array, dtype: string): Float32Array<ArrayBuffer> {
+  if (dtype === 'F32') {
+    return bytes.byteOffset % 4 === 0 && bytes.buffer instanceof ArrayBuffer
+      ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
+      : new Float32Array(bytes.slice().buffer);
+  }
+  const halves = bytes.byteOffset % 2 === 0 && bytes.buffer instanceof ArrayBuffer ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Uint16Array(bytes.slice().buffer);
+  const out = new Float32Array(halves.length); // [n] f32
+  if (dtype === 'BF16') {
     // bf16 is the top half of an f32.
     const bits = new Uint32Array(out.buffer);
     for (let i = 0; i < halves.length; i++) bits[i] = halves[i] << 16;
