@@ -7,6 +7,8 @@ import { tokenizerFromGGUF } from '../model/tokenizer/index.ts';
 import { chatPromptIds, chatTemplateOf, type ChatMessage } from '../runtime/chat.ts';
 import type { GeneratedToken, GenerateOptions } from '../runtime/types.ts';
 import { openFileSource } from './file-source.ts';
+import { type CliModel, convertCliModel, isCheckpoint, openCliModel, writeSource } from './model-source.ts';
+import { QUANTIZE_CHOICES, type QuantizeChoice } from '../model/hf/convert.ts';
 import { openSession, type ModelSession } from './session.ts';
 
 /**
@@ -38,7 +40,15 @@ Commands:
             decoding reaches and the adapter's streaming-read bandwidth, on GPU timestamps where
             the adapter has them. --profile adds each kernel's GPU time per decode step;
             --op-costs what each kind of WGSL operation costs on the adapter, in u32 adds.
+  convert   --model DIR|URL --out FILE.gguf [--type auto|none|f16|q8_0|q4_0|q4_k] [--json]
+            Writes a Hugging Face model (a folder with config.json and safetensors weights, or
+            https://huggingface.co/ORG/NAME[@REV]) as one GGUF: llama.cpp's architecture and keys
+            where llama.cpp has the family, Lantern's gpt-neo (docs/gguf-gpt-neo.md) for GPT-Neo.
+            --type auto: q8_0 for F32/BF16 weights, none (kept as stored) for F16.
   help      This text.
+
+--model is a .gguf file, or a Hugging Face model (folder or hub address), converted on the way
+in; --quantize auto|none|f16|q8_0|q4_0|q4_k says to what (default auto, as for convert --type).
 
 --json prints one JSON object on stdout; errors then print as {"error":{"code","message"}}.
 
@@ -49,6 +59,9 @@ Environment:
 
 const OPTIONS = {
   model: { type: 'string' },
+  quantize: { type: 'string' },
+  out: { type: 'string' },
+  type: { type: 'string' },
   prompt: { type: 'string' },
   'prompt-ids': { type: 'string' },
   'max-tokens': { type: 'string' },
@@ -77,11 +90,12 @@ const OPTIONS = {
 
 /** Which options each command takes; any other is a usage error. */
 const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
-  bench: ['model', 'prompt-tokens', 'gen-tokens', 'profile', 'op-costs', 'json'],
-  generate: ['model', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
-  chat: ['model', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
-  logits: ['model', 'prompt-ids', 'context', 'json'],
-  tokenize: ['model', 'text', 'text-file', 'add-special', 'no-parse-special', 'json'],
+  convert: ['model', 'out', 'type', 'json'],
+  bench: ['model', 'quantize', 'prompt-tokens', 'gen-tokens', 'profile', 'op-costs', 'json'],
+  generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
+  chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
+  logits: ['model', 'quantize', 'prompt-ids', 'context', 'json'],
+  tokenize: ['model', 'quantize', 'text', 'text-file', 'add-special', 'no-parse-special', 'json'],
 };
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -125,7 +139,18 @@ export async function main(argv: string[]): Promise<number> {
   };
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
+  let model: CliModel | undefined;
   try {
+    if (command === 'convert') {
+      await convert(values, json);
+      return 0;
+    }
+    // A Hugging Face model (a folder or a hub address) is converted into a GGUF first.
+    model = await openCliModel(values.model!, quantizeChoice(values.quantize));
+    if (model.converted) {
+      process.stderr.write(`converted ${values.model} (${model.converted.architecture}, ${formatBytes(model.converted.checkpointBytes)} of weights) at ${model.converted.quantize}\n`);
+    }
+    values = { ...values, model: model.path };
     if (command === 'tokenize') {
       await tokenize(values, json);
       return 0;
@@ -160,7 +185,38 @@ export async function main(argv: string[]): Promise<number> {
     process.off('SIGINT', interrupt);
     process.off('SIGTERM', interrupt);
     await session?.close();
+    await model?.dispose();
   }
+}
+
+function quantizeChoice(value: string | undefined): QuantizeChoice | 'auto' | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'auto' && !QUANTIZE_CHOICES.includes(value as QuantizeChoice)) {
+    throw new UsageError(`--quantize must be auto or one of ${QUANTIZE_CHOICES.join(', ')}, not "${value}"`);
+  }
+  return value as QuantizeChoice | 'auto';
+}
+
+/** `lantern convert`: a Hugging Face model written as one GGUF file. */
+async function convert(values: Values, json: boolean): Promise<void> {
+  if (values.out === undefined) throw new UsageError('convert needs --out FILE.gguf');
+  const quantize = quantizeChoice(values.type) ?? 'auto';
+  if (!isCheckpoint(values.model!)) {
+    throw new LanternError('BAD_ARGUMENT', `${values.model} is not a Hugging Face model (a folder with config.json, or a hub address); convert reads those.`);
+  }
+  const converted = await convertCliModel(values.model!, quantize);
+  try {
+    await writeSource(converted.source, values.out);
+  } finally {
+    await converted.close();
+  }
+  const { source, close: _, ...about } = converted;
+  if (json) writeJSON({ out: values.out, bytes: source.size, ...about });
+  else process.stdout.write(`wrote ${values.out}: ${converted.architecture}, ${converted.quantize}, ${formatBytes(source.size)} (from ${formatBytes(converted.checkpointBytes)} of weights)\n`);
+}
+
+function formatBytes(n: number): string {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
 }
 
 interface GenerateRequest {

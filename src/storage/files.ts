@@ -16,6 +16,8 @@ export interface NamedFiles {
   has(name: string): Promise<boolean>;
   /** The file, read by range; fails with BAD_MODEL_FILE naming it when it is not there. */
   open(name: string): Promise<ByteSource>;
+  /** Lets go of open files (a folder on disk); sources opened before are unusable after. */
+  close?(): Promise<void>;
 }
 
 /** A hub repository as a URL names it. */

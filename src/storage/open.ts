@@ -55,8 +55,18 @@ export interface LoadProgress {
   totalBytes: number | undefined;
 }
 
-/** A URL (any CORS-enabled host), a File or Blob, the file's bytes, or all the Files of a split GGUF. */
-export type ModelInput = string | URL | Blob | Uint8Array | ArrayBuffer | readonly File[];
+/** A URL (any CORS-enabled host), a File or Blob, the file's bytes, all the Files of a split GGUF, or a made file. */
+export type ModelInput = string | URL | Blob | Uint8Array | ArrayBuffer | readonly File[] | MadeFile;
+
+/**
+ * A GGUF file made as it is read, under a stable id: a Hugging Face checkpoint converted on load
+ * (src/model/hf/convert.ts). `open` is called only when bytes are missing from the cache, so a
+ * cached model is read without making (or fetching) anything.
+ */
+export interface MadeFile {
+  readonly id: string;
+  open(): Promise<ByteSource>;
+}
 
 export interface OpenModelOptions {
   /** The file's SHA-256 in hex; a file that does not match fails with CHECKSUM_MISMATCH. */
@@ -130,6 +140,7 @@ async function cacheStores(id: string | undefined, options: OpenModelOptions): P
 /** Where the file's bytes come from: a server, or something already in memory or on disk. */
 type Origin =
   | { kind: 'url'; url: string; defaultId: string }
+  | { kind: 'made'; open: () => Promise<ByteSource>; defaultId: string }
   | { kind: 'blob'; blob: Blob; defaultId: string | undefined; bytes?: Uint8Array };
 
 const SPLIT_GGUF = /-(\d{5})-of-(\d{5})\.gguf$/i;
@@ -137,7 +148,8 @@ const SPLIT_GGUF = /-(\d{5})-of-(\d{5})\.gguf$/i;
 /** The origins of a model's files, in order: one, or every part of a split GGUF. */
 function describeParts(input: ModelInput): Origin[] {
   if (Array.isArray(input)) return splitFiles(input);
-  const origin = describeInput(input as Exclude<ModelInput, readonly File[]>);
+  if (isMadeFile(input)) return [{ kind: 'made', open: once(input.open.bind(input)), defaultId: input.id }];
+  const origin = describeInput(input as Exclude<ModelInput, readonly File[] | MadeFile>);
   if (origin.kind !== 'url') return [origin];
   const path = origin.url.split(/[?#]/)[0];
   const match = SPLIT_GGUF.exec(path);
@@ -181,7 +193,17 @@ function splitFiles(files: readonly unknown[]): Origin[] {
   return parts.map(({ file }) => ({ kind: 'blob', blob: file, defaultId: `file:${file.name}:${file.size}:${file.lastModified}` }));
 }
 
-function describeInput(input: Exclude<ModelInput, readonly File[]>): Origin {
+function isMadeFile(input: ModelInput): input is MadeFile {
+  return typeof input === 'object' && input !== null && typeof (input as MadeFile).open === 'function' && typeof (input as MadeFile).id === 'string';
+}
+
+/** `open` called at most once; later calls share its promise. */
+function once(open: () => Promise<ByteSource>): () => Promise<ByteSource> {
+  let opened: Promise<ByteSource> | undefined;
+  return () => (opened ??= open());
+}
+
+function describeInput(input: Exclude<ModelInput, readonly File[] | MadeFile>): Origin {
   if (typeof input === 'string' || input instanceof URL) {
     const url = String(input);
     refuseSplit(url.split(/[?#]/)[0]);
@@ -244,7 +266,10 @@ function progressReporter(onProgress: OpenModelOptions['onProgress']): Report {
 
 async function openUncached(origin: Origin, expected: string | undefined, report: Report, reason: string, signal?: AbortSignal): Promise<ModelSource> {
   let source: ByteSource;
-  if (origin.kind === 'url') {
+  if (origin.kind === 'made') {
+    source = await origin.open();
+    if (expected) await checkStream(new Response(sourceStream(source, 0, DEFAULT_CHUNK_SIZE)), expected, report);
+  } else if (origin.kind === 'url') {
     // Checking a whole-file hash needs the whole file once; the runtime then reads it again by range.
     if (expected) await checkStream(await fetchOrThrow(origin.url, {}, signal), expected, report);
     source = await urlSource(origin.url);
@@ -252,7 +277,7 @@ async function openUncached(origin: Origin, expected: string | undefined, report
     if (expected) await checkStream(new Response(origin.blob), expected, report);
     source = origin.bytes ? bytesSource(origin.bytes) : blobSource(origin.blob);
   }
-  return countingSource(source, { id: undefined, cached: false, uncachedReason: reason }, report, origin.kind === 'url');
+  return countingSource(source, { id: undefined, cached: false, uncachedReason: reason }, report, origin.kind !== 'blob');
 }
 
 async function checkStream(response: Response, expected: string, report: Report): Promise<void> {
@@ -300,7 +325,7 @@ async function openSplit(origins: Origin[], expected: string | undefined, report
   if (!stores) {
     for (const [k, origin] of origins.entries()) {
       try {
-        sources.push(origin.kind === 'url' ? await urlSource(origin.url) : origin.bytes ? bytesSource(origin.bytes) : blobSource(origin.blob));
+        sources.push(origin.kind === 'made' ? await origin.open() : origin.kind === 'url' ? await urlSource(origin.url) : origin.bytes ? bytesSource(origin.bytes) : blobSource(origin.blob));
       } catch (e) {
         throw missingPart(e, k, origin);
       }
@@ -333,6 +358,7 @@ async function knownSize(origin: Origin, stores: CacheStores, id: string, signal
   if (origin.kind === 'blob') return origin.blob.size;
   const known = (await get<ModelManifest>(id, stores.manifests)) ?? (await get<DownloadRecord>(id, stores.downloads));
   if (known?.size !== undefined) return known.size;
+  if (origin.kind === 'made') return (await origin.open()).size;
   return (await probeFile(origin.url, signal).catch((e: unknown) => {
     throw signal?.aborted ? abortError() : e;
   })).size;
@@ -554,6 +580,16 @@ class ModelCache {
     if (!(Number.isInteger(chunkSize) && chunkSize >= 1024)) {
       throw new LanternError('BAD_ARGUMENT', `chunkSize must be a whole number of bytes, at least 1024, not ${chunkSize}.`);
     }
+    if (this.origin.kind === 'made') {
+      // Made as it is read: what is stored stays valid while the made file has the same size.
+      const source = await this.origin.open();
+      const restart = pending !== undefined && pending.size !== source.size;
+      const record = restart || !pending ? { id: this.id, size: source.size, chunkSize, startedAt: Date.now() } : pending;
+      const start = restart ? 0 : next * chunkSize;
+      if (restart) await deleteModelRecords(this.stores, this.id);
+      await this.prepareStorage(record, start, restart || !pending);
+      return { record, restart, skip: 0, start, body: sourceStream(source, start, chunkSize), fromNetwork: true };
+    }
     if (this.origin.kind === 'blob') {
       const { blob } = this.origin;
       const restart = pending !== undefined && pending.size !== blob.size;
@@ -760,6 +796,7 @@ class ModelCache {
   /** One chunk from the origin: a Range request (or the whole file, sliced, without Range support). */
   private async fetchChunk(start: number, length: number): Promise<Uint8Array> {
     if (this.origin.kind === 'blob') return new Uint8Array(await this.origin.blob.slice(start, start + length).arrayBuffer());
+    if (this.origin.kind === 'made') return (await this.origin.open()).read(start, length);
     const source = await rangeReader(this.origin.url, this.options.signal);
     return source(start, length);
   }
@@ -842,6 +879,22 @@ class PieceReader {
   cancel(): void {
     (this.byob ?? this.reader)!.cancel().catch(() => {});
   }
+}
+
+/** A source's bytes from `start` to its end, as a stream pulled a piece of `pieceSize` at a time. */
+function sourceStream(source: ByteSource, start: number, pieceSize: number): ReadableStream<Uint8Array> {
+  let at = start;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        if (at >= source.size) return controller.close();
+        const length = Math.min(pieceSize, source.size - at);
+        controller.enqueue(await source.read(at, length));
+        at += length;
+      },
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 /** Reads [start, start + length) of a URL; tolerates servers that answer a Range request with 200. */

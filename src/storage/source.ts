@@ -99,7 +99,13 @@ export async function urlSource(url: string): Promise<ByteSource> {
       checkRange(offset, length, size);
       if (length === 0) return new Uint8Array(0);
       const res = await fetchOrThrow(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` } });
-      const body = new Uint8Array(await res.arrayBuffer());
+      let body: Uint8Array;
+      try {
+        body = new Uint8Array(await res.arrayBuffer());
+      } catch (e) {
+        // The connection broke during the body: worth another try, from the same range.
+        throw new LanternError('FETCH_FAILED', `The connection to ${url} broke off while reading ${length} bytes at ${offset} (${(e as Error).message}); try again.`, { retryable: true });
+      }
       // A server that ignores Range answers 200 with the whole file.
       if (res.status === 200 && body.byteLength === size) return body.subarray(offset, offset + length);
       if (body.byteLength !== length) {

@@ -1,11 +1,13 @@
 import { LanternError } from '../errors.ts';
+import { type CheckpointLoadOptions, checkpointModel } from '../model/hf/convert.ts';
+import { isFileSetInput } from '../storage/files.ts';
 import { openModel, type LoadProgress, type ModelInput } from '../storage/open.ts';
 import type { ChatMessage } from '../runtime/chat.ts';
 import { Runtime, type LoadOptions } from '../runtime/runtime.ts';
 import { Scheduler } from '../runtime/scheduler.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
 
-export interface WorkerLoadOptions extends LoadOptions {
+export interface WorkerLoadOptions extends LoadOptions, CheckpointLoadOptions {
   /** The file's SHA-256 in hex; a download that does not match fails with CHECKSUM_MISMATCH. */
   expectedSha256?: string;
 }
@@ -52,10 +54,10 @@ const CALLBACK_TIMEOUT_MS = 15_000;
  */
 export class WorkerEngine {
   private runtime: Runtime | undefined;
-  private loaded: { input: ModelInput; options: LoadOptions } | undefined;
+  private loaded: { input: ModelInput; options: WorkerLoadOptions } | undefined;
   private lostError: LanternError | undefined;
   /** The load in progress, which a second caller asking for the same model waits for. */
-  private loading: { input: ModelInput; options: LoadOptions; info: Promise<ModelInfo> } | undefined;
+  private loading: { input: ModelInput; options: WorkerLoadOptions; info: Promise<ModelInfo> } | undefined;
   private readonly scheduler = new Scheduler();
   private nextLegacyId = 0;
 
@@ -75,16 +77,18 @@ export class WorkerEngine {
    * than loaded again.
    */
   async load(input: ModelInput, options: WorkerLoadOptions = {}, onProgress?: ProgressCallback): Promise<ModelInfo> {
-    const same = (m: { input: ModelInput; options: LoadOptions } | undefined) =>
+    const same = (m: { input: ModelInput; options: WorkerLoadOptions } | undefined) =>
       typeof input === 'string' && m?.input === input && m.options.contextLength === options.contextLength &&
-      (m.options.int8Activations ?? true) === (options.int8Activations ?? true);
+      (m.options.int8Activations ?? true) === (options.int8Activations ?? true) && m.options.quantize === options.quantize;
     if (this.runtime && same(this.loaded)) return this.runtime.info;
     if (this.loading && same(this.loading)) return this.loading.info; // a second tab asking while the first loads
     this.scheduler.cancelAll();
     // Through the scheduler, so that it starts after the aborted request has let go of the runtime.
     const info = this.scheduler.submit(`load:${Date.now()}:${Math.random()}`, 'engine', async () => {
       this.dispose();
-      const source = await openModel(input, { onProgress, expectedSha256: options.expectedSha256 });
+      // A Hugging Face model is converted on the way into the cache (src/model/hf/convert.ts).
+      const model = isFileSetInput(input) ? checkpointModel(input as string | URL | readonly File[], options) : input;
+      const source = await openModel(model, { onProgress, expectedSha256: options.expectedSha256 });
       const runtime = await Runtime.load((globalThis.navigator as Navigator | undefined)?.gpu, source, options);
       source.uploadDone();
       this.runtime = runtime;

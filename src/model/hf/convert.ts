@@ -1,5 +1,6 @@
 import { LanternError } from '../../errors.ts';
-import { type NamedFiles, readText } from '../../storage/files.ts';
+import { type NamedFiles, openFileSet, readText } from '../../storage/files.ts';
+import type { MadeFile } from '../../storage/open.ts';
 import type { ByteSource } from '../../storage/source.ts';
 import { GGMLType, tensorByteSize } from '../gguf.ts';
 import { ggufHeader, type MetaValue } from '../gguf-writer.ts';
@@ -22,9 +23,9 @@ import { hfTokenizerMetadata } from './tokenizer.ts';
  * (GPT-2's Conv1D, llama's Q/K) is made whole, one at a time. Nothing holds the checkpoint.
  */
 
-/** What the weights become: llama.cpp's types, or `none` to keep each matrix's own (F32, F16, BF16). */
-export type QuantizeChoice = 'none' | 'q8_0' | 'q4_0' | 'q4_k';
-export const QUANTIZE_CHOICES: readonly QuantizeChoice[] = ['none', 'q8_0', 'q4_0', 'q4_k'];
+/** What the weight matrices become: llama.cpp's types, or `none` to keep each one's own (F32, F16, BF16). */
+export type QuantizeChoice = 'none' | 'f16' | 'q8_0' | 'q4_0' | 'q4_k';
+export const QUANTIZE_CHOICES: readonly QuantizeChoice[] = ['none', 'f16', 'q8_0', 'q4_0', 'q4_k'];
 
 export interface ConvertOptions {
   /** Default 'auto': q8_0 for F32 and BF16 checkpoints, none for F16 ones (already half the size). */
@@ -42,7 +43,7 @@ export interface ConvertedModel {
   checkpointBytes: number;
 }
 
-const QUANT_TYPE: Record<Exclude<QuantizeChoice, 'none'>, GGMLType> = { q8_0: GGMLType.Q8_0, q4_0: GGMLType.Q4_0, q4_k: GGMLType.Q4_K };
+const QUANT_TYPE: Record<Exclude<QuantizeChoice, 'none'>, GGMLType> = { f16: GGMLType.F16, q8_0: GGMLType.Q8_0, q4_0: GGMLType.Q4_0, q4_k: GGMLType.Q4_K };
 const TYPE_NAME = new Map<GGMLType, 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k'>([
   [GGMLType.F16, 'f16'], [GGMLType.BF16, 'bf16'], [GGMLType.Q8_0, 'q8_0'], [GGMLType.Q4_0, 'q4_0'], [GGMLType.Q4_K, 'q4_k'],
 ]);
@@ -111,10 +112,10 @@ function storageType(recipe: TensorRecipe, dtype: string, quantize: QuantizeChoi
   if (!recipe.quantizable) return GGMLType.F32;
   if (quantize === 'none') return dtype === 'F16' ? GGMLType.F16 : dtype === 'BF16' ? GGMLType.BF16 : GGMLType.F32;
   const isOutput = recipe.name === 'output.weight' || (!hasOutput && recipe.name === 'token_embd.weight');
-  let type = isOutput && quantize !== 'q8_0' ? GGMLType.Q8_0 : QUANT_TYPE[quantize];
+  let type = isOutput && (quantize === 'q4_0' || quantize === 'q4_k') ? GGMLType.Q8_0 : QUANT_TYPE[quantize];
   const row = recipe.dims[0];
   if (type === GGMLType.Q4_K && row % 256 !== 0) type = GGMLType.Q4_0;
-  if (row % 32 !== 0) type = GGMLType.F16;
+  if (row % 32 !== 0) type = GGMLType.F16; // F16 itself has no blocks
   return type;
 }
 
@@ -127,7 +128,9 @@ interface Located {
 /** The weight files (one, or the shards an index names), their tensors by name, and their total size. */
 async function openWeights(files: NamedFiles): Promise<{ byName: Map<string, Located>; tensors: Map<string, CheckpointTensor>; bytes: number }> {
   let shardNames: string[];
-  if (await files.has('model.safetensors.index.json')) {
+  if (await files.has('model.safetensors')) {
+    shardNames = ['model.safetensors'];
+  } else if (await files.has('model.safetensors.index.json')) {
     const index = await readJson(files, 'model.safetensors.index.json');
     const map = (index as { weight_map?: unknown } | null)?.weight_map;
     if (typeof map !== 'object' || map === null || Array.isArray(map)) {
@@ -144,8 +147,6 @@ async function openWeights(files: NamedFiles): Promise<{ byName: Map<string, Loc
         throw new LanternError('BAD_MODEL_FILE', `model.safetensors.index.json names ${name}, but ${files.where} has no such file; the repository is incomplete: choose all of its files, or another revision.`, { file: name });
       }
     }
-  } else if (await files.has('model.safetensors')) {
-    shardNames = ['model.safetensors'];
   } else if ((await files.has('pytorch_model.bin')) || (await files.has('pytorch_model.bin.index.json'))) {
     throw new LanternError(
       'UNSUPPORTED_FORMAT',
@@ -278,4 +279,20 @@ function convertedSource(header: Uint8Array, offsets: number[], sizes: number[],
       return out;
     },
   };
+}
+
+export interface CheckpointLoadOptions extends ConvertOptions {
+  /** The hub that hub URLs point at (default https://huggingface.co). */
+  hubEndpoint?: string;
+}
+
+/**
+ * A Hugging Face model input (a hub URL, a folder URL, or picked files with a config.json: see
+ * isFileSetInput) as a made GGUF for openModel. Its cache id is the files' id and the quantize
+ * choice, so a later visit with the same choice reads the converted form and fetches nothing.
+ */
+export function checkpointModel(input: string | URL | readonly File[], options: CheckpointLoadOptions = {}): MadeFile {
+  const files = openFileSet(input, { hubEndpoint: options.hubEndpoint });
+  const quantize = options.quantize ?? 'auto';
+  return { id: `${files.id}#quantize=${quantize}`, open: async () => (await convertCheckpoint(files, { quantize })).source };
 }
