@@ -13,6 +13,8 @@ export interface CatalogModel {
   /** Download size in bytes, as the hub lists it (rounded). */
   sizeBytes: number;
   quant: string;
+  /** A Hugging Face checkpoint (safetensors), converted on load: its size after q8_0 compression. */
+  compressedBytes?: number;
 }
 
 const HF = 'https://huggingface.co';
@@ -120,12 +122,37 @@ export const HUB_MODELS: readonly CatalogModel[] = [
   },
 ];
 
-/** The <option> values of the two sources that are not in the catalog. */
+/**
+ * Hugging Face checkpoints as published (config.json, F32 safetensors, the GPT-2 tokenizer),
+ * converted and compressed on load (src/model/hf/convert.ts): GPT-Neo has no GGUF anywhere.
+ * Sizes: the hub's listing of model.safetensors; after q8_0, 34 bytes per 32 weights.
+ */
+export const CHECKPOINTS: readonly CatalogModel[] = [
+  {
+    key: 'gpt-neo-125m',
+    label: 'GPT-Neo 125M (EleutherAI, base)',
+    url: `${HF}/EleutherAI/gpt-neo-125m`,
+    sizeBytes: 526_000_000,
+    quant: 'F32',
+    compressedBytes: 140_000_000,
+  },
+  {
+    key: 'tinystories-33m',
+    label: 'TinyStories 33M (GPT-Neo, stories)',
+    url: `${HF}/roneneldan/TinyStories-33M`,
+    sizeBytes: 291_000_000,
+    quant: 'F32',
+    compressedBytes: 77_000_000,
+  },
+];
+
+/** The <option> values of the sources that are not in the catalog. */
 export const CUSTOM_URL = 'custom-url';
+export const HF_REPO = 'hf-repo';
 export const LOCAL_FILE = 'local-file';
 
 export function catalogModel(key: string): CatalogModel | undefined {
-  return key === BUNDLED.key ? BUNDLED : HUB_MODELS.find((m) => m.key === key);
+  return key === BUNDLED.key ? BUNDLED : HUB_MODELS.find((m) => m.key === key) ?? CHECKPOINTS.find((m) => m.key === key);
 }
 
 /** The last path segment of a URL or cache id, for display. */

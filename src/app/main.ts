@@ -1,9 +1,9 @@
 import type { ChatMessage } from '../runtime/chat.ts';
 import type { ModelInfo } from '../runtime/types.ts';
 import type { LoadProgress, ModelInput } from '../storage/open.ts';
-import { createEngine, type Engine } from '../worker/client.ts';
+import { createEngine, type Engine, type EngineLoadOptions } from '../worker/client.ts';
 import { showCachedModels } from './cache-list.ts';
-import { BUNDLED, CUSTOM_URL, HUB_MODELS, LOCAL_FILE, catalogModel, fileName } from './catalog.ts';
+import { BUNDLED, CHECKPOINTS, CUSTOM_URL, HF_REPO, HUB_MODELS, LOCAL_FILE, catalogModel, fileName } from './catalog.ts';
 import { type ReplySettings, type ReplyStats, streamReply, usesPlainContinuation } from './chat.ts';
 import { describeError, noWebGpuError } from './error-screen.ts';
 import { TransferMeter, formatBytes, formatDuration, formatRate } from './format.ts';
@@ -26,6 +26,10 @@ const el = {
   customUrlRow: element<HTMLDivElement>('custom-url-row'),
   customUrl: element<HTMLInputElement>('custom-url'),
   fileRow: element<HTMLDivElement>('file-row'),
+  hfRepoRow: element<HTMLDivElement>('hf-repo-row'),
+  hfRepo: element<HTMLInputElement>('hf-repo'),
+  quantizeRow: element<HTMLDivElement>('quantize-row'),
+  quantize: element<HTMLSelectElement>('quantize'),
   modelFile: element<HTMLInputElement>('model-file'),
   modelNote: element<HTMLParagraphElement>('model-note'),
   load: element<HTMLButtonElement>('load'),
@@ -104,9 +108,13 @@ function fillModelSelect(): void {
   hub.label = 'Hugging Face hub (downloaded once, then cached)';
   for (const model of HUB_MODELS) hub.append(option(model.key, `${model.label} · ${model.quant} · ${formatBytes(model.sizeBytes)}`));
   el.modelSelect.append(hub);
+  const checkpoints = document.createElement('optgroup');
+  checkpoints.label = 'Hugging Face checkpoints (compressed on load, then cached)';
+  for (const model of CHECKPOINTS) checkpoints.append(option(model.key, `${model.label} · ${formatBytes(model.sizeBytes)} → ${formatBytes(model.compressedBytes!)} at q8_0`));
+  el.modelSelect.append(checkpoints);
   const other = document.createElement('optgroup');
   other.label = 'Other';
-  other.append(option(CUSTOM_URL, 'A GGUF file from a URL…'), option(LOCAL_FILE, 'A GGUF file on this device…'));
+  other.append(option(CUSTOM_URL, 'A GGUF file from a URL…'), option(HF_REPO, 'Open a Hugging Face model…'), option(LOCAL_FILE, 'Files on this device (GGUF or a model folder)…'));
   el.modelSelect.append(other);
   showModelChoice();
 }
@@ -176,10 +184,15 @@ function showModelChoice(): void {
   const key = el.modelSelect.value;
   el.customUrlRow.hidden = key !== CUSTOM_URL;
   el.fileRow.hidden = key !== LOCAL_FILE;
+  el.hfRepoRow.hidden = key !== HF_REPO;
+  el.quantizeRow.hidden = !(key === HF_REPO || key === LOCAL_FILE || CHECKPOINTS.some((m) => m.key === key));
   el.customUrl.required = key === CUSTOM_URL;
+  el.hfRepo.required = key === HF_REPO;
   el.modelFile.required = key === LOCAL_FILE;
   const model = catalogModel(key);
   if (model === BUNDLED) el.modelNote.textContent = 'Served by this site. A tiny story model: it continues text rather than chatting.';
+  else if (model?.compressedBytes) el.modelNote.textContent = `Downloads ${formatBytes(model.sizeBytes)} of ${model.quant} weights from huggingface.co once, compressing them as they arrive; this browser keeps the compressed copy (${formatBytes(model.compressedBytes)} at q8_0).`;
+  else if (key === HF_REPO) el.modelNote.textContent = 'A repository with config.json and safetensors weights (GPT-Neo, GPT-2, GPT-NeoX, Llama, Mistral, Qwen2/3, Gemma 2/3, Phi-3), run as published and compressed on load.';
   else if (model) el.modelNote.textContent = `Downloads ${formatBytes(model.sizeBytes)} from huggingface.co once; later visits load it from this browser, offline too.`;
   else if (key === CUSTOM_URL) el.modelNote.textContent = 'Any single-file GGUF on a server that allows cross-origin requests (CORS) and Range requests.';
   else el.modelNote.textContent = 'The file is read from your disk; nothing is uploaded.';
@@ -193,12 +206,17 @@ function chosenSource(): { input: ModelInput; label: string } | undefined {
     const url = el.customUrl.value.trim();
     return url ? { input: url, label: fileName(url) } : undefined;
   }
+  if (key === HF_REPO) {
+    const url = el.hfRepo.value.trim();
+    return url ? { input: url, label: url.replace(/^https?:\/\/(www\.)?huggingface\.co\//, '') } : undefined;
+  }
   return el.modelFile.files ? localFiles(el.modelFile.files) : undefined;
 }
 
 /** One file as itself; several as the parts of one split GGUF (the load says so if they are not). */
 function localFiles(files: FileList): { input: ModelInput; label: string } | undefined {
   const list = Array.from(files);
+  if (list.some((file) => file.name === 'config.json')) return { input: list, label: 'the chosen model folder' };
   if (list.length <= 1) return list[0] && { input: list[0], label: list[0].name };
   const first = list.map((file) => file.name).sort()[0];
   const more = list.length - 1;
@@ -218,7 +236,8 @@ async function loadModel(input: ModelInput, label: string): Promise<void> {
   const meter = new TransferMeter();
   let loaded: ModelInfo;
   try {
-    loaded = await engine.load(input, { onProgress: (progress) => showProgress(progress, meter) });
+    const quantize = el.quantize.value as EngineLoadOptions['quantize'];
+    loaded = await engine.load(input, { quantize, onProgress: (progress) => showProgress(progress, meter) });
   } catch (error) {
     showError(error);
     return;

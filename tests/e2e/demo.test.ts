@@ -12,7 +12,7 @@ import { LanternError } from '../../src/errors.ts';
 import { readGGUF } from '../../src/model/gguf.ts';
 import { bytesSource } from '../../src/storage/source.ts';
 import { startModelServer, type ModelServer } from '../helpers/model-server.ts';
-import { REPO_ROOT } from '../helpers/paths.ts';
+import { REPO_ROOT, SHARED_MODELS_DIR } from '../helpers/paths.ts';
 import { launchWebGpuChromium } from '../helpers/webgpu-browser.ts';
 
 /**
@@ -251,7 +251,7 @@ describe('demo page', () => {
 
     // A local file, by the picker and by drag and drop.
     await page.getByTestId('model-select').selectOption('local-file');
-    await page.getByLabel('GGUF file').setInputFiles({ name: 'picked.gguf', mimeType: 'application/octet-stream', buffer: Buffer.from(stories) });
+    await page.getByLabel('Model files').setInputFiles({ name: 'picked.gguf', mimeType: 'application/octet-stream', buffer: Buffer.from(stories) });
     await page.getByTestId('load').click();
     await waitForSettledStatus(page, 'ready');
     expect(await page.getByTestId('status').textContent()).toMatch(/^Ready: picked\.gguf on /);
@@ -265,7 +265,7 @@ describe('demo page', () => {
     expect(await page.getByTestId('status').textContent()).toMatch(/^Ready: dropped\.gguf on /);
     // The parts of a split GGUF, picked together (in any order), load as one model.
     const parts = await splitGGUF(new Uint8Array(stories), 2);
-    await page.getByLabel('GGUF file').setInputFiles(parts.reverse().map((part, i) => ({
+    await page.getByLabel('Model files').setInputFiles(parts.reverse().map((part, i) => ({
       name: `stories-0000${2 - i}-of-00002.gguf`, mimeType: 'application/octet-stream', buffer: Buffer.from(part),
     })));
     await page.getByTestId('load').click();
@@ -312,6 +312,35 @@ describe('demo page', () => {
     const secondTurn = Number(/^Done: (\d+)/.exec((await page.getByTestId('status').textContent()) ?? '')![1]);
     expect(secondTurn).toBeGreaterThan(promptTokensNow + 12);
     expect(await page.locator('.message.assistant').count()).toBe(2);
+    await page.close();
+  });
+
+  it('opens a Hugging Face model folder by URL, compressed as chosen, and streams the reference continuation', async () => {
+    // tinystories-gptneo as the hub lays it out, in a folder on the model host.
+    for (const name of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'special_tokens_map.json']) {
+      modelHost.serve(`/neo/${name}`, await readFile(`${SHARED_MODELS_DIR}/tinystories-gptneo/${name}`));
+    }
+    const reference = JSON.parse(await readFile(`${SHARED_MODELS_DIR}/tinystories-gptneo/reference.json`, 'utf8')).prompts[0];
+    const page = await openDemo();
+    await waitForSettledStatus(page, 'ready');
+    await page.getByTestId('model-select').selectOption('hf-repo');
+    expect(await page.getByTestId('quantize').isVisible()).toBe(true);
+    expect(await page.getByTestId('quantize').inputValue()).toBe('auto');
+    await page.getByLabel('Hugging Face model').fill(`${modelHost.origin}/neo/`);
+    await page.getByTestId('quantize').selectOption('none');
+    await page.getByTestId('load').click();
+    await waitForSettledStatus(page, 'ready');
+    expect(await page.getByTestId('status').textContent()).toMatch(/^Ready: /);
+    await page.getByTestId('prompt').fill(reference.prompt_text);
+    await setSettings(page, { 'Max tokens': '16', Temperature: '0' });
+    await page.getByTestId('send').click();
+    await waitForReply(page);
+    const text = await output(page);
+    expect(text.length).toBeGreaterThan(20);
+    expect(reference.greedy_text.startsWith(text), `output: ${JSON.stringify(text)}`).toBe(true);
+    // The converted form is what the browser keeps, under the folder and the choice.
+    const ids = await page.evaluate<string[]>(`import('/src/storage/cache.ts').then((m) => m.listCachedModels()).then((l) => l.map((c) => c.id))`);
+    expect(ids).toContain(`${modelHost.origin}/neo/#quantize=none`);
     await page.close();
   });
 
