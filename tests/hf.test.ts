@@ -127,6 +127,37 @@ describe('conversion, without a GPU', () => {
     expect(Buffer.from(b).equals(Buffer.from(a))).toBe(true);
   });
 
+  it('reads the checkpoint by range, a few rows at a time: no read is much larger than what was asked of the converted file', async () => {
+    let largest = 0;
+    let total = 0;
+    const inner = memoryFiles(neoFiles(NEO));
+    const watched: NamedFiles = {
+      ...inner,
+      async open(name) {
+        const source = await inner.open(name);
+        if (!name.endsWith('.safetensors')) return source;
+        return {
+          size: source.size,
+          read: (offset: number, length: number) => {
+            largest = Math.max(largest, length);
+            total += length;
+            return source.read(offset, length);
+          },
+        };
+      },
+    };
+    const converted = await convertCheckpoint(watched, { quantize: 'q8_0' });
+    const piece = 256 << 10;
+    for (let at = 0; at < converted.source.size; at += piece) await converted.source.read(at, Math.min(piece, converted.source.size - at));
+    // 256 KiB of Q8_0 is 241 K weights: 964 KB of F32, and a row more at each end.
+    expect(largest).toBeLessThan(piece * (4 * 32 / 34) + 2 * 64 * 4 + 1);
+    expect(largest).toBeGreaterThan(0);
+    // The whole checkpoint about once (the embedding's rows at piece boundaries twice).
+    const weights = neoFiles(NEO)['model.safetensors'].byteLength;
+    expect(total).toBeGreaterThan(weights * 0.9);
+    expect(total).toBeLessThan(weights * 1.1);
+  });
+
   it('refuses a pickle-only repository, a missing or climbing shard, bad JSON and a missing config.json', async () => {
     const { 'model.safetensors': weights, ...rest } = neoFiles(NEO);
     const pickle = await refusal(() => convertCheckpoint(memoryFiles({ ...rest, 'pytorch_model.bin': new Uint8Array(16) })));
