@@ -329,6 +329,24 @@ describe('SentencePiece-style BPE (a Llama 2-layout tokenizer.json built from st
     expect(failures, failures.join('\n')).toEqual([]);
     expect(merged, 'the texts exercise merged pieces, not only single characters').toBeGreaterThan(200);
   });
+
+  test('Gemma\'s layout (Replace " " → "▁", a no-op Split at spaces, no Prepend): no space prefix, the same ids otherwise', async () => {
+    const gemma = {
+      ...(tokenizerJson as Record<string, unknown>),
+      normalizer: { type: 'Replace', pattern: { String: ' ' }, content: '▁' },
+      pre_tokenizer: { type: 'Split', pattern: { String: ' ' }, behavior: 'MergedWithPrevious', invert: false },
+    };
+    const meta = hfTokenizerMetadata({ tokenizerJson: gemma, tokenizerConfig: config });
+    expect(meta['tokenizer.ggml.add_space_prefix']).toEqual({ type: 'bool', value: false });
+    const converted = tokenizerFromGGUF(await ggufOf(meta));
+    const withoutPrefix = await readGGUF(bytesSource(new Uint8Array(readFileSync(STORIES_GGUF))));
+    withoutPrefix.metadata.set('tokenizer.ggml.add_space_prefix', false);
+    const reference = tokenizerFromGGUF(withoutPrefix);
+    for (const text of ['Once upon a time', ' leading space', 'Lily saw a big dog.']) {
+      expect(converted.encode(text), text).toEqual(reference.encode(text));
+    }
+    expect(converted.encode('Once')).not.toEqual(tokenizerFromGGUF(original).encode('Once'));
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -509,6 +527,9 @@ describe('tokenizer_config.json and generation_config.json', () => {
     const tok = tokenizerFromGGUF(await ggufOf(meta));
     for (const id of [6, 7, 8, 9]) expect(tok.isEndOfGeneration(id), `id ${id}`).toBe(true);
     expect(tok.isEndOfGeneration(2)).toBe(false);
+    // A third id without a llama.cpp key of its own goes into Lantern's list.
+    const more = hfTokenizerMetadata({ tokenizerJson: json, generationConfig: { eos_token_id: [7, 8, 9, 5, 8] } });
+    expect(more['tokenizer.lantern.eog_token_ids']).toEqual({ type: 'array', itemType: 'u32', value: [5] });
   });
 
   test('tokenizer_config.json\'s eos stays eos; generation_config.json\'s one id is eos when the config names none', () => {

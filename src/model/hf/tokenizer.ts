@@ -405,6 +405,9 @@ function checkNormalizer(normalizer: unknown, kind: 'bpe' | 'spm'): { prepend: b
 function spmSpaces(normalizer: unknown, preTokenizer: unknown): { prepend: boolean } {
   let { prepend, replaceSpace } = checkNormalizer(normalizer, 'spm');
   for (const step of members(preTokenizer)) {
+    // Gemma splits at spaces after its normalizer has replaced them all: nothing is left to split at.
+    const pattern = own(step, 'pattern');
+    if (replaceSpace && own(step, 'type') === 'Split' && isRecord(pattern) && own(pattern, 'String') === ' ' && own(step, 'invert') !== true) continue;
     if (own(step, 'type') !== 'Metaspace' || own(step, 'replacement') !== '▁') {
       fail(`tokenizer.json's pre-tokenizer ${JSON.stringify(step)} is not one a SentencePiece-style tokenizer in llama.cpp applies (Metaspace with "▁"); convert the model with llama.cpp's convert_hf_to_gguf.py if it supports it.`, { type: String(own(step, 'type')) });
     }
