@@ -225,6 +225,62 @@ describe('SmolLM2-135M tokenizer.json in llama.cpp', () => {
 });
 
 /**
+ * GPT-NeoX-20B's tokenizer.json layout (Pythia's too): byte-level BPE behind an NFC normalizer, with
+ * <|endoftext|> and <|padding|> as special added tokens and runs of 2 to 24 spaces as plain added
+ * tokens. CONSTRUCTED here from llama.cpp's gpt-neox vocabulary, the tokenizer's own tokens and merges.
+ */
+describe('GPT-NeoX layout (constructed from llama.cpp\'s gpt-neox vocabulary)', () => {
+  const NEOX_TOKENS = 50277;
+  let neox: GGUFFile;
+  let tokenizerJson: unknown;
+  beforeAll(async () => {
+    neox = await readGGUF(bytesSource(new Uint8Array(readFileSync(`${LLAMACPP_VOCAB_DIR}/ggml-vocab-gpt-neox.gguf`))));
+    const tokens = (neox.metadata.get('tokenizer.ggml.tokens') as string[]).slice(0, NEOX_TOKENS);
+    const added = (id: number) => ({ id, content: tokens[id], single_word: false, lstrip: false, rstrip: false, normalized: id > 1, special: id <= 1 });
+    tokenizerJson = {
+      added_tokens: [0, 1, ...tokens.map((_, id) => id).filter((id) => id >= 50254)].map(added),
+      normalizer: { type: 'NFC' },
+      pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+      post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+      decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+      model: {
+        type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false,
+        vocab: Object.fromEntries(tokens.map((t, id) => [t, id])),
+        merges: neox.metadata.get('tokenizer.ggml.merges'),
+      },
+    };
+  });
+
+  test('tokens, merges and types as llama.cpp\'s file has them; the model\'s 50432 rows padded with unused tokens', () => {
+    const meta = hfTokenizerMetadata({
+      tokenizerJson,
+      tokenizerConfig: { bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', unk_token: '<|endoftext|>', add_bos_token: false },
+    }, { vocabSize: 50432 });
+    const tokens = meta['tokenizer.ggml.tokens'];
+    const types = meta['tokenizer.ggml.token_type'];
+    const merges = meta['tokenizer.ggml.merges'];
+    expect(tokens.type === 'array' && tokens.value.slice(0, NEOX_TOKENS)).toEqual((neox.metadata.get('tokenizer.ggml.tokens') as string[]).slice(0, NEOX_TOKENS));
+    expect(tokens.type === 'array' && tokens.value.length).toBe(50432);
+    expect(merges.type === 'array' && merges.value).toEqual(neox.metadata.get('tokenizer.ggml.merges'));
+    // llama.cpp's file is from an older converter that typed padding as user-defined (4); unused (5) now.
+    const want = [...(neox.metadata.get('tokenizer.ggml.token_type') as Int32Array)].map((t, id) => (id >= NEOX_TOKENS ? 5 : t));
+    expect(types.type === 'array' && types.value).toEqual(want);
+    expect(meta['tokenizer.ggml.pre']).toEqual({ type: 'string', value: 'gpt-2' });
+  });
+
+  test('in llama.cpp and Lantern alike, runs of spaces become the added space tokens', async () => {
+    const path = writeTemp('neox-from-hf.gguf', metadataToGGUF(hfTokenizerMetadata({ tokenizerJson })));
+    const tok = await tokenizerOfPath(path);
+    for (const text of ['def f(x):\n        return x', 'a' + ' '.repeat(30) + 'b', 'Hello <|endoftext|> world', '  two\tthree   ']) {
+      const want = await llamaCppVocabTokenize(path, text);
+      expect(tok.encode(text), JSON.stringify(text)).toEqual(want);
+      expect(tok.decode(want)).toBe(await llamaCppVocabDetokenize(path, want));
+    }
+    expect(tok.encode('x        y')).toContain(50270); // eight spaces
+  });
+});
+
+/**
  * Hugging Face's LlamaConverter (transformers convert_slow_tokenizer.py) as it lays out a Llama 2
  * tokenizer.json from a SentencePiece model: the pieces by id as a BPE vocabulary, merges generated
  * from every split of every piece into two pieces, ordered by the joined piece's score
@@ -544,7 +600,8 @@ describe('tokenizer_config.json and generation_config.json', () => {
 
   test('bad values are refused with the file and key named', () => {
     const tokenizerJson = tiny();
-    expectRefusal({ tokenizerJson, tokenizerConfig: { bos_token: '<s>' } }, /names bos_token "<s>", which is not a token/);
+    expectRefusal({ tokenizerJson, tokenizerConfig: { bos_token: '<s>' } }, /^tokenizer_config.json names bos_token "<s>", which is not a token/);
+    expectRefusal({ tokenizerJson, specialTokensMap: { unk_token: { content: '<unk>' } } }, /^special_tokens_map.json names unk_token "<unk>"/);
     expectRefusal({ tokenizerJson, tokenizerConfig: { eos_token: 7 } }, /eos_token is 7, neither a token text/);
     expectRefusal({ tokenizerJson, tokenizerConfig: { add_bos_token: 'yes' } }, /add_bos_token is "yes", not true or false/);
     expectRefusal({ tokenizerJson, tokenizerConfig: { chat_template: [{ name: 'tool_use', template: 'T' }] } }, /chat_template.*"default"/);

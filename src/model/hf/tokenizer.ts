@@ -61,12 +61,13 @@ export function hfTokenizerMetadata(files: HfTokenizerFiles, options: HfTokenize
 
   // bos / eos / unk / pad as tokenizer_config.json (or special_tokens_map.json) names them.
   const special = (key: string): number | undefined => {
-    const text = specialText(config, specialMap, key);
-    if (text === undefined) return undefined;
+    const named = specialText(config, specialMap, key);
+    if (named === undefined) return undefined;
+    const { file, text } = named;
     const id = vocab.addedIds.get(text) ?? vocab.idOf.get(text);
     // As llama.cpp with an out-of-range padding id: a missing pad token is ignored, not fatal.
     if (id === undefined && key !== 'pad_token') {
-      fail(`tokenizer_config.json names ${key} "${text}", which is not a token of the vocabulary; fix the file's ${key} or the tokenizer files.`, { key, text });
+      fail(`${file} names ${key} "${text}", which is not a token of the vocabulary; fix the file's ${key} or the tokenizer files.`, { key, text });
     }
     return id;
   };
@@ -512,11 +513,11 @@ function templateEnds(postProcessor: unknown): { first?: string; last?: string }
 // tokenizer_config.json and generation_config.json.
 
 /** A special token as the configs name it: a text, or an object with its `content`. */
-function specialText(config: Record<string, unknown> | undefined, map: Record<string, unknown> | undefined, key: string): string | undefined {
+function specialText(config: Record<string, unknown> | undefined, map: Record<string, unknown> | undefined, key: string): { file: string; text: string } | undefined {
   const [file, value] = config !== undefined && own(config, key) !== undefined ? ['tokenizer_config.json', own(config, key)] : ['special_tokens_map.json', map === undefined ? undefined : own(map, key)];
   if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return value;
-  if (isRecord(value) && typeof own(value, 'content') === 'string') return own(value, 'content') as string;
+  if (typeof value === 'string') return { file, text: value };
+  if (isRecord(value) && typeof own(value, 'content') === 'string') return { file, text: own(value, 'content') as string };
   fail(`${file}'s ${key} is ${JSON.stringify(value)}, neither a token text nor an object with its "content"; fix the file.`, { key });
 }
 
