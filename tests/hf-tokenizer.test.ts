@@ -481,6 +481,15 @@ describe('the vocabulary', () => {
     expect(tok.encode('<|end|>', { parseSpecial: true })).toEqual([6]);
   });
 
+  test('merges name the model\'s own tokens, also where an added token respells one (Gemma\'s "▁▁")', () => {
+    const json = tiny({
+      model: { vocab: { a: 0, b: 1, ab: 2, 'Ġ': 3, 'Ġab': 4, c: 5, '<|end|>': 6, '▁': 7, '▁▁': 8 }, merges: ['a b', 'Ġ ab', '▁ ▁'] },
+      top: { added_tokens: [{ id: 6, content: '<|end|>', special: true }, { id: 8, content: '▁▁', special: false }] },
+    });
+    const tokens = hfTokenizerMetadata({ tokenizerJson: json })['tokenizer.ggml.tokens'];
+    expect(tokens.type === 'array' && tokens.value.slice(7)).toEqual(['▁', '  ']);
+  });
+
   test('vocabSize pads with unused [PAD<id>] tokens, and a smaller one is refused', () => {
     const meta = hfTokenizerMetadata({ tokenizerJson: tiny() }, { vocabSize: 9 });
     const tokens = meta['tokenizer.ggml.tokens'];

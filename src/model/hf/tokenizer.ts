@@ -146,6 +146,8 @@ interface Vocabulary {
   types: number[];
   /** Text → the first id with that text. */
   idOf: Map<string, number>;
+  /** The BPE model's own vocabulary, text → id: what merges name (added tokens may be respelled). */
+  modelIds: Map<string, number>;
   /** Added-token content → id: special tokens named by text are looked up here first, as SpecialVocab does. */
   addedIds: Map<string, number>;
   /** Merges in rank order, each naming two tokens whose concatenation is a token. */
@@ -253,11 +255,13 @@ function vocabulary(kind: 'bpe' | 'spm', entries: [string, unknown][], added: Ad
   // Dense ids cannot reach past the number of entries; anything larger is refused before allocating.
   const limit = entries.length + added.length;
   const tokens: (string | undefined)[] = new Array(limit);
+  const modelIds = new Map<string, number>();
   for (const [text, rawId] of entries) {
     const id = checkId(rawId, `${where}["${text}"]`);
     if (id >= limit) notDense(id, limit, where);
     if (tokens[id] !== undefined) fail(`${where} gives id ${id} to both "${tokens[id]}" and "${text}"; a tokenizer needs one text per id, so the file is damaged.`, { id });
     tokens[id] = text;
+    modelIds.set(text, id);
   }
   const addedIds = new Map<string, number>();
   const addedSeen = new Set<number>();
@@ -300,7 +304,7 @@ function vocabulary(kind: 'bpe' | 'spm', entries: [string, unknown][], added: Ad
     }
   }
   return {
-    kind, tokens: texts, types, idOf, addedIds, merges: [], pre: 'default', addSpacePrefix: false, unk: undefined,
+    kind, tokens: texts, types, idOf, modelIds, addedIds, merges: [], pre: 'default', addSpacePrefix: false, unk: undefined,
     template: {}, fromVocabJson: false,
   };
 }
@@ -334,7 +338,7 @@ function readMerges(raw: unknown, vocab: Vocabulary, kind: 'bpe' | 'spm', where 
     }
     const [a, b] = pair as [string, string];
     for (const part of [a, b, a + b]) {
-      if (!vocab.idOf.has(part)) {
+      if (!vocab.modelIds.has(part)) {
         fail(`${where}[${rank}] merges "${a}" and "${b}", but "${part}" is not a token of the vocabulary; the tokenizer files are damaged or do not belong together.`, { rank, token: part });
       }
     }
@@ -357,7 +361,7 @@ function spmScores(vocab: Vocabulary, n: number): number[] {
   const scores = new Array<number>(n).fill(unmerged);
   for (let rank = vocab.merges.length - 1; rank >= 0; rank--) {
     const [a, b] = vocab.merges[rank];
-    scores[vocab.idOf.get(a + b)!] = -rank;
+    scores[vocab.modelIds.get(a + b)!] = -rank;
   }
   return scores;
 }
