@@ -45,10 +45,6 @@ async function ggufOf(meta: Record<string, MetaValue>): Promise<GGUFFile> {
   return readGGUF(bytesSource(metadataToGGUF(meta)));
 }
 
-async function tokenizerOf(files: HfTokenizerFiles): Promise<Tokenizer> {
-  return tokenizerFromGGUF(await ggufOf(hfTokenizerMetadata(files)));
-}
-
 async function tokenizerOfPath(path: string): Promise<Tokenizer> {
   return tokenizerFromGGUF(await readGGUF(bytesSource(new Uint8Array(readFileSync(path)))));
 }
@@ -107,12 +103,24 @@ afterAll(async () => {
 describe('GPT-2 byte-level BPE (tinystories-gptneo) against llama.cpp\'s GPT-2 test vectors', () => {
   const vectors = () => readVectors(GPT2_VOCAB);
   const config = () => readJson(`${GPTNEO_DIR}/tokenizer_config.json`);
+  // Each layout converted once, for the tests below.
+  let fromJson: Record<string, MetaValue>;
+  let fromTxt: Record<string, MetaValue>;
+  beforeAll(() => {
+    fromJson = hfTokenizerMetadata({ tokenizerJson: readJson(`${GPTNEO_DIR}/tokenizer.json`), tokenizerConfig: config() });
+    fromTxt = hfTokenizerMetadata({
+      vocabJson: readJson(`${GPTNEO_DIR}/vocab.json`),
+      mergesTxt: readFileSync(`${GPTNEO_DIR}/merges.txt`, 'utf8'),
+      tokenizerConfig: config(),
+      specialTokensMap: readJson(`${GPTNEO_DIR}/special_tokens_map.json`),
+      generationConfig: readJson(`${GPTNEO_DIR}/generation_config.json`),
+    });
+  });
 
   test('tokenizer.json: every text gives exactly llama.cpp\'s ids', async () => {
-    const meta = hfTokenizerMetadata({ tokenizerJson: readJson(`${GPTNEO_DIR}/tokenizer.json`), tokenizerConfig: config() });
-    expect(meta['tokenizer.ggml.model']).toEqual({ type: 'string', value: 'gpt2' });
-    expect(meta['tokenizer.ggml.pre']).toEqual({ type: 'string', value: 'gpt-2' });
-    const tok = tokenizerFromGGUF(await ggufOf(meta));
+    expect(fromJson['tokenizer.ggml.model']).toEqual({ type: 'string', value: 'gpt2' });
+    expect(fromJson['tokenizer.ggml.pre']).toEqual({ type: 'string', value: 'gpt-2' });
+    const tok = tokenizerFromGGUF(await ggufOf(fromJson));
     expect(tok.vocabSize).toBe(50257);
     expect([tok.bos, tok.eos]).toEqual([50256, 50256]);
     const failures = mismatches(tok, vectors());
@@ -120,24 +128,12 @@ describe('GPT-2 byte-level BPE (tinystories-gptneo) against llama.cpp\'s GPT-2 t
   });
 
   test('vocab.json + merges.txt: every text gives exactly llama.cpp\'s ids', async () => {
-    const tok = await tokenizerOf({
-      vocabJson: readJson(`${GPTNEO_DIR}/vocab.json`),
-      mergesTxt: readFileSync(`${GPTNEO_DIR}/merges.txt`, 'utf8'),
-      tokenizerConfig: config(),
-    });
+    const tok = tokenizerFromGGUF(await ggufOf(fromTxt));
     const failures = mismatches(tok, vectors());
     expect(failures, failures.join('\n')).toEqual([]);
   });
 
   test('both layouts give the same metadata, and the vocabulary llama.cpp\'s GPT-2 file holds', async () => {
-    const fromJson = hfTokenizerMetadata({ tokenizerJson: readJson(`${GPTNEO_DIR}/tokenizer.json`), tokenizerConfig: config() });
-    const fromTxt = hfTokenizerMetadata({
-      vocabJson: readJson(`${GPTNEO_DIR}/vocab.json`),
-      mergesTxt: readFileSync(`${GPTNEO_DIR}/merges.txt`, 'utf8'),
-      tokenizerConfig: config(),
-      specialTokensMap: readJson(`${GPTNEO_DIR}/special_tokens_map.json`),
-      generationConfig: readJson(`${GPTNEO_DIR}/generation_config.json`),
-    });
     expect(fromTxt).toEqual(fromJson);
     const llama = await readGGUF(bytesSource(new Uint8Array(readFileSync(GPT2_VOCAB))));
     const tokens = fromJson['tokenizer.ggml.tokens'];
@@ -165,10 +161,12 @@ describe('SmolLM2-135M tokenizer.json in llama.cpp', () => {
       chat_template: readFileSync(`${SMOLLM2_TOKENIZER_DIR}/chat_template.jinja`, 'utf8'),
     },
   });
+  let meta: Record<string, MetaValue>;
   let path: string;
   let tok: Tokenizer;
   beforeAll(async () => {
-    path = writeTemp('smollm2-vocab.gguf', metadataToGGUF(hfTokenizerMetadata(files())));
+    meta = hfTokenizerMetadata(files());
+    path = writeTemp('smollm2-vocab.gguf', metadataToGGUF(meta));
     tok = await tokenizerOfPath(path);
   });
 
@@ -185,7 +183,6 @@ describe('SmolLM2-135M tokenizer.json in llama.cpp', () => {
   ];
 
   test('the pre-tokenizer (Digits then ByteLevel) maps onto llama.cpp\'s smollm', () => {
-    const meta = hfTokenizerMetadata(files());
     expect(meta['tokenizer.ggml.pre']).toEqual({ type: 'string', value: 'smollm' });
     expect(meta['tokenizer.ggml.bos_token_id']).toEqual({ type: 'u32', value: 1 });
     expect(meta['tokenizer.ggml.eos_token_id']).toEqual({ type: 'u32', value: 2 });
