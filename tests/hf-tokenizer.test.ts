@@ -526,6 +526,27 @@ describe('the vocabulary', () => {
     expectRefusal({}, /no tokenizer.json, nor vocab.json with merges.txt/);
   });
 
+  test('the shape of tokenizer.json is checked before anything is read from it', () => {
+    const { model, ...noModel } = tiny();
+    expect(model).toBeDefined();
+    expectRefusal({ tokenizerJson: noModel }, /no "model" object/);
+    expectRefusal({ tokenizerJson: tiny({ model: { vocab: ['a', 'b'] } }) }, /no "vocab" object/);
+    expectRefusal({ tokenizerJson: tiny({ model: { vocab: {}, merges: [] }, top: { added_tokens: [] } }) }, /holds no tokens/);
+    expectRefusal({ tokenizerJson: tiny({ top: { added_tokens: { id: 6 } } }) }, /"added_tokens" is not a list/);
+    expectRefusal({ tokenizerJson: tiny({ model: { unk_token: 3 } }) }, /unk_token is not a text/);
+    expectRefusal({ tokenizerJson: tiny({ model: { unk_token: '<unk>' } }) }, /model.unk_token names "<unk>", which is not a token/);
+    expectRefusal({ tokenizerJson: tiny({ model: { end_of_word_suffix: '</w>' } }) }, /end_of_word_suffix/);
+    expectRefusal({ tokenizerJson: tiny({ top: { pre_tokenizer: 'ByteLevel' } }) }, /pipeline step that is not an object/);
+    expectRefusal({ tokenizerJson: tiny({ top: { pre_tokenizer: { type: 'Sequence' } } }) }, /Sequence without its list/);
+    // Byte-level tokens never hold a raw space; one that does cannot be written as a GGUF merge.
+    expectRefusal({ tokenizerJson: tiny({ model: { vocab: { a: 0, ' b': 1, 'a b': 2 }, merges: [['a', ' b']] }, top: { added_tokens: [] } }) }, /raw space/);
+    expect(() => hfTokenizerMetadata({ tokenizerJson: tiny() }, { vocabSize: 7.5 })).toThrow(expect.objectContaining({ code: 'BAD_TOKENIZER', message: expect.stringMatching(/vocabulary size is 7.5/) }));
+    // SentencePiece-style pre-tokenizers: Metaspace with "▁" only.
+    const spm = (preTokenizer: unknown) => tiny({ top: { pre_tokenizer: preTokenizer, decoder: null }, model: { byte_fallback: true } });
+    expectRefusal({ tokenizerJson: spm({ type: 'Metaspace', replacement: '_' }) }, /Metaspace with "▁"/);
+    expectRefusal({ tokenizerJson: spm({ type: 'Punctuation' }) }, /Metaspace with "▁"/);
+  });
+
   test('SentencePiece-style: the 256 byte tokens must be there for byte fallback', () => {
     const json = tiny({
       top: { pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false }, decoder: null },
