@@ -121,6 +121,12 @@ const PRE_NOT_RUN = new Set([
   'tiny_aya', 'cohere2moe', 'kimi-k2', 'afmoe',
 ]);
 
+/** The regex list a tokenizer.ggml.pre name stands for, in llama.cpp's spelling (undefined for a name Lantern does not run). */
+export function preTokenizerRegexes(pre: string): readonly string[] | undefined {
+  const name = PATTERN_OF_PRE.get(pre);
+  return name === undefined ? undefined : PATTERNS[name];
+}
+
 export interface PreTokenizer {
   /** The regex list in use: the name's own, or 'default' when the file names none. */
   readonly name: string;

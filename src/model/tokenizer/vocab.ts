@@ -83,7 +83,7 @@ const PRE_KEEP_SPACES = new Set([
 ]);
 
 /** Texts llama.cpp treats as end of generation, whatever the file says (load(), special_eog_ids). */
-const EOG_TEXTS = new Set([
+export const EOG_TEXTS: ReadonlySet<string> = new Set([
   '<|eot_id|>', '<|im_end|>', '<|end|>', '<|return|>', '<|call|>', '<|flush|>', '<|calls|>', '<end_of_turn>',
   '<|endoftext|>', '<|eom_id|>', '<EOT>', '_<EOT>', '[EOT]', '[EOS]', '<|end_of_text|>', '<end_of_utterance>',
   '</s>', '<eos>', '<turn|>', '<|tool_response>', '<｜end▁of▁sentence｜>', '[e~[',
