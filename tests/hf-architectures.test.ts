@@ -16,10 +16,10 @@ import { applyRecipe, type ArchitecturePlan, type CheckpointTensor, type HfConfi
 import { readSafetensors, readTensorF32, type SafetensorsTensor } from '../src/model/safetensors.ts';
 import { modelConfig } from '../src/runtime/models/index.ts';
 import { type ByteSource, bytesSource } from '../src/storage/source.ts';
-import { type HfCheckpoint, type HfWriteOptions, writeRandomHfModel } from '../scripts/lib/hf-writer.ts';
+import { type HfCheckpoint, type HfWriteOptions, tokenizerFiles, writeRandomHfModel } from '../scripts/lib/hf-writer.ts';
 import { type ModelShape, vocabularyOf } from '../scripts/lib/model-writer.ts';
 import { type FloatDtype, roundFloats } from '../scripts/lib/safetensors-writer.ts';
-import { SHARED_MODELS_DIR, STORIES_GGUF } from './helpers/paths.ts';
+import { LLAMACPP_VOCAB_DIR, SHARED_MODELS_DIR, STORIES_GGUF } from './helpers/paths.ts';
 
 const small = { nLayers: 2, nEmbd: 64, nFF: 96, nHeads: 4, nKvHeads: 2, contextLength: 64 };
 const window8 = { 'attention.sliding_window': { type: 'u32', value: 8 } } as const;
@@ -347,5 +347,60 @@ describe('the real tinystories-gptneo checkpoint', () => {
     // token_embd is wte as stored: row 7454 ("Once") is the checkpoint's row 7454.
     const wte = await readTensorF32(source, st.byName.get('transformer.wte.weight')!);
     expect(Array.from(tensorValues(file, bytes, 'token_embd.weight').subarray(7454 * 64, 7455 * 64))).toEqual(Array.from(wte.subarray(7454 * 64, 7455 * 64)));
+  });
+});
+
+describe('tokenizer files derived from a GGUF vocabulary', () => {
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  const parse = (bytes: Uint8Array) => JSON.parse(decode(bytes));
+  const gptNeo = resolve(SHARED_MODELS_DIR, 'tinystories-gptneo');
+
+  it('GPT-2\'s byte-level BPE: the tokenizer.json, vocab.json and merges.txt of the real tinystories-gptneo repository (built from the same vocabulary)', async () => {
+    const file = await readGGUF(bytesSource(readFileSync(resolve(LLAMACPP_VOCAB_DIR, 'ggml-vocab-gpt-2.gguf'))));
+    const files = tokenizerFiles(file);
+    // Compared as canonical text (the same key order): a deep toEqual of 50,257 entries takes seconds; it runs only to show a difference.
+    const mine = parse(files['tokenizer.json']);
+    const theirs = JSON.parse(readFileSync(resolve(gptNeo, 'tokenizer.json'), 'utf8'));
+    if (JSON.stringify(mine) !== JSON.stringify(theirs)) expect(mine).toEqual(theirs);
+    const config = parse(files['tokenizer_config.json']);
+    const real = JSON.parse(readFileSync(resolve(gptNeo, 'tokenizer_config.json'), 'utf8'));
+    for (const key of ['add_bos_token', 'add_prefix_space', 'added_tokens_decoder', 'bos_token', 'eos_token', 'tokenizer_class']) expect(config[key], key).toEqual(real[key]);
+
+    const split = tokenizerFiles(file, 'vocab.json');
+    expect(JSON.stringify(parse(split['vocab.json']))).toBe(JSON.stringify(JSON.parse(readFileSync(resolve(gptNeo, 'vocab.json'), 'utf8'))));
+    expect(decode(split['merges.txt'])).toBe(readFileSync(resolve(gptNeo, 'merges.txt'), 'utf8'));
+  });
+
+  it('a SentencePiece vocabulary (stories260K): a byte-fallback BPE whose merges make pieces, by score', async () => {
+    const file = await readGGUF(bytesSource(readFileSync(STORIES_GGUF)));
+    const tokens = file.metadata.get('tokenizer.ggml.tokens') as string[];
+    const scores = file.metadata.get('tokenizer.ggml.scores') as Float32Array;
+    const t = parse(tokenizerFiles(file)['tokenizer.json']);
+    expect(t.model).toMatchObject({ type: 'BPE', byte_fallback: true, fuse_unk: true, unk_token: '<unk>' });
+    expect(Object.keys(t.model.vocab).length).toBe(512);
+    expect(t.model.vocab['<0x0A>']).toBe(tokens.indexOf('<0x0A>'));
+    expect(t.added_tokens.map((a: { content: string }) => a.content)).toEqual(['<unk>', '<s>', '</s>']);
+    expect(t.model.merges.length).toBeGreaterThan(100);
+    let last = Infinity;
+    for (const merge of t.model.merges as string[]) {
+      const [left, right] = merge.split(' ');
+      const piece = tokens.indexOf(left + right);
+      expect(piece, merge).toBeGreaterThan(2);
+      expect(scores[piece]).toBeLessThanOrEqual(last);
+      last = scores[piece];
+    }
+    // Every normal piece of two or more characters is reachable by some merge.
+    const made = new Set((t.model.merges as string[]).map((m) => m.replace(' ', '')));
+    const types = file.metadata.get('tokenizer.ggml.token_type') as Int32Array;
+    expect(tokens.filter((p, i) => types[i] === 1 && [...p].length > 1 && !made.has(p))).toEqual([]);
+  });
+
+  it('a checkpoint carries them, and files given replace them', async () => {
+    const shape: ModelShape = { architecture: 'llama', ...small };
+    const { checkpoint } = await writeRandomHfModel(shape, vocab, 1, { files: { 'tokenizer_config.json': new TextEncoder().encode('{}') } });
+    expect([...checkpoint.files.keys()].sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+    expect(decode(checkpoint.files.get('tokenizer_config.json')!)).toBe('{}');
+    const none = await writeRandomHfModel(shape, vocab, 1, { tokenizer: 'none', shards: 2 });
+    expect([...none.checkpoint.files.keys()].sort()).toEqual(['config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);
   });
 });

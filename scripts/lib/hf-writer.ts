@@ -29,7 +29,13 @@ export interface HfWriteOptions {
   hfArchitecture?: string;
   /** Names without the "model."/"transformer."/"gpt_neox." prefix, as some older checkpoints have them (default false). */
   bareNames?: boolean;
-  /** Files copied into the checkpoint as they are: tokenizer.json, tokenizer_config.json, ... */
+  /**
+   * The tokenizer files derived from the GGUF's vocabulary (tokenizerFiles): tokenizer.json and
+   * tokenizer_config.json (default), or vocab.json and merges.txt as EleutherAI's GPT-Neo
+   * repositories have them, or none.
+   */
+  tokenizer?: 'tokenizer.json' | 'vocab.json' | 'none';
+  /** Files copied into the checkpoint as they are (after the derived ones, so they replace them). */
   files?: Record<string, Uint8Array>;
 }
 
@@ -520,8 +526,7 @@ export function hfCheckpointFromGGUF(file: GGUFFile, bytes: Uint8Array, options:
 
   const entries: SafetensorsEntry[] = out.tensors.map((t) => ({ name: t.name, dtype, shape: t.shape, data: encodeFloats(t.values, dtype) }));
   const files = new Map<string, Uint8Array>();
-  const text = (value: unknown) => new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`);
-  files.set('config.json', text(config));
+  files.set('config.json', json(config));
   const shards = options.shards ?? 1;
   if (shards === 1) files.set('model.safetensors', writeSafetensors(entries, { format: 'pt' }));
   else {
@@ -535,10 +540,133 @@ export function hfCheckpointFromGGUF(file: GGUFFile, bytes: Uint8Array, options:
       files.set(name, writeSafetensors(part, { format: 'pt' }));
     }
     const totalSize = entries.reduce((sum, e) => sum + e.data.byteLength, 0);
-    files.set('model.safetensors.index.json', text({ metadata: { total_size: totalSize }, weight_map: weightMap }));
+    files.set('model.safetensors.index.json', json({ metadata: { total_size: totalSize }, weight_map: weightMap }));
   }
+  const tokenizer = options.tokenizer ?? 'tokenizer.json';
+  if (tokenizer !== 'none') for (const [name, data] of Object.entries(tokenizerFiles(file, tokenizer))) files.set(name, data);
   for (const [name, data] of Object.entries(options.files ?? {})) files.set(name, data);
   return { config, files };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokenizer files from a GGUF vocabulary
+
+/** llama.cpp's token types (llama_token_type). */
+const NORMAL = 1;
+const CONTROL = 3;
+const USER_DEFINED = 4;
+
+const json = (value: unknown) => new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`);
+
+/**
+ * HF tokenizer files holding the GGUF's vocabulary, as transformers' tokenizer conversions lay
+ * them out:
+ * - a byte-level BPE (tokenizer.ggml.model "gpt2", GPT-2's split regex: tokenizer.ggml.pre
+ *   "gpt-2" or none) as GPT2TokenizerFast: ByteLevel pre-tokenizer and decoder, the GGUF's merges;
+ * - a SentencePiece vocabulary ("llama") as LlamaTokenizerFast (legacy): a BPE with byte fallback
+ *   whose merges are derived from the pieces' scores as transformers' SentencePieceExtractor
+ *   derives them (every split of a piece into two pieces, in order of the whole piece's score),
+ *   a normalizer that prepends "▁" and turns spaces into "▁", and the matching decoder.
+ * Control and user-defined tokens become added_tokens (special: control; normalized in a byte-level
+ * BPE, as GPT-2's <|endoftext|> is, and in SentencePiece only where user-defined). `kind` "vocab.json"
+ * writes a byte-level BPE as vocab.json and merges.txt instead (EleutherAI's GPT-Neo repositories).
+ */
+export function tokenizerFiles(file: GGUFFile, kind: 'tokenizer.json' | 'vocab.json' = 'tokenizer.json'): Record<string, Uint8Array> {
+  const model = file.metadata.get('tokenizer.ggml.model');
+  const tokens = file.metadata.get('tokenizer.ggml.tokens') as string[] | undefined;
+  if (!Array.isArray(tokens)) throw new Error('hf-writer: the GGUF has no tokenizer.ggml.tokens');
+  const types = (file.metadata.get('tokenizer.ggml.token_type') as Int32Array | undefined) ?? new Int32Array(tokens.length).fill(NORMAL);
+  const id = (key: string) => {
+    const v = file.metadata.get(`tokenizer.ggml.${key}`);
+    return typeof v === 'number' && v < tokens.length ? v : undefined;
+  };
+  const vocab: Record<string, number> = {};
+  tokens.forEach((t, i) => {
+    if (!Object.hasOwn(vocab, t)) vocab[t] = i;
+  });
+  const added = tokens.flatMap((content, i) =>
+    types[i] === CONTROL || types[i] === USER_DEFINED || (model === 'llama' && i === id('unknown_token_id'))
+      ? [{ id: i, content, single_word: false, lstrip: false, rstrip: false, normalized: model === 'gpt2' || types[i] === USER_DEFINED, special: types[i] !== USER_DEFINED }]
+      : [],
+  );
+  const special = (key: string) => (id(key) === undefined ? null : tokens[id(key)!]);
+  const addBos = file.metadata.get('tokenizer.ggml.add_bos_token');
+  const config = {
+    add_bos_token: typeof addBos === 'boolean' ? addBos : model === 'llama',
+    add_eos_token: file.metadata.get('tokenizer.ggml.add_eos_token') === true,
+    bos_token: special('bos_token_id'),
+    eos_token: special('eos_token_id'),
+    unk_token: special('unknown_token_id'),
+    pad_token: special('padding_token_id'),
+    clean_up_tokenization_spaces: false,
+    model_max_length: Number(file.metadata.get(`${String(file.metadata.get('general.architecture'))}.context_length`) ?? 2048),
+    added_tokens_decoder: Object.fromEntries(added.map(({ id: i, ...rest }) => [String(i), rest])),
+  };
+
+  if (model === 'gpt2') {
+    const pre = file.metadata.get('tokenizer.ggml.pre');
+    if (pre !== undefined && pre !== 'gpt-2' && pre !== 'default') throw new Error(`hf-writer: byte-level BPE with tokenizer.ggml.pre "${String(pre)}" has its own split regex; pass its tokenizer files, or tokenizer: 'none'`);
+    const merges = file.metadata.get('tokenizer.ggml.merges') as string[] | undefined;
+    if (!Array.isArray(merges)) throw new Error('hf-writer: a gpt2 vocabulary needs tokenizer.ggml.merges');
+    const tokenizerConfig = { ...config, add_prefix_space: false, errors: 'replace', tokenizer_class: 'GPT2Tokenizer' };
+    if (kind === 'vocab.json') {
+      return { 'vocab.json': json(vocab), 'merges.txt': new TextEncoder().encode(`#version: 0.2\n${merges.join('\n')}\n`), 'tokenizer_config.json': json(tokenizerConfig) };
+    }
+    const byteLevel = (addPrefixSpace: boolean, trimOffsets: boolean) => ({ type: 'ByteLevel', add_prefix_space: addPrefixSpace, trim_offsets: trimOffsets, use_regex: true });
+    const tokenizer = {
+      version: '1.0', truncation: null, padding: null, added_tokens: added, normalizer: null,
+      pre_tokenizer: byteLevel(false, true), post_processor: byteLevel(true, false), decoder: byteLevel(true, true),
+      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+    };
+    return { 'tokenizer.json': json(tokenizer), 'tokenizer_config.json': json(tokenizerConfig) };
+  }
+
+  if (model === 'llama') {
+    if (kind !== 'tokenizer.json') throw new Error('hf-writer: a SentencePiece vocabulary is written as tokenizer.json');
+    const scores = file.metadata.get('tokenizer.ggml.scores') as Float32Array | undefined;
+    if (!scores) throw new Error('hf-writer: a llama vocabulary needs tokenizer.ggml.scores');
+    // Merges: each normal piece split in two normal pieces; all such merges by the whole piece's
+    // score, highest first (ties: by the piece's id, then by the parts' ids).
+    const normal = new Map<string, number>();
+    tokens.forEach((t, i) => {
+      if (types[i] === NORMAL && !normal.has(t)) normal.set(t, i);
+    });
+    const found: { left: number; right: number; piece: number }[] = [];
+    for (const [piece, i] of normal) {
+      const chars = [...piece];
+      for (let k = 1; k < chars.length; k++) {
+        const left = normal.get(chars.slice(0, k).join(''));
+        const right = normal.get(chars.slice(k).join(''));
+        if (left !== undefined && right !== undefined) found.push({ left, right, piece: i });
+      }
+    }
+    found.sort((a, b) => scores[b.piece] - scores[a.piece] || a.piece - b.piece || a.left - b.left || a.right - b.right);
+    const unk = special('unknown_token_id') ?? '<unk>';
+    const bos = special('bos_token_id');
+    const tokenizer = {
+      version: '1.0', truncation: null, padding: null, added_tokens: added,
+      normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+      pre_tokenizer: null,
+      post_processor: config.add_bos_token && bos !== null
+        ? {
+          type: 'TemplateProcessing',
+          single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+          pair: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: bos, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+          special_tokens: { [bos]: { id: bos, ids: [id('bos_token_id')], tokens: [bos] } },
+        }
+        : null,
+      decoder: {
+        type: 'Sequence',
+        decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }],
+      },
+      model: {
+        type: 'BPE', dropout: null, unk_token: unk, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false,
+        vocab, merges: found.map((m) => `${tokens[m.left]} ${tokens[m.right]}`),
+      },
+    };
+    return { 'tokenizer.json': json(tokenizer), 'tokenizer_config.json': json({ ...config, legacy: true, tokenizer_class: 'LlamaTokenizer' }) };
+  }
+  throw new Error(`hf-writer: no HF tokenizer layout for tokenizer.ggml.model "${String(model)}"; pass its tokenizer files, or tokenizer: 'none'`);
 }
 
 /**
