@@ -284,6 +284,19 @@ describe('refusals', () => {
     refused(() => planArchitecture(neo.config, neo.tensors), 'BAD_MODEL_FILE', /"attention_types"/);
   });
 
+  it('head_dim defaults as each config class has it: Qwen3 128, Gemma 3 256, Gemma 2 none', async () => {
+    const qwen3 = await hf({ architecture: 'qwen3', ...small, headDim: 32 });
+    delete qwen3.config.head_dim;
+    refused(() => planArchitecture(qwen3.config, qwen3.tensors), 'BAD_MODEL_FILE', /q_proj\.weight" is \[128, 64\].*\[512, 64\]/);
+    const gemma3 = await hf({ architecture: 'gemma3', ...small, headDim: 16, extra: window8 });
+    delete gemma3.config.head_dim;
+    delete gemma3.config.query_pre_attn_scalar;
+    refused(() => planArchitecture(gemma3.config, gemma3.tensors), 'BAD_MODEL_FILE', /q_proj\.weight" is \[64, 64\].*\[1024, 64\]/);
+    const gemma2 = await hf({ architecture: 'gemma2', ...small, headDim: 16, tiedOutput: true });
+    delete gemma2.config.head_dim;
+    refused(() => planArchitecture(gemma2.config, gemma2.tensors), 'BAD_MODEL_FILE', /"head_dim"/);
+  });
+
   it('a missing tensor is named, with what to do', async () => {
     const { config, tensors } = await hf(llama);
     tensors.delete('model.layers.1.mlp.down_proj.weight');

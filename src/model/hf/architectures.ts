@@ -102,7 +102,7 @@ class Checkpoint {
 }
 
 /** A check on config values that must hang together (BAD_MODEL_FILE otherwise). */
-function require(cfg: ConfigReader, ok: boolean, what: string): void {
+function check(cfg: ConfigReader, ok: boolean, what: string): void {
   if (!ok) {
     throw new LanternError('BAD_MODEL_FILE', `config.json's sizes do not fit together for a ${cfg.architecture}: ${what}; the config is damaged: download it again from the model's repository.`, { architecture: cfg.architecture });
   }
@@ -138,12 +138,17 @@ interface Heads {
   headDim: number;
 }
 
-function heads(cfg: ConfigReader, nEmbd: number, nHeads: number, kvKey?: string, headDimKey?: string): Heads {
+/**
+ * Head counts and size. `headDimDefault` is the config class's own default for head_dim where it
+ * has one (Qwen3: 128, Gemma 3: 256), which need not be hidden / heads; else hidden / heads.
+ */
+function heads(cfg: ConfigReader, nEmbd: number, nHeads: number, kvKey?: string, headDimKey?: string, headDimDefault?: number | 'none'): Heads {
   const nKvHeads = kvKey ? cfg.count(kvKey, nHeads) : nHeads;
-  require(cfg, nHeads % nKvHeads === 0, `${nHeads} attention heads are not a multiple of ${nKvHeads} key/value heads`);
+  check(cfg, nHeads % nKvHeads === 0, `${nHeads} attention heads are not a multiple of ${nKvHeads} key/value heads`);
   const even = nEmbd % nHeads === 0 ? nEmbd / nHeads : undefined;
-  const headDim = headDimKey ? cfg.count(headDimKey, even) : even;
-  require(cfg, headDim !== undefined, `hidden size ${nEmbd} is not a multiple of ${nHeads} heads`);
+  const fallback = headDimDefault === 'none' ? undefined : (headDimDefault ?? even);
+  const headDim = headDimKey ? cfg.count(headDimKey, fallback) : even;
+  check(cfg, headDim !== undefined, `hidden size ${nEmbd} is not a multiple of ${nHeads} heads`);
   return { nEmbd, nHeads, nKvHeads, headDim: headDim! };
 }
 
@@ -291,9 +296,10 @@ const gptNeo: Planner = (cfg, ck) => {
   if (expanded !== undefined && layers !== undefined && JSON.stringify(expanded) !== JSON.stringify(layers)) {
     throw cfg.bad('attention_layers', layers, `the expansion of attention_types, ${JSON.stringify(expanded).slice(0, 60)}`);
   }
-  const types = expanded ?? (layers as string[] | undefined);
+  const types = expanded ?? layers;
   if (types === undefined) throw cfg.missing('attention_types');
-  const local = localFlags(new ConfigReader({ attention_layers: types }, cfg.architecture), 'attention_layers', nLayers, 'local', ['global']);
+  const source = expanded ? 'attention_types' : 'attention_layers';
+  const local = localFlags(new ConfigReader({ [source]: types }, cfg.architecture), source, nLayers, 'local', ['global']);
 
   generalName(cfg, ck);
   ck.key('context_length', meta.u32(nCtx));
@@ -390,7 +396,7 @@ const gptNeoX: Planner = (cfg, ck) => {
   // HF: rotary_ndims = int(head_size * rotary_pct); transformers 5 calls it partial_rotary_factor.
   const pct = cfg.has('rotary_pct') ? cfg.positive('rotary_pct') : cfg.positive('partial_rotary_factor', 0.25);
   const ropeDims = Math.trunc(h.headDim * pct);
-  require(cfg, ropeDims >= 2 && ropeDims % 2 === 0 && ropeDims <= h.headDim, `rotary_pct ${pct} of ${h.headDim}-dim heads gives ${ropeDims} rotated dims (an even number from 2 to the head size is needed)`);
+  check(cfg, ropeDims >= 2 && ropeDims % 2 === 0 && ropeDims <= h.headDim, `rotary_pct ${pct} of ${h.headDim}-dim heads gives ${ropeDims} rotated dims (an even number from 2 to the head size is needed)`);
   const r = rope(cfg, ['rotary_emb_base', 'rope_theta'], 10000);
   const bias = cfg.boolean('attention_bias', true);
 
@@ -445,14 +451,16 @@ interface LlamaLike {
   epsDefault: number;
   /** Writes vocab_size, as convert's LlamaModel does. */
   vocabKey: boolean;
+  /** The config class's head_dim default, where it is not hidden / heads. */
+  headDim?: number;
 }
 
 function llamaLike(options: LlamaLike): Planner {
   return (cfg, ck) => {
     const nLayers = cfg.count('num_hidden_layers');
     const nEmbd = cfg.count('hidden_size');
-    const h = heads(cfg, nEmbd, cfg.count('num_attention_heads'), 'num_key_value_heads', 'head_dim');
-    require(cfg, h.headDim % 2 === 0, `heads of ${h.headDim} dims (RoPE needs an even number)`);
+    const h = heads(cfg, nEmbd, cfg.count('num_attention_heads'), 'num_key_value_heads', 'head_dim', options.headDim);
+    check(cfg, h.headDim % 2 === 0, `heads of ${h.headDim} dims (RoPE needs an even number)`);
     const nFF = cfg.count('intermediate_size');
     const nVocab = cfg.count('vocab_size');
     const nCtx = cfg.count('max_position_embeddings');
@@ -538,7 +546,8 @@ function gemma(version: 2 | 3): Planner {
   return (cfg, ck) => {
     const nLayers = cfg.count('num_hidden_layers');
     const nEmbd = cfg.count('hidden_size');
-    const h = heads(cfg, nEmbd, cfg.count('num_attention_heads', version === 3 ? 8 : undefined), 'num_key_value_heads', 'head_dim');
+    // Gemma 2's convert requires head_dim; Gemma 3's config defaults it to 256.
+    const h = heads(cfg, nEmbd, cfg.count('num_attention_heads', version === 3 ? 8 : undefined), 'num_key_value_heads', 'head_dim', version === 3 ? 256 : 'none');
     const nFF = cfg.count('intermediate_size');
     const nVocab = cfg.count('vocab_size');
     activation(cfg, cfg.has('hidden_activation') ? 'hidden_activation' : 'hidden_act', new Set(['gelu_pytorch_tanh']), 'gelu_pytorch_tanh');
@@ -635,7 +644,7 @@ const phi3: Planner = (cfg, ck) => {
   const pct = r.params.partial_rotary_factor !== undefined ? new ConfigReader(r.params, cfg.architecture).positive('partial_rotary_factor') : cfg.positive('partial_rotary_factor', 1);
   // convert: int(partial_rotary_factor * n_embd) // n_head
   const ropeDims = Math.floor(Math.trunc(pct * nEmbd) / h.nHeads);
-  require(cfg, ropeDims >= 2 && ropeDims % 2 === 0 && ropeDims <= h.headDim, `partial_rotary_factor ${pct} gives ${ropeDims} rotated dims of ${h.headDim}`);
+  check(cfg, ropeDims >= 2 && ropeDims % 2 === 0 && ropeDims <= h.headDim, `partial_rotary_factor ${pct} gives ${ropeDims} rotated dims of ${h.headDim}`);
   const original = cfg.count('original_max_position_embeddings', typeof r.params.original_max_position_embeddings === 'number' ? (r.params.original_max_position_embeddings as number) : nCtx);
 
   generalName(cfg, ck);
@@ -705,7 +714,7 @@ const ARCHITECTURES = new Map<string, Entry>([
   ['LlamaForCausalLM', { architecture: 'llama', prefixes: ['model.', ''], probe: 'embed_tokens.weight', plan: LLAMA }],
   ['MistralForCausalLM', { architecture: 'llama', prefixes: ['model.', ''], probe: 'embed_tokens.weight', plan: LLAMA }],
   ['Qwen2ForCausalLM', { architecture: 'qwen2', prefixes: ['model.', ''], probe: 'embed_tokens.weight', plan: llamaLike({ pairs: false, qkvBias: 'always', qkNorm: false, llama3: false, epsDefault: 1e-6, vocabKey: false }) }],
-  ['Qwen3ForCausalLM', { architecture: 'qwen3', prefixes: ['model.', ''], probe: 'embed_tokens.weight', plan: llamaLike({ pairs: false, qkvBias: 'config', qkNorm: true, llama3: false, epsDefault: 1e-6, vocabKey: false }) }],
+  ['Qwen3ForCausalLM', { architecture: 'qwen3', prefixes: ['model.', ''], probe: 'embed_tokens.weight', plan: llamaLike({ pairs: false, qkvBias: 'config', qkNorm: true, llama3: false, epsDefault: 1e-6, vocabKey: false, headDim: 128 }) }],
   ['Gemma2ForCausalLM', { architecture: 'gemma2', prefixes: ['model.', ''], probe: 'embed_tokens.weight', plan: gemma(2) }],
   ['Gemma3ForCausalLM', { architecture: 'gemma3', prefixes: ['model.', ''], probe: 'embed_tokens.weight', plan: gemma(3) }],
   ['Phi3ForCausalLM', { architecture: 'phi3', prefixes: ['model.', ''], probe: 'embed_tokens.weight', plan: phi3 }],
