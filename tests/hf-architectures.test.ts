@@ -329,6 +329,86 @@ describe('refusals', () => {
   });
 });
 
+/**
+ * GPT-Neo's forward pass in float64, as docs/gguf-gpt-neo.md states it, over a gpt-neo GGUF's
+ * tensors (ggml layout): the next-token logits after `ids`. No cache: every position recomputed.
+ */
+function gptNeoLogits(file: GGUFFile, bytes: Uint8Array, ids: readonly number[]): Float64Array {
+  const md = (key: string) => file.metadata.get(`gpt-neo.${key}`) as number;
+  const cache = new Map<string, Float32Array>();
+  const w = (name: string) => cache.get(name) ?? cache.set(name, tensorValues(file, bytes, name)).get(name)!;
+  const nEmbd = md('embedding_length');
+  const nHeads = md('attention.head_count');
+  const headDim = nEmbd / nHeads;
+  const eps = md('attention.layer_norm_epsilon');
+  const window = md('attention.sliding_window');
+  const local = file.metadata.get('gpt-neo.attention.sliding_window_pattern') as boolean[];
+  const scale = md('attention.scale');
+  const n = ids.length;
+  const layerNorm = (x: Float64Array, name: string) => {
+    const g = w(`${name}.weight`);
+    const b = w(`${name}.bias`);
+    let mean = 0;
+    for (const v of x) mean += v / x.length;
+    let variance = 0;
+    for (const v of x) variance += (v - mean) ** 2 / x.length;
+    return x.map((v, i) => ((v - mean) / Math.sqrt(variance + eps)) * g[i] + b[i]);
+  };
+  // y[o] = Σ_i W[o, i] x[i] (+ b[o]); the ggml [in, out] tensor is `out` rows of `in` values.
+  const linear = (x: Float64Array, name: string, bias: boolean) => {
+    const W = w(`${name}.weight`);
+    const b = bias ? w(`${name}.bias`) : undefined;
+    const out = new Float64Array(W.length / x.length);
+    for (let o = 0; o < out.length; o++) {
+      let sum = b ? b[o] : 0;
+      for (let i = 0; i < x.length; i++) sum += W[o * x.length + i] * x[i];
+      out[o] = sum;
+    }
+    return out;
+  };
+  const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+  const embd = w('token_embd.weight');
+  const pos = w('position_embd.weight');
+  let xs = ids.map((t, p) => Float64Array.from({ length: nEmbd }, (_, i) => embd[t * nEmbd + i] + pos[p * nEmbd + i]));
+  for (let l = 0; l < local.length; l++) {
+    const hs = xs.map((x) => layerNorm(x, `blk.${l}.attn_norm`));
+    const q = hs.map((h) => linear(h, `blk.${l}.attn_q`, false));
+    const k = hs.map((h) => linear(h, `blk.${l}.attn_k`, false));
+    const v = hs.map((h) => linear(h, `blk.${l}.attn_v`, false));
+    xs = xs.map((x, i) => {
+      const att = new Float64Array(nEmbd);
+      for (let h = 0; h < nHeads; h++) {
+        const seen = Array.from({ length: i + 1 }, (_, j) => j).filter((j) => !local[l] || i - j < window);
+        const scores = seen.map((j) => {
+          let dot = 0;
+          for (let d = 0; d < headDim; d++) dot += q[i][h * headDim + d] * k[j][h * headDim + d];
+          return dot * scale;
+        });
+        const top = Math.max(...scores);
+        const e = scores.map((sc) => Math.exp(sc - top));
+        const total = e.reduce((a, b) => a + b, 0);
+        seen.forEach((j, s) => {
+          for (let d = 0; d < headDim; d++) att[h * headDim + d] += (e[s] / total) * v[j][h * headDim + d];
+        });
+      }
+      const o = linear(att, `blk.${l}.attn_output`, true);
+      return x.map((xv, c) => xv + o[c]);
+    });
+    xs = xs.map((x) => {
+      const up = linear(layerNorm(x, `blk.${l}.ffn_norm`), `blk.${l}.ffn_up`, true).map(gelu);
+      const down = linear(up, `blk.${l}.ffn_down`, true);
+      return x.map((xv, c) => xv + down[c]);
+    });
+  }
+  const last = layerNorm(xs[n - 1], 'output_norm');
+  const out = file.tensors.some((t) => t.name === 'output.weight') ? w('output.weight') : embd;
+  return Float64Array.from({ length: out.length / nEmbd }, (_, t) => {
+    let sum = 0;
+    for (let i = 0; i < nEmbd; i++) sum += out[t * nEmbd + i] * last[i];
+    return sum;
+  });
+}
+
 describe('the real tinystories-gptneo checkpoint', () => {
   const dir = resolve(SHARED_MODELS_DIR, 'tinystories-gptneo');
 
@@ -361,6 +441,34 @@ describe('the real tinystories-gptneo checkpoint', () => {
     const wte = await readTensorF32(source, st.byName.get('transformer.wte.weight')!);
     expect(Array.from(tensorValues(file, bytes, 'token_embd.weight').subarray(7454 * 64, 7455 * 64))).toEqual(Array.from(wte.subarray(7454 * 64, 7455 * 64)));
   });
+  // An independent check of the plan's reading of HF's GPT-Neo (q/k/v, out_proj, c_fc/c_proj as
+  // Linear, the local layers, the window counting the query, no score scaling): the converted
+  // GGUF, run as docs/gguf-gpt-neo.md states it, gives reference.json's logits (numpy float64 of
+  // the HF checkpoint, made for the repository independently of Lantern).
+  for (const folder of ['tinystories-gptneo', 'tinystories-gptneo-f16']) {
+    it(`${folder}: the converted model gives reference.json's next-token logits and greedy tokens`, async () => {
+      const at = resolve(SHARED_MODELS_DIR, folder);
+      const config = JSON.parse(readFileSync(resolve(at, 'config.json'), 'utf8')) as HfConfig;
+      const source = bytesSource(new Uint8Array(readFileSync(resolve(at, 'model.safetensors'))));
+      const tensors = new Map((await readSafetensors(source)).tensors.map((t) => [t.name, { source, tensor: t }]));
+      const { file, bytes } = await convert(planArchitecture(config, shapes(tensors)), tensors, {});
+      const reference = JSON.parse(readFileSync(resolve(at, 'reference.json'), 'utf8')) as {
+        prompts: { prompt_ids: number[]; next_token_top10: [number, number][]; greedy_ids: number[] }[];
+      };
+      expect(reference.prompts.some((p) => p.prompt_ids.length > 32)).toBe(true); // past the window
+      for (const prompt of reference.prompts) {
+        const logits = gptNeoLogits(file, bytes, prompt.prompt_ids);
+        for (const [id, logit] of prompt.next_token_top10) expect(Math.abs(logits[id] - logit), `token ${id}`).toBeLessThan(1e-3);
+      }
+      // Greedy: the first 3 tokens of the short prompt.
+      const ids = [...reference.prompts[0].prompt_ids];
+      for (let i = 0; i < 3; i++) {
+        const logits = gptNeoLogits(file, bytes, ids);
+        ids.push(logits.indexOf(Math.max(...logits)));
+      }
+      expect(ids.slice(reference.prompts[0].prompt_ids.length)).toEqual(reference.prompts[0].greedy_ids.slice(0, 3));
+    });
+  }
 });
 
 describe('tokenizer files derived from a GGUF vocabulary', () => {
