@@ -73,7 +73,7 @@ class Checkpoint {
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw new LanternError(
         'BAD_MODEL_FILE',
-        `Tensor "${full}" is [${t.shape.join(', ')}], but config.json's sizes make it [${shape.join(', ')}] for a ${this.hfArchitecture}; the weights and the config do not belong together: download both again from the same revision of the model.`,
+        `Tensor "${full}" is [${t.shape.slice(0, 8).join(', ')}${t.shape.length > 8 ? ', …' : ''}], but config.json's sizes make it [${shape.join(', ')}] for a ${this.hfArchitecture}; the weights and the config do not belong together: download both again from the same revision of the model.`,
         { tensor: full, shape: t.shape, expected: shape },
       );
     }
@@ -121,7 +121,8 @@ function activation(cfg: ConfigReader, key: string, allowed: ReadonlySet<string>
 /** general.name: the repository's name where config.json records it (_name_or_path), else the HF architecture. */
 function generalName(cfg: ConfigReader, ck: Checkpoint): void {
   const path = cfg.raw('_name_or_path');
-  const name = typeof path === 'string' && path.replace(/\/+$/, '') !== '' ? path.replace(/\/+$/, '').split('/').pop()! : cfg.architecture;
+  const last = typeof path === 'string' ? path.replace(/\/+$/, '').split('/').pop()!.slice(0, 200) : '';
+  const name = last !== '' ? last : cfg.architecture;
   ck.metadata['general.name'] = meta.string(name);
 }
 
@@ -206,7 +207,7 @@ function ropeKeys(cfg: ConfigReader, ck: Checkpoint, r: Rope, options: { dims: n
     ck.values('rope_freqs.weight', llama3Factors(p, r.theta, options.dims));
     return;
   }
-  throw unsupported(cfg, `RoPE scaling "${r.type}" (Lantern runs none, linear${options.llama3 ? ', llama3' : ''} here)`);
+  throw unsupported(cfg, `RoPE scaling "${r.type.slice(0, 40)}" (Lantern runs none, linear${options.llama3 ? ', llama3' : ''} here)`);
 }
 
 /**
