@@ -132,7 +132,7 @@ export function randomWeights(n: number, seed: number, scale: number): Float32Ar
   return out;
 }
 
-export type FamilyArchitecture = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'smollm3' | 'phi3' | 'gemma2' | 'gemma3' | 'olmo2' | 'gpt2' | 'gptneox';
+export type FamilyArchitecture = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'smollm3' | 'phi3' | 'gemma2' | 'gemma3' | 'olmo2' | 'gpt2' | 'gptneox' | 'gpt-neo';
 
 export interface ModelShape {
   architecture: FamilyArchitecture;
@@ -162,8 +162,8 @@ export interface ModelShape {
 interface Layout {
   /** LayerNorm with bias (GPT-2, GPT-NeoX) rather than RMSNorm. */
   layerNorm: boolean;
-  /** Biases on every linear (GPT-2, GPT-NeoX) or on q, k and v only (Qwen2). */
-  biases: 'none' | 'qkv' | 'all';
+  /** Biases on every linear (GPT-2, GPT-NeoX), on q, k and v only (Qwen2), or on all but q, k and v (GPT-Neo). */
+  biases: 'none' | 'qkv' | 'all' | 'notQkv';
   fusedQkv: boolean;
   /** 'gated': ffn_gate and ffn_up; 'fused': one ffn_up of 2 n_ff rows (Phi-3); 'plain': up and down only. */
   mlp: 'gated' | 'fused' | 'plain';
@@ -187,6 +187,7 @@ const LAYOUTS: Record<FamilyArchitecture, Omit<Layout, 'fusedQkv'> & { fusedQkv?
   olmo2: { layerNorm: false, biases: 'none', mlp: 'gated', preNorm: false, postNorm: true, qkNorm: 'whole', positions: false },
   gpt2: { layerNorm: true, biases: 'all', mlp: 'plain', preNorm: true, postNorm: false, qkNorm: 'none', positions: true, fusedQkv: true },
   gptneox: { layerNorm: true, biases: 'all', mlp: 'plain', preNorm: true, postNorm: false, qkNorm: 'none', positions: false, fusedQkv: true },
+  'gpt-neo': { layerNorm: true, biases: 'notQkv', mlp: 'plain', preNorm: true, postNorm: false, qkNorm: 'none', positions: true, fusedQkv: false },
 };
 
 /**
@@ -243,7 +244,7 @@ export function writeRandomModel(shape: ModelShape, vocabulary: Record<string, M
   for (let l = 0; l < shape.nLayers; l++) {
     const p = `blk.${l}.`;
     if (layout.preNorm) norm(`${p}attn_norm`);
-    const qkvBias = layout.biases !== 'none';
+    const qkvBias = layout.biases === 'qkv' || layout.biases === 'all';
     if (layout.fusedQkv) linear(`${p}attn_qkv`, nEmbd, qDim + 2 * kvDim, qkvBias);
     else {
       linear(`${p}attn_q`, nEmbd, qDim, qkvBias);
@@ -254,7 +255,7 @@ export function writeRandomModel(shape: ModelShape, vocabulary: Record<string, M
       vector(`${p}attn_q_norm.weight`, layout.qkNorm === 'head' ? headDim : qDim, 1, 0.1);
       vector(`${p}attn_k_norm.weight`, layout.qkNorm === 'head' ? headDim : kvDim, 1, 0.1);
     }
-    const bias = layout.biases === 'all';
+    const bias = layout.biases === 'all' || layout.biases === 'notQkv';
     linear(`${p}attn_output`, qDim, nEmbd, bias);
     if (layout.postNorm) norm(`${p}post_attention_norm`);
     if (layout.preNorm) norm(`${p}ffn_norm`);

@@ -38,10 +38,19 @@ export interface TensorRecipe {
   /**
    * GGUF row r is row rows[r] of the (stacked, transposed) source: a permutation, e.g. llama's Q/K
    * rows reordered so that RoPE rotates adjacent pairs, or GPT-NeoX's per-head q|k|v regrouped.
+   * Rows here are runs of (element count / rows.length) values: dims[0] for a matrix, one value
+   * for a 1-D tensor, so that a bias (GPT-NeoX's fused q|k|v bias, llama's q/k bias) is permuted
+   * value by value as its matrix is permuted row by row.
    */
   rows?: Int32Array;
   /** Added to every value: Gemma's RMSNorm weights are stored as w - 1 and GGUF holds w. */
   add?: number;
+  /**
+   * The tensor's values, made from config.json rather than read from the checkpoint (`from` is
+   * then empty): Phi-3's LongRoPE factors (rope_scaling.long_factor/short_factor), Llama 3's
+   * rope_freqs. [∏dims] f32.
+   */
+  values?: Float32Array;
   /**
    * A matrix a linear or the embedding reads, which the converter may quantize; false for norms,
    * biases and position embeddings, which stay F32 as llama.cpp keeps them.
@@ -146,6 +155,10 @@ export const meta = {
  */
 export function applyRecipe(recipe: TensorRecipe, sources: readonly Float32Array[]): Float32Array {
   const n = recipe.dims.reduce((a, b) => a * b, 1);
+  if (recipe.values) {
+    if (recipe.values.length !== n) throw new Error(`recipe ${recipe.name}: values hold ${recipe.values.length} for ${n}`);
+    return recipe.values.slice();
+  }
   const total = sources.reduce((sum, s) => sum + s.length, 0);
   if (total !== n) throw new Error(`recipe ${recipe.name}: sources hold ${total} values for ${n}`);
   let values = sources.length === 1 ? sources[0] : new Float32Array(n);
@@ -169,7 +182,9 @@ export function applyRecipe(recipe: TensorRecipe, sources: readonly Float32Array
   }
   if (recipe.rows) {
     const out = new Float32Array(n);
-    for (let r = 0; r < rowCount; r++) out.set(values.subarray(recipe.rows[r] * rowLength, (recipe.rows[r] + 1) * rowLength), r * rowLength);
+    const length = n / recipe.rows.length; // dims[0], or 1 for a 1-D tensor
+    if (!Number.isInteger(length)) throw new Error(`recipe ${recipe.name}: ${recipe.rows.length} rows of ${n} values`);
+    for (let r = 0; r < recipe.rows.length; r++) out.set(values.subarray(recipe.rows[r] * length, (recipe.rows[r] + 1) * length), r * length);
     values = out;
   }
   if (recipe.add !== undefined) {
