@@ -75,12 +75,14 @@ export async function convertCheckpoint(files: NamedFiles, options: ConvertOptio
     tokenizerConfig: await optionalJson(files, 'tokenizer_config.json'),
     specialTokensMap: await optionalJson(files, 'special_tokens_map.json'),
     generationConfig: await optionalJson(files, 'generation_config.json'),
-  });
+  }, { vocabSize: vocabSizeOf(plan.tensors) });
 
-  const dtypes = new Set(plan.tensors.filter((r) => r.quantizable).map((r) => weights.byName.get(r.from[0])!.tensor.dtype));
+  /** A recipe's checkpoint dtype (of its first source; F32 for values made from config.json). */
+  const dtypeOf = (r: TensorRecipe) => (r.from.length > 0 ? weights.byName.get(r.from[0])!.tensor.dtype : 'F32');
+  const dtypes = new Set(plan.tensors.filter((r) => r.quantizable).map(dtypeOf));
   const quantize: QuantizeChoice = requested !== 'auto' ? requested : dtypes.size === 1 && dtypes.has('F16') ? 'none' : 'q8_0';
   const hasOutput = plan.tensors.some((r) => r.name === 'output.weight');
-  const types = plan.tensors.map((r) => storageType(r, weights.byName.get(r.from[0])!.tensor.dtype, quantize, hasOutput));
+  const types = plan.tensors.map((r) => storageType(r, dtypeOf(r), quantize, hasOutput));
 
   const fileType = quantize !== 'none' ? FILE_TYPE[quantize] : dtypes.size === 1 && dtypes.has('F16') ? FILE_TYPE.f16 : dtypes.size === 1 && dtypes.has('BF16') ? FILE_TYPE.bf16 : FILE_TYPE.f32;
   const metadata: Record<string, MetaValue> = {
@@ -117,6 +119,11 @@ function storageType(recipe: TensorRecipe, dtype: string, quantize: QuantizeChoi
   if (type === GGMLType.Q4_K && row % 256 !== 0) type = GGMLType.Q4_0;
   if (row % 32 !== 0) type = GGMLType.F16; // F16 itself has no blocks
   return type;
+}
+
+/** The rows of the token embedding: the tokenizer is padded to them, as convert_hf_to_gguf.py pads it. */
+function vocabSizeOf(tensors: readonly TensorRecipe[]): number | undefined {
+  return tensors.find((t) => t.name === 'token_embd.weight')?.dims[1];
 }
 
 /** A checkpoint tensor and the file it lies in. */
@@ -200,7 +207,7 @@ class TensorMaker {
     this.rowLength = recipe.dims[0];
     this.rowCount = recipe.dims.reduce((a, b) => a * b, 1) / this.rowLength;
     this.rowBytes = tensorByteSize(type, this.rowLength, recipe.name);
-    this.byRows = sources.length === 1 && !recipe.transpose && !recipe.rows;
+    this.byRows = sources.length === 1 && !recipe.transpose && !recipe.rows && !recipe.values;
     for (const { tensor } of sources) {
       if (!tensor.supported) {
         throw new LanternError('UNSUPPORTED_TENSOR_TYPE', `Tensor ${tensor.name} is ${tensor.dtype}, which Lantern cannot read; use a checkpoint of F32, F16 or BF16 weights.`, { tensor: tensor.name, type: tensor.dtype });
