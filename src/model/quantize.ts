@@ -225,8 +225,8 @@ function quantizeQ8_0(x: Float32Array, out: Uint8Array, at: number): void {
     out[at + 1] = h >>> 8;
     for (let j = 0; j < 32; j++) {
       const v = f(x[b + j] * id);
-      // roundf (halves away from zero), then the float-to-int8 conversion.
-      out[at + 2 + j] = toInt32(v < 0 ? -Math.round(-v) : Math.round(v)) & 0xff;
+      // roundf (halves away from zero: exact in double), then the float-to-int8 conversion.
+      out[at + 2 + j] = toInt8Bits(v + (v < 0 ? -0.5 : 0.5));
     }
   }
 }
@@ -252,8 +252,8 @@ function quantizeQ4_0(x: Float32Array, out: Uint8Array, at: number): void {
     out[at + 1] = h >>> 8;
     for (let j = 0; j < 16; j++) {
       // (uint8_t) MIN(15, (int8_t)(x * id + 8.5f))
-      const lo = Math.min(15, (toInt32(f(f(x[b + j] * id) + 8.5)) << 24) >> 24) & 0xff;
-      const hi = Math.min(15, (toInt32(f(f(x[b + 16 + j] * id) + 8.5)) << 24) >> 24) & 0xff;
+      const lo = Math.min(15, (toInt8Bits(f(f(x[b + j] * id) + 8.5)) << 24) >> 24) & 0xff;
+      const hi = Math.min(15, (toInt8Bits(f(f(x[b + 16 + j] * id) + 8.5)) << 24) >> 24) & 0xff;
       out[at + 2 + j] = (lo | (hi << 4)) & 0xff;
     }
   }
@@ -262,6 +262,9 @@ function quantizeQ4_0(x: Float32Array, out: Uint8Array, at: number): void {
 // Scratch for Q4_K, one block at a time.
 const q4kL = new Uint8Array(256); // [256] quants 0..15
 const q4kLaux = new Uint8Array(32);
+const q4kX = new Float32Array(32); // one sub-block
+const q4kXMinusMin = new Float32Array(32); // x - min, for the current min
+const q4kFit = new Float32Array(16); // scale * q + min of a trial fit, q = 0..15
 const q4kWeights = new Float32Array(32);
 const q4kScales = new Float32Array(8);
 const q4kMins = new Float32Array(8);
@@ -340,16 +343,22 @@ function quantizeQ4_K(x: Float32Array, out: Uint8Array, at: number): void {
  * make_qkx2_quants(32, 15, x + o, weights, L + lAt, &mins[j], Laux, -1, 0.1, 20, false): a min/max
  * start, then 21 trial scales around 15 / (max - min), each refit by weighted least squares; keeps
  * the fit of least weighted squared error. Writes -min to mins[j], returns the scale.
+ *
+ * Two shortcuts leave the result as ggml's: a trial whose quants are the previous trial's refits to
+ * the same scale, min and error, which cannot beat the best error (it is that trial's, or lower);
+ * and an error sum of non-negative f32 terms never decreases, so a trial is dropped as soon as
+ * its partial sum reaches the best error (a NaN sum is never accepted either way).
  */
 function makeQkx2Quants(x: Float32Array, o: number, lAt: number, mins: Float32Array, j: number): number {
-  const w = q4kWeights, L = q4kL, Laux = q4kLaux;
+  const w = q4kWeights, L = q4kL, Laux = q4kLaux, xs = q4kX, xm = q4kXMinusMin, fit = q4kFit;
   const nmax = 15;
-  let min = x[o];
-  let max = x[o];
+  for (let i = 0; i < 32; i++) xs[i] = x[o + i];
+  let min = xs[0];
+  let max = xs[0];
   let sumW = w[0];
-  let sumX = f(sumW * x[o]);
+  let sumX = f(sumW * xs[0]);
   for (let i = 1; i < 32; i++) {
-    const v = x[o + i];
+    const v = xs[i];
     if (v < min) min = v;
     if (v > max) max = v;
     sumW = f(sumW + w[i]);
@@ -365,44 +374,56 @@ function makeQkx2Quants(x: Float32Array, o: number, lAt: number, mins: Float32Ar
   let scale = f(1 / iscale);
   let bestError = 0;
   for (let i = 0; i < 32; i++) {
-    const l = nearestInt(f(iscale * f(x[o + i] - min)));
+    xm[i] = xs[i] - min; // the f32 store rounds
+    const l = nearestInt(f(iscale * xm[i]));
     const q = l < 0 ? 0 : l > nmax ? nmax : l;
     L[lAt + i] = q;
-    const diff = f(f(f(scale * q) + min) - x[o + i]);
+    const diff = f(f(f(scale * q) + min) - xs[i]);
     bestError = f(bestError + f(w[i] * f(diff * diff)));
   }
+  let previous = false; // whether Laux holds the previous trial's quants
   for (let is = 0; is <= 20; is++) {
     // min is the best fit's so far, as in ggml: each trial starts from the last accepted one.
     iscale = f(f(f(-1 + f(RDELTA * is)) + nmax) / f(max - min));
+    let same = previous;
+    for (let i = 0; i < 32; i++) {
+      const l0 = nearestInt(f(iscale * xm[i]));
+      const l = l0 < 0 ? 0 : l0 > nmax ? nmax : l0;
+      if (Laux[i] !== l) {
+        Laux[i] = l;
+        same = false;
+      }
+    }
+    previous = true;
+    if (same) continue;
     let sumL = 0, sumL2 = 0, sumXL = 0;
     for (let i = 0; i < 32; i++) {
-      const l0 = nearestInt(f(iscale * f(x[o + i] - min)));
-      const l = l0 < 0 ? 0 : l0 > nmax ? nmax : l0;
-      Laux[i] = l;
+      const l = Laux[i];
       const wl = f(w[i] * l);
       sumL = f(sumL + wl);
       sumL2 = f(sumL2 + f(wl * l));
-      sumXL = f(sumXL + f(wl * x[o + i]));
+      sumXL = f(sumXL + f(wl * xs[i]));
     }
     const D = f(f(sumW * sumL2) - f(sumL * sumL));
-    if (D > 0) {
-      let thisScale = f(f(f(sumW * sumXL) - f(sumX * sumL)) / D);
-      let thisMin = f(f(f(sumL2 * sumX) - f(sumL * sumXL)) / D);
-      if (thisMin > 0) {
-        thisMin = 0;
-        thisScale = f(sumXL / sumL2);
-      }
-      let curError = 0;
-      for (let i = 0; i < 32; i++) {
-        const diff = f(f(f(thisScale * Laux[i]) + thisMin) - x[o + i]);
-        curError = f(curError + f(w[i] * f(diff * diff)));
-      }
-      if (curError < bestError) {
-        L.set(Laux, lAt);
-        bestError = curError;
-        scale = thisScale;
-        min = thisMin;
-      }
+    if (!(D > 0)) continue;
+    let thisScale = f(f(f(sumW * sumXL) - f(sumX * sumL)) / D);
+    let thisMin = f(f(f(sumL2 * sumX) - f(sumL * sumXL)) / D);
+    if (thisMin > 0) {
+      thisMin = 0;
+      thisScale = f(sumXL / sumL2);
+    }
+    for (let q = 0; q <= nmax; q++) fit[q] = f(thisScale * q) + thisMin; // the f32 store rounds
+    let curError = 0;
+    for (let i = 0; i < 32 && curError < bestError; i++) {
+      const diff = f(fit[Laux[i]] - xs[i]);
+      curError = f(curError + f(w[i] * f(diff * diff)));
+    }
+    if (curError < bestError) {
+      L.set(Laux, lAt);
+      bestError = curError;
+      scale = thisScale;
+      min = thisMin;
+      for (let i = 0; i < 32; i++) xm[i] = xs[i] - min;
     }
   }
   mins[j] = -min;
@@ -423,9 +444,13 @@ function nearestInt(v: number): number {
   return (scratchU32[0] & 0x007fffff) - 0x00400000;
 }
 
-/** C's float-to-int conversion as x86's cvttss2si does it: truncation, 0x80000000 when out of range or NaN. */
-function toInt32(v: number): number {
-  return v > -2147483649 && v < 2147483648 ? Math.trunc(v) | 0 : -2147483648;
+/**
+ * The low byte of C's float-to-int conversion of `v` (an f32, or one plus a half), as x86's cvttss2si
+ * does it: truncation, or 0x80000000 when out of range or NaN. JavaScript's `| 0` truncates too,
+ * and where it wraps instead (|v| >= 2^31) v is a multiple of 2^8, so the low byte is 0 either way.
+ */
+function toInt8Bits(v: number): number {
+  return (v | 0) & 0xff;
 }
 
 function f32ToHalf(v: number): number {
