@@ -227,5 +227,7 @@ describe('RowQuantizer: a tensor in pieces that need not end on a row', () => {
     const many = new RowQuantizer('q8_0', 64, 'F32', 1);
     expect(() => many.push(new Uint8Array(512))).toThrow(expect.objectContaining({ code: 'BAD_MODEL_FILE' }));
     expect(() => new RowQuantizer('q8_0', 64, 'F64' as 'F32')).toThrow(/pass F32, F16 or BF16 data/);
+    expect(() => new RowQuantizer('q8_0', 64, 'F32', 1.5)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
+    expect(() => new RowQuantizer('q4_k', 576)).toThrow(/not a whole number of 256-value q4_k blocks/);
   });
 });

@@ -104,6 +104,9 @@ export class RowQuantizer {
     if (source !== 'F32' && source !== 'F16' && source !== 'BF16') {
       throw new LanternError('BAD_ARGUMENT', `Cannot read ${String(source)} values to quantize; pass F32, F16 or BF16 data.`, { source });
     }
+    if (nRows !== undefined && (!Number.isSafeInteger(nRows) || nRows < 0)) {
+      throw new LanternError('BAD_ARGUMENT', `A tensor of ${nRows} rows cannot be quantized; pass the product of its outer dimensions, a non-negative integer.`, { nRows });
+    }
     this.sourceWidth = source === 'F32' ? 4 : 2;
     this.rowSourceBytes = rowLength * this.sourceWidth;
     this.partial = new Uint8Array(this.rowSourceBytes);
