@@ -10,6 +10,10 @@ import koffi from 'koffi';
 import { describe, expect, it } from 'vitest';
 import { LanternError } from '../src/errors.ts';
 import { floatToHalfBits, halfBitsToFloat } from '../src/model/f16.ts';
+import { folderFiles } from '../src/cli/model-source.ts';
+import { readGGUF } from '../src/model/gguf.ts';
+import { convertCheckpoint } from '../src/model/hf/convert.ts';
+import { readSafetensors, readTensorF32 } from '../src/model/safetensors.ts';
 import { quantizedByteSize, quantizedRowBytes, quantizeRows, type QuantizeType, RowQuantizer } from '../src/model/quantize.ts';
 import { seeded } from './helpers/gguf-fuzz.ts';
 import { REPO_ROOT } from './helpers/paths.ts';
@@ -230,4 +234,46 @@ describe('RowQuantizer: a tensor in pieces that need not end on a row', () => {
     expect(() => new RowQuantizer('q8_0', 64, 'F32', 1.5)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
     expect(() => new RowQuantizer('q4_k', 576)).toThrow(/not a whole number of 256-value q4_k blocks/);
   });
+});
+
+describe('quantize on load: a converted checkpoint holds what ggml_quantize_chunk gives for its floats', () => {
+  const NEO = resolve(REPO_ROOT, '../shared/models/tinystories-gptneo');
+  const TYPE_OF = new Map<number, QuantizeType>(Object.entries(GGML_TYPE_ID).map(([name, id]) => [id, name as QuantizeType]));
+  for (const choice of ['q8_0', 'q4_0', 'q4_k', 'f16'] as const) {
+    it(`${choice}: the layer-0 matrices and the embedding of tinystories-gptneo, byte for byte`, async () => {
+      const files = folderFiles(NEO);
+      try {
+        const converted = await convertCheckpoint(files, { quantize: choice });
+        const file = await readGGUF(converted.source);
+        const checkpoint = await readSafetensors(await files.open('model.safetensors'));
+        const types = new Set<string>();
+        // The layer-0 matrices (rows of 64 and of 256) and the tied embedding.
+        const names = new Map([
+          ['blk.0.attn_q.weight', 'transformer.h.0.attn.attention.q_proj.weight'],
+          ['blk.0.ffn_up.weight', 'transformer.h.0.mlp.c_fc.weight'],
+          ['blk.0.ffn_down.weight', 'transformer.h.0.mlp.c_proj.weight'],
+          ['token_embd.weight', 'transformer.wte.weight'],
+        ]);
+        for (const [name, source] of names) {
+          const info = file.tensors.find((t) => t.name === name)!;
+          const type = TYPE_OF.get(info.type)!;
+          types.add(`${name}:${type}`);
+          const floats = await readTensorF32(await files.open('model.safetensors'), checkpoint.byName.get(source)!);
+          const expected = ggmlQuantize(type, floats, info.dims[0]);
+          const actual = await converted.source.read(info.offset, info.nBytes);
+          expect(Buffer.from(actual).equals(Buffer.from(expected)), `${name} as ${type}: ${firstDifference(type, actual, expected)}`).toBe(true);
+        }
+        // Which type each matrix took: the choice, with llama.cpp's fallbacks and the output kept at q8_0 for 4-bit choices.
+        const expectedTypes: Record<typeof choice, string[]> = {
+          q8_0: ['q8_0', 'q8_0', 'q8_0', 'q8_0'],
+          q4_0: ['q4_0', 'q4_0', 'q4_0', 'q8_0'],
+          q4_k: ['q4_0', 'q4_0', 'q4_k', 'q8_0'],
+          f16: ['f16', 'f16', 'f16', 'f16'],
+        };
+        expect([...types].map((t) => t.split(':')[1])).toEqual(expectedTypes[choice]);
+      } finally {
+        await files.close?.();
+      }
+    });
+  }
 });
