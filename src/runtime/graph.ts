@@ -247,9 +247,11 @@ export class Graph<C extends ModelConfig = ModelConfig> {
     const output = tied ? (this.tokenEmbd ?? (await weights.matrix('token_embd.weight', this.layout))) : await weights.matrix('output.weight', this.layout);
     this.head.push(norm, await k.linear(b.last, output, b.logits));
     if (softcap !== undefined) this.head.push(await k.softcap(b.logits, c.vocabSize, softcap));
-    // The body is done with xn by now: every row's normed x goes there.
+    // The body is done with xn by now: every row's normed x goes there. The norm is made now (its
+    // weight is read with the others); the projection waits for a logits buffer.
+    const rowNorm = (await this.normOp(kind, 'output_norm', b.acts.x, b.acts.xn, false))!;
     this.rowHead = async (logits) => {
-      const rows = [(await this.normOp(kind, 'output_norm', b.acts.x, b.acts.xn, false))!, await k.linear(b.acts.xn, output, logits)];
+      const rows = [rowNorm, await k.linear(b.acts.xn, output, logits)];
       if (softcap !== undefined) rows.push(await k.softcap(logits, c.vocabSize, softcap));
       return rows;
     };
