@@ -72,7 +72,8 @@ describe('perplexity windowing', () => {
     expect(result.scored).toBe(2 * 9);
     expect(result.estimates[0]).toBeCloseTo(3, 12);
     expect(result.ppl).toBeCloseTo(Math.sqrt(15), 12);
-    expect(result.error).toBeGreaterThan(0);
+    // llama.cpp's ±: ppl · sqrt(variance of the nll / (count − 1)); here the nll are ln 3 and ln 5, 9 of each.
+    expect(result.margin).toBeCloseTo((Math.sqrt(15) * (Math.log(5) - Math.log(3))) / 2 / Math.sqrt(17), 10);
     // A model that adds no BOS keeps each chunk's own first token.
     expect(perplexityChunks(tokens, { nCtx: 25 })).toEqual([tokens.slice(0, 25), tokens.slice(25, 50)]);
   });

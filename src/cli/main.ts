@@ -427,7 +427,7 @@ async function perplexity(session: ModelSession, request: PerplexityRequest, jso
     writeJSON({ ...result, chunks, adapter: session.info.adapter });
     return;
   }
-  process.stdout.write(`\nFinal estimate: PPL = ${result.ppl.toFixed(4)} +/- ${result.error.toFixed(5)}\n`);
+  process.stdout.write(`\nFinal estimate: PPL = ${result.ppl.toFixed(4)} +/- ${result.margin.toFixed(5)}\n`);
 }
 
 async function tokenize(values: Values, json: boolean): Promise<void> {

@@ -27,8 +27,11 @@ export type TokenScorer = (ids: number[], from: number) => Promise<ArrayLike<num
 export interface PerplexityResult {
   /** exp(mean nll) over every scored token. */
   ppl: number;
-  /** ppl times the standard error of the mean nll, llama.cpp's "±" (NaN with a single scored token). */
-  error: number;
+  /**
+   * ppl times the standard error of the mean nll, llama.cpp's "±" (NaN with one scored token).
+   * Not named "error": a --json reader takes that key for a failure.
+   */
+  margin: number;
   /** The estimate after chunks 1..k, as llama-perplexity prints them ("[1]12.3456,[2]..."). */
   estimates: number[];
   nCtx: number;
@@ -96,7 +99,7 @@ export async function perplexity(
   const ppl = Math.exp(mean);
   return {
     ppl,
-    error: variance > 0 && count > 1 ? Math.sqrt(variance / (count - 1)) * ppl : NaN,
+    margin: variance > 0 && count > 1 ? Math.sqrt(variance / (count - 1)) * ppl : NaN,
     estimates,
     nCtx: options.nCtx,
     tokens: tokens.length,
