@@ -15,7 +15,7 @@ import { bytesSource } from '../src/storage/source.ts';
 import { type ModelShape, vocabularyOf, writeRandomModel } from '../scripts/lib/model-writer.ts';
 import { seededRandom } from '../src/runtime/sampler.ts';
 import { STORIES_GGUF } from './helpers/paths.ts';
-import { disposeLlamaCpp, llamaCppGreedy, llamaCppLogits } from './oracle/llamacpp.ts';
+import { disposeLlamaCpp, llamaCppGreedy, llamaCppLogits, llamaCppLogitsFrom } from './oracle/llamacpp.ts';
 
 /** Largest |Δlogit| against llama.cpp, relative to the largest |logit| (at least 1). */
 const RELATIVE_LOGIT_TOLERANCE = 1e-3;
@@ -124,6 +124,29 @@ for (const [name, c] of Object.entries(CASES)) {
       let worst = 0;
       for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i] - theirs[i]));
       expect(worst / scale).toBeLessThanOrEqual(RELATIVE_LOGIT_TOLERANCE);
+    });
+
+    it('every position\'s log-probability of the next token matches llama.cpp (perplexity\'s head over all rows)', async () => {
+      // 100 tokens: two prefill chunks, and past the ring caches' 71 rows in the sliding-window families.
+      const ids = promptOf(100, 13);
+      const ours = await session.tokenLogProbs(ids, 0);
+      const theirs = await llamaCppLogitsFrom(files[name], ids, 0);
+      expect(ours).toHaveLength(ids.length - 1);
+      let worst = 0;
+      let scale = 1;
+      for (let pos = 0; pos < ids.length - 1; pos++) {
+        const logits = theirs[pos];
+        let top = -Infinity;
+        for (const l of logits) {
+          top = Math.max(top, l);
+          scale = Math.max(scale, Math.abs(l));
+        }
+        let sum = 0;
+        for (const l of logits) sum += Math.exp(l - top);
+        worst = Math.max(worst, Math.abs(ours[pos] - (logits[ids[pos + 1]] - top - Math.log(sum))));
+      }
+      // A log-probability is a logit minus the log-sum-exp: at most twice the logits' error.
+      expect(worst / scale).toBeLessThanOrEqual(2 * RELATIVE_LOGIT_TOLERANCE);
     });
 
     if (c.wraps) {

@@ -85,6 +85,7 @@ export async function openDawnSession(modelFile: string, options: SessionOptions
       return runtime.lastStats;
     },
     logits: (promptIds) => runtime.logits(promptIds),
+    tokenLogProbs: (ids, from) => runtime.tokenLogProbs(ids, from),
     bench: (benchOptions) => benchRuntime(runtime, benchOptions),
     close: () =>
       (closing ??= (async () => {

@@ -5,6 +5,8 @@ import { LanternError } from '../errors.ts';
 import { readGGUF } from '../model/gguf.ts';
 import { tokenizerFromGGUF } from '../model/tokenizer/index.ts';
 import { chatPromptIds, chatTemplateOf, type ChatMessage } from '../runtime/chat.ts';
+import { modelConfig } from '../runtime/models/index.ts';
+import { perplexity as scoreText, perplexityChunks, type PerplexityOptions } from '../runtime/perplexity.ts';
 import type { GeneratedToken, GenerateOptions } from '../runtime/types.ts';
 import { openFileSource } from './file-source.ts';
 import { type CliModel, convertCliModel, isCheckpoint, openCliModel, writeSource } from './model-source.ts';
@@ -12,7 +14,7 @@ import { QUANTIZE_CHOICES, type QuantizeChoice } from '../model/hf/convert.ts';
 import { openSession, type ModelSession } from './session.ts';
 
 /**
- * `lantern`, the command line: generate, logits, tokenize. bin/lantern.mjs loads this file through
+ * `lantern`, the command line: generate, chat, logits, perplexity, tokenize, bench. bin/lantern.mjs loads this file through
  * Vite, so the runtime's `?raw` shader imports work without a build.
  * Exit codes: 0 done, 1 a LanternError (or any failure), 2 bad arguments, 130 interrupted.
  */
@@ -32,6 +34,15 @@ Commands:
             a Jinja file); a model without one is an error NO_CHAT_TEMPLATE.
   logits    --model FILE --prompt-ids 1,2,3 [--context N] [--json]
             Next-token logits after the last id: {"logits":[...]} with --json, else the top 10.
+  perplexity --model FILE --text-file FILE [--context N] [--json]
+            Perplexity of the text, windowed as llama.cpp's llama-perplexity does: the text is
+            tokenized once (BOS first where the model adds one) and cut into chunks of N tokens
+            (default 512, or the model's context if shorter; the tail is dropped), each run from
+            an empty context with its first token replaced by BOS where the model adds one. Only
+            each chunk's second half is scored: the logits at positions N/2 .. N-2 predict the
+            next token. Prints the running estimate after each chunk ([1]x,[2]y,...), then
+            PPL = exp(mean negative log-likelihood) +/- its standard error. The text must give
+            at least 2N tokens; N may not exceed the model's context.
   tokenize  --model FILE (--text TEXT | --text-file FILE) [--add-special] [--no-parse-special] [--json]
             No GPU needed. BOS/EOS only with --add-special; special tokens written as text
             (e.g. <s>) are parsed unless --no-parse-special, as llama.cpp's llama-tokenize does.
@@ -95,6 +106,7 @@ const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
   generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
   chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
   logits: ['model', 'quantize', 'prompt-ids', 'context', 'json'],
+  perplexity: ['model', 'quantize', 'text-file', 'context', 'json'],
   tokenize: ['model', 'quantize', 'text', 'text-file', 'add-special', 'no-parse-special', 'json'],
 };
 
@@ -153,6 +165,13 @@ export async function main(argv: string[]): Promise<number> {
     values = { ...values, model: model.path };
     if (command === 'tokenize') {
       await tokenize(values, json);
+      return 0;
+    }
+    if (command === 'perplexity') {
+      const request = await perplexityRequest(values); // tokenized and checked before any browser starts
+      session = await openSession(values.model!, { contextLength: request.nCtx });
+      if (interrupted) return EXIT_INTERRUPTED;
+      await perplexity(session, request, json);
       return 0;
     }
     if (command === 'chat') {
@@ -412,6 +431,59 @@ async function logits(session: ModelSession, promptIds: number[], json: boolean)
   const top = Array.from(values.keys()).sort((a, b) => values[b] - values[a]).slice(0, 10);
   process.stdout.write(`top ${top.length} of ${values.length} logits after ${promptIds.length} tokens:\n`);
   for (const id of top) process.stdout.write(`${String(id).padStart(8)}  ${values[id].toFixed(4)}\n`);
+}
+
+interface PerplexityRequest extends PerplexityOptions {
+  tokens: number[];
+}
+
+/** llama-perplexity's default context, used where the model's own is not shorter. */
+const PERPLEXITY_DEFAULT_CONTEXT = 512;
+
+/** Reads and tokenizes the text (BOS as the model adds it) and checks the context against the model and the text. */
+async function perplexityRequest(values: Values): Promise<PerplexityRequest> {
+  if (values['text-file'] === undefined) throw new UsageError('perplexity needs --text-file FILE');
+  const text = await readTextFile(values['text-file']);
+  const asked = parseCount('--context', values.context);
+  const source = await openFileSource(values.model!);
+  try {
+    const file = await readGGUF(source);
+    const { contextLength } = modelConfig(file).config;
+    const tokenizer = tokenizerFromGGUF(file);
+    if (asked !== undefined && asked > contextLength) {
+      throw new LanternError('BAD_ARGUMENT', `--context ${asked} is more than this model's context of ${contextLength} tokens; give --context ${contextLength} or less.`, { context: asked, contextLength });
+    }
+    // llama-perplexity refuses such a vocabulary too (it asserts !add_eos): every chunk would be cut off by EOS.
+    if (tokenizer.addEos) {
+      throw new LanternError('BAD_ARGUMENT', "This model's tokenizer adds EOS after every text, which perplexity as llama.cpp computes it cannot take; choose another model.");
+    }
+    const nCtx = asked ?? Math.min(PERPLEXITY_DEFAULT_CONTEXT, contextLength);
+    const request = { tokens: tokenizer.encode(text, { addSpecial: true, parseSpecial: false }), nCtx, bos: tokenizer.addBos ? tokenizer.bos : undefined };
+    perplexityChunks(request.tokens, request); // too short a text is an error before any browser starts
+    return request;
+  } finally {
+    await source.close();
+  }
+}
+
+/** `lantern perplexity`: the running estimates as llama-perplexity prints them, then the final one; or one JSON object. */
+async function perplexity(session: ModelSession, request: PerplexityRequest, json: boolean): Promise<void> {
+  const { nCtx } = request;
+  const chunks = Math.floor(request.tokens.length / nCtx);
+  if (!json) {
+    process.stderr.write(
+      `${request.tokens.length} tokens: ${chunks} chunks of ${nCtx}, each scored at positions ${Math.floor(nCtx / 2)}..${nCtx - 2}, on ${session.info.adapter} (${session.backend})
+`,
+    );
+  }
+  const result = await scoreText(request.tokens, request, (ids, from) => session.tokenLogProbs(ids, from), (chunk, estimate) => {
+    if (!json) process.stdout.write(`[${chunk}]${estimate.toFixed(4)},`);
+  });
+  if (json) {
+    writeJSON({ ...result, chunks, adapter: session.info.adapter });
+    return;
+  }
+  process.stdout.write(`\nFinal estimate: PPL = ${result.ppl.toFixed(4)} +/- ${result.margin.toFixed(5)}\n`);
 }
 
 async function tokenize(values: Values, json: boolean): Promise<void> {

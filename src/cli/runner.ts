@@ -18,6 +18,8 @@ export interface RunnerApi {
   generate(promptIds: number[], options: GenerateOptions): Promise<Settled<{ count: number; stats?: GenerationStats }>>;
   /** [n_vocab] logits as a plain array (a Float32Array would not survive the trip). */
   logits(promptIds: number[]): Promise<Settled<number[]>>;
+  /** Runtime.tokenLogProbs as a plain array. */
+  tokenLogProbs(ids: number[], from: number): Promise<Settled<number[]>>;
   bench(options: BenchOptions): Promise<Settled<BenchResult>>;
   dispose(): Promise<Settled<void>>;
 }
@@ -68,6 +70,7 @@ window.lanternRunner = {
     return { count, stats: rt.lastStats };
   }),
   logits: settle(async (promptIds: number[]) => Array.from(await loaded().logits(promptIds))),
+  tokenLogProbs: settle(async (ids: number[], from: number) => Array.from(await loaded().tokenLogProbs(ids, from))),
   bench: settle((options: BenchOptions) => benchRuntime(loaded(), options)),
   dispose: settle(() => {
     runtime?.dispose();

@@ -15,6 +15,8 @@ export interface ModelSession {
   generate(promptIds: number[], options: GenerateOptions, onToken: (token: GeneratedToken) => void): Promise<GenerationStats | undefined>;
   /** Next-token logits after the last prompt id: [n_vocab] f32. */
   logits(promptIds: number[]): Promise<Float32Array>;
+  /** log p(ids[i + 1] | ids[..i]) for positions i = from .. length − 2 (Runtime.tokenLogProbs). */
+  tokenLogProbs(ids: number[], from: number): Promise<Float64Array>;
   /** Prefill and decode speed and bandwidth figures (runtime/bench.ts benchRuntime). */
   bench(options: BenchOptions): Promise<BenchResult>;
   /** Frees the GPU and stops whatever was started for it (browser, server); safe to call again. */

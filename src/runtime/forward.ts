@@ -29,7 +29,12 @@ export class Forward {
     private readonly kernels: Kernels,
     /** The KV cache's layout: bytes in all, bytes per token of context, and the tightest ring of the sliding-window layers (kvLayout). */
     readonly kv: KvLayout,
+    /** Builds the head for every token of a step (Graph.rowHead); stepRows calls it once. */
+    private readonly rowHead?: (logits: GPUBuffer) => Promise<Op[]>,
   ) {}
+
+  /** The all-rows head and its buffers, made by the first stepRows. */
+  private rows: RowHead | undefined;
 
   /** Whether quantized linears take int8 activations on this device (Kernels.int8Activations). */
   get int8Activations(): boolean {
@@ -86,7 +91,7 @@ export class Forward {
     await family.build(graph);
     const headOps = [...graph.head, await k.argmax(b.logits, c.vocabSize, b.argmax)];
     const topKOp = await topK(k, b.logits, c.vocabSize, b.topK);
-    return new Forward(gpu, c, contextLength, maxBatch, b, graph.body, headOps, topKOp, k, kv);
+    return new Forward(gpu, c, contextLength, maxBatch, b, graph.body, headOps, topKOp, k, kv, graph.rowHead);
   }
 
   /**
@@ -153,6 +158,57 @@ export class Forward {
   }
 
   /**
+   * Runs `tokens` (at most maxBatch) at positions pos0.. like step(), and reads back every token's
+   * next-token logits, [n_tokens, vocab] f32: what scoring a text needs (Runtime.tokenLogProbs).
+   * NaN or ±Inf among them is NUMERIC_ERROR.
+   */
+  async stepRows(tokens: readonly number[], pos0: number): Promise<Float32Array> {
+    const n = tokens.length;
+    if (n === 0 || n > this.maxBatch) throw new Error(`stepRows takes 1..${this.maxBatch} tokens, got ${n}`);
+    if (pos0 + n > this.contextLength) throw new Error(`stepRows would write past the KV cache (${pos0} + ${n} > ${this.contextLength})`);
+    const rows = (this.rows ??= await this.createRowHead());
+    const { device } = this.gpu;
+    const b = this.buffers;
+    const bytes = n * this.config.vocabSize * 4;
+    device.queue.writeBuffer(b.tokens, 0, new Uint32Array(tokens));
+    device.queue.writeBuffer(b.step, 0, STEP.pack({ n_tokens: n, pos0 }));
+    const encoder = device.createCommandEncoder({ label: 'forward rows' });
+    const pass = encoder.beginComputePass({ label: 'forward rows' });
+    for (const op of [...this.layerOps, ...rows.ops]) op.encode(pass, n);
+    pass.end();
+    encoder.copyBufferToBuffer(rows.logits, 0, rows.read, 0, bytes);
+    this.gpu.submit([encoder.finish()]);
+    await rows.read.mapAsync(GPUMapMode.READ, 0, bytes);
+    const error = this.gpu.takeError();
+    try {
+      if (error) throw error;
+      const logits = new Float32Array(rows.read.getMappedRange(0, bytes).slice(0));
+      const nonFinite = countNonFinite(logits);
+      if (nonFinite > 0) throw numericError(nonFinite, this.config.vocabSize);
+      return logits;
+    } finally {
+      rows.read.unmap();
+    }
+  }
+
+  /** The head for every row, into [maxBatch, vocab] logits and their staging copy (each 39 MB for a 152k vocabulary: made only when asked for). */
+  private async createRowHead(): Promise<RowHead> {
+    if (!this.rowHead) throw new Error(`the ${this.config.architecture} graph has no output head`);
+    const { device } = this.gpu;
+    const bytes = this.maxBatch * this.config.vocabSize * 4;
+    checkBufferSizes(device.limits, [['the logits of every token of a step', bytes]]);
+    const logits = device.createBuffer({ label: 'row logits', size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }); // [maxBatch, vocab]
+    const read = device.createBuffer({ label: 'read row logits', size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      return { ops: await this.rowHead(logits), logits, read };
+    } catch (e) {
+      logits.destroy();
+      read.destroy();
+      throw e;
+    }
+  }
+
+  /**
    * GPU time of every dispatch of one decode step of `token` at position `pos`, the head included:
    * each op in its own compute pass between two timestamps, so the figures carry each dispatch's
    * own overhead too. [op name, ms] in encoding order. Needs timestamp-query (else undefined). It
@@ -209,8 +265,17 @@ export class Forward {
     for (const buffer of [b.step, b.tokens, ...Object.values(b.acts), b.q, b.k, b.attn, b.gate, b.up, b.last, b.logits, b.argmax, b.topK, b.readLogits, b.readArgmax, b.readTopK, ...b.kCache, ...b.vCache]) {
       buffer.destroy();
     }
+    this.rows?.logits.destroy();
+    this.rows?.read.destroy();
     this.kernels.destroy();
   }
+}
+
+/** Forward.stepRows' head: its ops, the logits they write ([maxBatch, vocab] f32) and the staging buffer they are read through. */
+interface RowHead {
+  ops: Op[];
+  logits: GPUBuffer;
+  read: GPUBuffer;
 }
 
 interface ForwardBuffers extends GraphBuffers {

@@ -63,6 +63,11 @@ export class Graph<C extends ModelConfig = ModelConfig> {
   readonly body: Op[] = [];
   /** The output norm, projection and logit transforms: encoded for the last token only. */
   readonly head: Op[] = [];
+  /**
+   * The same head for every token of a step, into `logits` [n_tokens, vocab] (scoring a text:
+   * Runtime.tokenLogProbs). Built on first use (Forward.stepRows), so generation never pays for it.
+   */
+  rowHead: ((logits: GPUBuffer) => Promise<Op[]>) | undefined;
   /** Bytes of every weight the graph reads, by tensor (the plan). */
   readonly weightBytes = new Map<string, number>();
   private readonly tensors: Map<string, GGUFTensorInfo>;
@@ -242,6 +247,14 @@ export class Graph<C extends ModelConfig = ModelConfig> {
     const output = tied ? (this.tokenEmbd ?? (await weights.matrix('token_embd.weight', this.layout))) : await weights.matrix('output.weight', this.layout);
     this.head.push(norm, await k.linear(b.last, output, b.logits));
     if (softcap !== undefined) this.head.push(await k.softcap(b.logits, c.vocabSize, softcap));
+    // The body is done with xn by now: every row's normed x goes there. The norm is made now (its
+    // weight is read with the others); the projection waits for a logits buffer.
+    const rowNorm = (await this.normOp(kind, 'output_norm', b.acts.x, b.acts.xn, false))!;
+    this.rowHead = async (logits) => {
+      const rows = [rowNorm, await k.linear(b.acts.xn, output, logits)];
+      if (softcap !== undefined) rows.push(await k.softcap(logits, c.vocabSize, softcap));
+      return rows;
+    };
   }
 
   private async normOp(kind: NormKind, tensor: string, from: GPUBuffer | undefined, to: GPUBuffer | undefined, lastRow: boolean): Promise<Op | undefined> {

@@ -9,6 +9,7 @@ import { TOPK_MAX } from '../kernels/topk.ts';
 import { Forward } from './forward.ts';
 import { modelConfig } from './models/index.ts';
 import { numericErrorAt, type NumericStep } from './numeric.ts';
+import { logSoftmaxAt } from './perplexity.ts';
 import { Sampler } from './sampler.ts';
 import { StopMatcher } from './stop.ts';
 import type { FinishReason, GeneratedToken, GenerateOptions, GenerationStats, ModelInfo } from './types.ts';
@@ -221,6 +222,47 @@ export class Runtime {
     }
   }
 
+  /**
+   * How likely the model finds each next token of `ids`: entry i is log p(ids[from + i + 1] |
+   * ids[0 .. from + i]), for positions from .. length − 2 (what perplexity scores). Every position's
+   * logits are read back ([chunk, vocab] per prefill chunk, Forward.stepRows) and the log-softmax is
+   * taken here in double, as llama.cpp's perplexity does: exact, with no kernel to add, and only
+   * length − 1 − from numbers leave the runtime. A cached prefix up to `from` is reused as generate
+   * reuses one; the last id is only predicted, never run.
+   */
+  async tokenLogProbs(ids: number[], from = 0): Promise<Float64Array> {
+    this.checkPrompt(ids);
+    if (!Number.isInteger(from) || from < 0 || from > ids.length - 2) {
+      throw new LanternError('BAD_ARGUMENT', `tokenLogProbs scores the positions from "from" to the one before the last of ${ids.length} ids: give at least 2 ids and a whole number from 0 to ${ids.length - 2}, not ${from}.`);
+    }
+    this.enter();
+    try {
+      const reused = this.reusablePrefix(ids, from);
+      this.cachedIds.length = reused;
+      const run = ids.slice(0, -1); // [length − 1]: the last id is only predicted
+      const size = this.forward.maxBatch;
+      for (let start = reused; start < from; start += size) {
+        const chunk = run.slice(start, Math.min(start + size, from));
+        await this.forward.step(chunk, start, 'none');
+        this.wrote(chunk, start);
+      }
+      const vocab = this.info.vocabSize;
+      const logProbs = new Float64Array(run.length - from); // [length − 1 − from]
+      for (let start = from; start < run.length; start += size) {
+        const chunk = run.slice(start, start + size);
+        const logits = await this.forward.stepRows(chunk, start); // [chunk, vocab]
+        this.wrote(chunk, start);
+        for (let r = 0; r < chunk.length; r++) logProbs[start - from + r] = logSoftmaxAt(logits, r, vocab, ids[start + r + 1]);
+      }
+      return logProbs;
+    } catch (e) {
+      this.cachedIds = [];
+      throw await this.explain(numericErrorAt(e, { step: 'prefill' }));
+    } finally {
+      this.busy = false;
+    }
+  }
+
   dispose(): void {
     this.cachedIds = [];
     this.forward.destroy();
@@ -258,11 +300,11 @@ export class Runtime {
 
   /**
    * How much of the cached prefix this prompt shares can be kept: all of it but the last prompt
-   * token (whose logits are needed), unless a sliding-window layer's ring has since overwritten
+   * token (whose logits are needed), or at most `most` tokens, unless a sliding-window layer's ring has since overwritten
    * keys that the first new token's window still reaches; then none, and the prompt is prefilled again.
    */
-  private reusablePrefix(promptIds: readonly number[]): number {
-    const reused = Math.min(commonPrefixLength(this.cachedIds, promptIds), promptIds.length - 1);
+  private reusablePrefix(promptIds: readonly number[], most = promptIds.length - 1): number {
+    const reused = Math.min(commonPrefixLength(this.cachedIds, promptIds), most);
     const ring = this.forward.kv.ring;
     return ring && reused > 0 && Math.max(0, reused - ring.window + 1) < this.ringFrom ? 0 : reused;
   }

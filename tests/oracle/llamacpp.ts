@@ -147,6 +147,29 @@ export async function llamaCppLogits(modelPath: string, promptIds: number[]): Pr
   });
 }
 
+/**
+ * Raw logits at every position from `from` on, evaluated in one pass over promptIds as given:
+ * entry i is [n_vocab] f32, the next-token logits after promptIds[0 .. from + i].
+ */
+export async function llamaCppLogitsFrom(modelPath: string, promptIds: number[], from: number): Promise<Float32Array[]> {
+  const prompt = asTokens(promptIds);
+  if (!(from >= 0 && from < promptIds.length)) throw new Error(`llama.cpp oracle: from ${from} is outside the ${promptIds.length} prompt ids`);
+  const model = await loadModel(modelPath);
+  const nVocab = vocabSize(model);
+  return withSequence(modelPath, promptIds.length, async (sequence) => {
+    const input: ControlledEvaluateInputItem[] = prompt.map((id, i) =>
+      i < from ? id : [id, { generateNext: { logits: true, options: { temperature: 0 } } }]);
+    const out = await sequence.controlledEvaluate(input);
+    return out.slice(from).map((item, i) => {
+      const map = item?.next.logits;
+      if (!map || map.size !== nVocab) throw new Error(`llama.cpp oracle: expected ${nVocab} logits at position ${from + i}, got ${map?.size ?? 'none'}`);
+      const logits = new Float32Array(nVocab); // [n_vocab] f32
+      for (const [token, logit] of map) logits[token] = logit;
+      return logits;
+    });
+  });
+}
+
 /** llama.cpp's tokenization of `text`: BOS (when the model asks for it) + SentencePiece/BPE ids. */
 export async function llamaCppTokenize(modelPath: string, text: string): Promise<number[]> {
   const model = await loadModel(modelPath);
