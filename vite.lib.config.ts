@@ -10,14 +10,14 @@ import { build, defineConfig, type Plugin } from 'vite';
  *   lantern-embed.js          ES module, src/embed/module.ts: registers <lantern-chat>
  *   lantern-worker.js         the engine's Web Worker, self-contained (its dependencies and the WGSL inlined)
  *   lantern-shared-worker.js  the same engine as a SharedWorker, for createEngine({ worker: 'shared' })
- *   chunks/*.js               code both entries share, and the on-this-thread engine (worker: 'none')
+ *   chunks/*.js               storage, chat template, runtime (with its WGSL, for Runtime and worker: 'none')
+ *   types/                    .d.ts for every export, with their doc comments (tsconfig.lib.json)
  *
  * The entries start their workers with `new Worker(new URL('./lantern-worker.js', import.meta.url),
  * { type: 'module' })`, the one form Vite, webpack 5, Rollup, Parcel and esbuild all follow, so the
  * app's bundler emits the worker; served as they are, the files work without a bundler too.
  * The entries are not minified (the app's bundler minifies them, and a reader can follow them); the
  * workers, which a page may load as they are, are.
- *   types/                    .d.ts for every export, with their doc comments (tsconfig.lib.json)
  */
 const ROOT = fileURLToPath(new URL('.', import.meta.url));
 const OUT_DIR = resolve(ROOT, 'dist/lib');

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, STORIES_GGUF } from '../helpers/paths.ts';
 import { startStaticServer, type StaticServer } from '../helpers/static-server.ts';
@@ -160,8 +160,8 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-/** Opens `url`, waits for the app to finish streaming, and checks what it streamed. */
-async function expectStreams(url: string): Promise<void> {
+/** Opens `url`, waits for the app to finish streaming, and checks what it streamed; then `andThen` on the same page. */
+async function expectStreams(url: string, andThen?: (tab: Page) => Promise<void>): Promise<void> {
   const context = await browser.newContext();
   const tab = await context.newPage();
   const errors = watchPageErrors(tab);
@@ -172,6 +172,7 @@ async function expectStreams(url: string): Promise<void> {
   expect(Number(await tab.locator('body').getAttribute('data-chunks'))).toBeGreaterThan(2);
   expect(text.length).toBeGreaterThan(20);
   expect(GREEDY_START.startsWith(text), `streamed: ${JSON.stringify(text)}`).toBe(true);
+  await andThen?.(tab);
   expect(errors).toEqual([]);
   await context.close();
 }
@@ -191,7 +192,8 @@ async function builtFiles(folder: string): Promise<Map<string, string>> {
   return files;
 }
 
-describe('the npm package, installed from its tarball', () => {
+// Builds, tsc and Chromium on a shared 2-core machine: minutes, not the default two.
+describe('the npm package, installed from its tarball', { timeout: 300_000 }, () => {
   it('a Vite app imports createEngine, builds with vite build, and streams a chat', async () => {
     const files = await builtFiles(join(viteApp, 'dist'));
     // The worker is its own file, emitted by Vite from the package's new URL('./lantern-worker.js', import.meta.url).
@@ -228,7 +230,15 @@ describe('the npm package, installed from its tarball', () => {
     })}</script>`;
     const script = `<script type="module">\n${APP_SOURCE.replace("from 'lantern'", "from '/lantern/lantern.js'")}</script>`;
     await writeFile(join(site, 'index.html'), page(script, importMap));
-    await expectStreams(`${(await serve(site)).origin}/`);
+    await expectStreams(`${(await serve(site)).origin}/`, async (tab) => {
+      // The second entry, lantern/embed: importing it defines <lantern-chat>, whose worker is the package's.
+      // A string, not a function: vitest would rewrite an import() written in this file.
+      const widget = await tab.evaluate(`import('/lantern/lantern-embed.js').then(() => {
+        const element = customElements.get('lantern-chat');
+        return { defined: element !== undefined, workerUrl: element?.workerUrl?.pathname };
+      })`);
+      expect(widget).toEqual({ defined: true, workerUrl: '/lantern/lantern-worker.js' });
+    });
   });
 
   it('its declarations type-check a consumer that uses every export with tsc --strict, and reject a wrong option name', async () => {
