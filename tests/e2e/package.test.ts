@@ -32,13 +32,14 @@ const APP_ENTRY_BUDGET_GZIP_BYTES = Math.round(15.4 * 1024);
 /** stories260K's greedy continuation of BOS + "Once upon a time" (llama.cpp; see demo.test.ts). */
 const GREEDY_START = ', there was a little girl named Lily. She loved to play outside in the park.';
 
-/** The browser packages the CLI needs and an app must never get. */
+/** What only the command line and the tests need (a bundler, a browser driver, Dawn, llama.cpp): never an app. */
 const CLI_ONLY = ['vite', 'playwright', 'playwright-core', 'webgpu', 'node-llama-cpp'];
 
 const exec = promisify(execFile);
 const INSTALL_FLAGS = ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'];
 const REPO_PACKAGE = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string; devDependencies: Record<string, string> };
 const VITE_VERSION = REPO_PACKAGE.devDependencies.vite.replace(/^\^/, '');
+const PLAYWRIGHT_VERSION = REPO_PACKAGE.devDependencies['playwright-core'].replace(/^\^/, '');
 
 /** The app every bundler builds: one import, load the model, stream a chat into the page. */
 const APP_SOURCE = `import { createEngine } from 'lantern';
@@ -117,7 +118,7 @@ beforeAll(async () => {
   viteApp = join(work, 'vite-app');
   webpackApp = join(work, 'webpack-app');
   await writeFiles(viteApp, {
-    'package.json': JSON.stringify({ name: 'vite-app', private: true, type: 'module', dependencies: { lantern: `file:${tarball}` }, devDependencies: { vite: VITE_VERSION } }),
+    'package.json': JSON.stringify({ name: 'vite-app', private: true, type: 'module', dependencies: { lantern: `file:${tarball}` }, devDependencies: { vite: VITE_VERSION, 'playwright-core': PLAYWRIGHT_VERSION } }),
     'index.html': page('<script type="module" src="/src/main.js"></script>'),
     'src/main.js': APP_SOURCE,
     // A page that only lists the model cache, for the tree-shaking check.
@@ -338,9 +339,13 @@ export async function chat(): Promise<string> {
     expect(all).not.toContain('chat.completion');
   });
 
-  it('`npx lantern` runs from the installed package with Vite beside it, and says what to install without', async () => {
-    const { stdout } = await exec('npx', ['--no-install', 'lantern', 'tokenize', '--model', STORIES_GGUF, '--text', 'Once upon a time', '--json'], { cwd: viteApp });
-    expect(JSON.parse(stdout)).toEqual({ tokens: [403, 407, 261, 378] });
+  it('`npx lantern` runs from the installed package with its optional dependencies beside it, and says what to install without', async () => {
+    // The Vite app has vite and playwright-core (no webgpu): the CLI generates in the system's Chromium.
+    const { stdout } = await exec('npx', ['--no-install', 'lantern', 'generate', '--model', STORIES_GGUF, '--prompt', 'Once upon a time', '--max-tokens', '8', '--json'], { cwd: viteApp, env: { ...process.env, LANTERN_GPU: 'chromium' } });
+    const generated = JSON.parse(stdout) as { promptTokens: number[]; text: string; tokens: number[] };
+    expect(generated.promptTokens).toEqual([1, 403, 407, 261, 378]); // BOS + "Once upon a time"
+    expect(generated.tokens).toHaveLength(8);
+    expect(GREEDY_START.startsWith(generated.text), generated.text).toBe(true);
     const failed = await exec('npx', ['--no-install', 'lantern', 'help'], { cwd: webpackApp }).then(
       () => undefined,
       (e: { code: number; stderr: string }) => e,
