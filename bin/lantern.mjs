@@ -1,8 +1,19 @@
 #!/usr/bin/env node
 // The `lantern` command. It runs src/cli/main.ts through Vite's SSR module loader, so the
 // TypeScript sources and their `?raw` WGSL imports load as they are, with no build step.
+// Vite, Playwright and Dawn (the `webgpu` package) are optional peer dependencies of the package,
+// so that a web app that installs Lantern gets none of them; the command line asks for them.
 import { fileURLToPath } from 'node:url';
-import { createServer } from 'vite';
+
+const CLI_PACKAGES = 'vite playwright-core webgpu';
+const { createServer } = await import('vite').catch(() => {
+  process.stderr.write(
+    `lantern: the command line needs Vite to load its sources; install its optional dependencies beside lantern:\n` +
+      `  npm install --save-dev ${CLI_PACKAGES}\n` +
+      `(playwright-core drives a Chromium you already have; webgpu is Dawn, for machines with a GPU.)\n`,
+  );
+  process.exit(1);
+});
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const vite = await createServer({

@@ -26,6 +26,22 @@ export type LanternErrorCode =
   | 'NO_CHAT_TEMPLATE'
   | 'BAD_CHAT_TEMPLATE';
 
+/**
+ * Every error Lantern throws, also across the worker boundary: branch on `code`; `message` says
+ * what to do.
+ *
+ * @example
+ * ```ts
+ * import { LanternError } from 'lantern';
+ *
+ * try {
+ *   await engine.load(url);
+ * } catch (e) {
+ *   if (e instanceof LanternError && e.code === 'NO_WEBGPU') showFallback(e.message);
+ *   else throw e;
+ * }
+ * ```
+ */
 export class LanternError extends Error {
   override readonly name = 'LanternError';
   constructor(

@@ -5,6 +5,8 @@
  *   await engine.load('/models/model.gguf', { onProgress: (p) => show(p.totalBytes ? p.loadedBytes / p.totalBytes : undefined) });
  *   const chunks = await engine.chat.completions.create({ messages, stream: true, temperature: 0.7 });
  *   for await (const chunk of chunks) show(chunk.choices[0].delta.content ?? '');
+ *
+ * @module lantern
  */
 
 /** Starts an engine: a model in a Web Worker (default), a SharedWorker, or on this thread. */

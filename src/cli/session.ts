@@ -42,13 +42,16 @@ export async function openSession(modelFile: string, options: SessionOptions = {
     throw new LanternError('BAD_ARGUMENT', `LANTERN_GPU is "${forced}"; set it to dawn or chromium, or unset it to choose automatically.`);
   }
   if (forced === 'dawn') return (await import('./dawn.ts')).openDawnSession(modelFile, options);
-  if (forced === 'chromium') return (await import('./chromium-host.ts')).openChromiumSession(modelFile, options);
+  if (forced === 'chromium') return (await importChromiumHost()).openChromiumSession(modelFile, options);
 
   const dawn = await import('./dawn.ts');
   const probing = dawn.probeDawn(); // a child process: loading the Chromium host meanwhile is free
-  const chromium = await import('./chromium-host.ts');
+  const chromium = await importChromiumHost().catch(async (e: unknown) => {
+    if ((await probing).hardware) return undefined; // Dawn will do
+    throw e;
+  });
   const probe = await probing;
-  if (probe.hardware) return dawn.openDawnSession(modelFile, options);
+  if (probe.hardware || !chromium) return dawn.openDawnSession(modelFile, options);
   try {
     return await chromium.openChromiumSession(modelFile, options);
   } catch (e) {
@@ -56,5 +59,18 @@ export async function openSession(modelFile: string, options: SessionOptions = {
       throw new LanternError('NO_WEBGPU', `${e.message} Dawn was no help either: ${probe.reason}`, { ...e.details, dawn: probe.reason });
     }
     throw e;
+  }
+}
+
+/**
+ * The Chromium host needs playwright-core, an optional peer dependency of the installed package
+ * (an app's install must not bring it): without it, say what to install.
+ */
+async function importChromiumHost(): Promise<typeof import('./chromium-host.ts')> {
+  try {
+    return await import('./chromium-host.ts');
+  } catch (e) {
+    if (!/playwright-core/.test(String((e as Error)?.message))) throw e;
+    throw new LanternError('NO_WEBGPU', 'The command line drives Chromium with playwright-core, which is not installed; run `npm install --save-dev playwright-core` (and `webgpu`, for Dawn on a machine with a GPU).');
   }
 }

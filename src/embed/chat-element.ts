@@ -67,6 +67,8 @@ export class LanternChatElement extends HTMLElement {
 
   /** Where lantern-embed.js was loaded from; the worker and the bundled model sit beside it. */
   static assetBase: URL = new URL(document.baseURI);
+  /** The engine worker, when it is not lantern-worker.js beside assetBase (the package's module entry sets it). */
+  static workerUrl: URL | undefined;
 
   readonly #root: ShadowRoot;
   readonly #log: HTMLOListElement;
@@ -185,7 +187,7 @@ export class LanternChatElement extends HTMLElement {
     const modelUrl = this.getAttribute('model')
       ? new URL(this.getAttribute('model')!, document.baseURI)
       : new URL('models/stories260K.gguf', LanternChatElement.assetBase);
-    const engine = createEmbedEngine(new URL('lantern-worker.js', LanternChatElement.assetBase));
+    const engine = createEmbedEngine(LanternChatElement.workerUrl ?? new URL('lantern-worker.js', LanternChatElement.assetBase));
     this.#engine = engine;
     this.#setStatus('loading', 'Loading the model…');
     const loaded = engine.load(modelUrl.href).then(

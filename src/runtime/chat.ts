@@ -34,7 +34,17 @@ export function chatTemplateOf(file: GGUFFile): string | undefined {
   return typeof value === 'string' && value.trim() !== '' ? value : undefined;
 }
 
-/** Renders `messages` with `template` (Jinja); throws BAD_CHAT_TEMPLATE when it does not parse or render. */
+/**
+ * Renders `messages` with `template` (Jinja); throws BAD_CHAT_TEMPLATE when it does not parse or render.
+ *
+ * @example
+ * ```ts
+ * import { renderChatTemplate } from 'lantern';
+ *
+ * const template = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}<|assistant|>";
+ * renderChatTemplate(template, [{ role: 'user', content: 'Hi' }]); // '<|user|>Hi\n<|assistant|>'
+ * ```
+ */
 export function renderChatTemplate(template: string, messages: readonly ChatMessage[], context: ChatTemplateContext = {}): string {
   checkMessages(messages);
   let compiled: Template;

@@ -40,6 +40,15 @@ export interface KernelProfile {
  * A loaded model on a GPU device: tokenizer, weights, KV cache and the generation loop. The same
  * class runs in a Web Worker, on a page, and in Node over Dawn. One generation at a time: the
  * Scheduler (scheduler.ts) queues the rest.
+ *
+ * @example
+ * ```ts
+ * import { Runtime, urlSource } from 'lantern';
+ *
+ * // On this thread, below the engine: token ids in, tokens out.
+ * const runtime = await Runtime.load(navigator.gpu, await urlSource('/models/model.gguf'));
+ * for await (const token of runtime.generate(runtime.encode('Once upon a time'), { maxTokens: 16, temperature: 0 })) console.log(token.text);
+ * ```
  */
 export class Runtime {
   private _lastStats: GenerationStats | undefined;

@@ -103,19 +103,47 @@ export async function deleteModelRecords(s: CacheStores, id: string): Promise<vo
   await s.chunks('readwrite', (store) => (store.delete(chunkRange(id)), promisifyRequest(store.transaction)));
 }
 
-/** The complete models in the cache, most recently used first. */
+/**
+ * The complete models in the cache, most recently used first.
+ *
+ * @example
+ * ```ts
+ * import { listCachedModels } from 'lantern';
+ *
+ * for (const { id, size, lastUsed } of await listCachedModels()) console.log(id, size, new Date(lastUsed));
+ * ```
+ */
 export async function listCachedModels(): Promise<CachedModel[]> {
   const s = await openCacheStores();
   const manifests = await s.manifests('readonly', (store) => promisifyRequest(store.getAll() as IDBRequest<ModelManifest[]>));
   return manifests.map(({ id, size, lastUsed }) => ({ id, size, lastUsed })).sort((a, b) => b.lastUsed - a.lastUsed);
 }
 
-/** Deletes one model from the cache, complete or half-downloaded; unknown ids are ignored. */
+/**
+ * Deletes one model from the cache, complete or half-downloaded; unknown ids are ignored.
+ *
+ * @example
+ * ```ts
+ * import { deleteCachedModel, listCachedModels } from 'lantern';
+ *
+ * const [oldest] = (await listCachedModels()).reverse();
+ * if (oldest) await deleteCachedModel(oldest.id);
+ * ```
+ */
 export async function deleteCachedModel(id: string): Promise<void> {
   await deleteModelRecords(await openCacheStores(), id);
 }
 
-/** Deletes every cached model and every half-finished download. */
+/**
+ * Deletes every cached model and every half-finished download.
+ *
+ * @example
+ * ```ts
+ * import { deleteAllCachedModels } from 'lantern';
+ *
+ * clearButton.onclick = () => deleteAllCachedModels();
+ * ```
+ */
 export async function deleteAllCachedModels(): Promise<void> {
   const s = await openCacheStores();
   for (const store of [s.manifests, s.downloads, s.chunks]) {

@@ -18,6 +18,16 @@ export interface SourcePart {
   size: number;
 }
 
+/**
+ * A file already in memory.
+ *
+ * @example
+ * ```ts
+ * import { bytesSource } from 'lantern';
+ *
+ * const source = bytesSource(new Uint8Array(await (await fetch('/models/model.gguf')).arrayBuffer()));
+ * ```
+ */
 export function bytesSource(bytes: Uint8Array): ByteSource {
   return {
     size: bytes.byteLength,
@@ -28,6 +38,16 @@ export function bytesSource(bytes: Uint8Array): ByteSource {
   };
 }
 
+/**
+ * A File or Blob, read slice by slice (e.g. from `<input type="file">`), never whole.
+ *
+ * @example
+ * ```ts
+ * import { blobSource } from 'lantern';
+ *
+ * const source = blobSource(fileInput.files![0]);
+ * ```
+ */
 export function blobSource(blob: Blob): ByteSource {
   return {
     size: blob.size,
@@ -85,6 +105,14 @@ export function joinedSource(sources: readonly ByteSource[]): ByteSource {
  * A file behind HTTP(S), read with Range requests; the size comes from probeFile(). A server
  * without Range support, or one that will not tell the size before the body, is read once, whole,
  * and held in memory: the only way to read such a file at random without a cache.
+ *
+ * @example
+ * ```ts
+ * import { urlSource } from 'lantern';
+ *
+ * const source = await urlSource('https://huggingface.co/…/resolve/main/model.gguf');
+ * console.log(source.size);
+ * ```
  */
 export async function urlSource(url: string): Promise<ByteSource> {
   const { size, ranges } = await probeFile(url);

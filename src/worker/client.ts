@@ -71,7 +71,19 @@ export interface Engine {
   terminate(): void;
 }
 
-/** Starts an engine; call load() before generating. */
+/**
+ * Starts an engine; call load() before generating.
+ *
+ * @example
+ * ```ts
+ * import { createEngine } from 'lantern';
+ *
+ * const engine = createEngine(); // a Web Worker; { worker: 'shared' } shares one model across tabs
+ * await engine.load('/models/model.gguf', { onProgress: (p) => console.log(p.phase, p.loadedBytes, p.totalBytes) });
+ * const chunks = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hello!' }], stream: true });
+ * for await (const chunk of chunks) output.textContent += chunk.choices[0].delta.content ?? '';
+ * ```
+ */
 export function createEngine(options: EngineOptions = {}): Engine {
   const caller = randomId();
   const connection = connect(options.worker ?? 'dedicated');
