@@ -158,7 +158,7 @@ describe('conversion, without a GPU', () => {
     expect(total).toBeLessThan(weights * 1.1);
   });
 
-  it('refuses a pickle-only repository, a missing or climbing shard, bad JSON and a missing config.json', async () => {
+  it('refuses a pickle-only repository, a missing or climbing shard, a truncated header, an integer weight, bad JSON and a missing config.json', async () => {
     const { 'model.safetensors': weights, ...rest } = neoFiles(NEO);
     const pickle = await refusal(() => convertCheckpoint(memoryFiles({ ...rest, 'pytorch_model.bin': new Uint8Array(16) })));
     expect(pickle.code).toBe('UNSUPPORTED_FORMAT');
@@ -173,6 +173,18 @@ describe('conversion, without a GPU', () => {
     expect(climbing.code).toBe('BAD_MODEL_FILE');
     const badJson = await refusal(() => convertCheckpoint(memoryFiles({ ...rest, 'model.safetensors': weights, 'config.json': '{"architectures": [' })));
     expect([badJson.code, badJson.details?.file]).toEqual(['BAD_MODEL_FILE', 'config.json']);
+    const truncated = await refusal(() => convertCheckpoint(memoryFiles({ ...rest, 'model.safetensors': weights.subarray(0, 200) })));
+    expect(['TRUNCATED_FILE', 'BAD_MODEL_FILE']).toContain(truncated.code);
+    // A dtype Lantern cannot read as weights: the final LayerNorm's bias declared as I32 (same width, so the header stays consistent).
+    const headerLength = Number(new DataView(weights.buffer, weights.byteOffset).getBigUint64(0, true));
+    const header = new TextDecoder().decode(weights.subarray(8, 8 + headerLength));
+    const retyped = header.replace(/("transformer\.ln_f\.bias":\{"dtype":")F32/, '$1I32');
+    expect(retyped).not.toBe(header);
+    const intWeights = weights.slice();
+    intWeights.set(new TextEncoder().encode(retyped), 8);
+    const dtype = await refusal(() => convertCheckpoint(memoryFiles({ ...rest, 'model.safetensors': intWeights })));
+    expect(dtype.code).toBe('UNSUPPORTED_TENSOR_TYPE');
+    expect(dtype.message).toMatch(/transformer\.ln_f\.bias/);
     const { 'config.json': _, ...noConfig } = rest;
     const none = await refusal(() => convertCheckpoint(memoryFiles({ ...noConfig, 'model.safetensors': weights })));
     expect(none.code).toBe('BAD_MODEL_FILE');
