@@ -23,7 +23,9 @@ export type LanternErrorCode =
   | 'ABORTED'
   | 'NUMERIC_ERROR'
   | 'NO_CHAT_TEMPLATE'
-  | 'BAD_CHAT_TEMPLATE';
+  | 'BAD_CHAT_TEMPLATE'
+  | 'BAD_GRAMMAR'
+  | 'UNSUPPORTED_SCHEMA';
 
 export class LanternError extends Error {
   override readonly name = 'LanternError';
