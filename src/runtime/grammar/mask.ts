@@ -90,7 +90,7 @@ export class TokenTrie {
     this.skip = skip;
     this.first = Int32Array.from(first);
     this.ids = Int32Array.from(ids);
-    this.maxDepth = Math.max(0, ...depth);
+    this.maxDepth = depth.reduce((a, b) => Math.max(a, b), 0);
   }
 
   get nodeCount(): number {
