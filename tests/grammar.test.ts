@@ -14,6 +14,8 @@ import { parseGbnf, printGbnf, type Grammar } from '../src/runtime/grammar/gbnf.
 import { grammarFromJsonSchema, jsonObjectGrammar } from '../src/runtime/grammar/json-schema.ts';
 import { applyMask, maskVocabulary, TokenConstraint, TokenMasker, TokenTrie, type MaskVocabulary } from '../src/runtime/grammar/mask.ts';
 import { compileGrammar, GrammarAutomaton, GrammarMatcher } from '../src/runtime/grammar/matcher.ts';
+import { constraintFor } from '../src/runtime/grammar/index.ts';
+import { Sampler } from '../src/runtime/sampler.ts';
 import { bytesSource } from '../src/storage/source.ts';
 import { SCHEMA_CASES, type SchemaCase } from './helpers/grammar-schemas.ts';
 import { smollm2Vocabulary, type TestVocabulary } from './helpers/grammar-vocab.ts';
@@ -452,4 +454,41 @@ test("maskVocabulary reads a GGUF vocabulary through Lantern's tokenizer", async
     seen.push(...vocab.bytes[id]!);
   }
   expect(c.isComplete()).toBe(true);
+});
+
+// ─── Wiring: the sampler's mask and a request's constraint ───
+
+describe('constrained sampling', () => {
+  test('the sampler only picks allowed tokens, greedy and sampled, with bias and penalties', () => {
+    const logits = Float32Array.from({ length: 70 }, (_, i) => Math.sin(i * 1.7) * 3);
+    const mask = new Uint32Array(3);
+    for (const id of [3, 40, 41, 66]) mask[id >>> 5] |= 1 << (id & 31);
+    const best = [3, 40, 41, 66].reduce((a, b) => (logits[b] > logits[a] ? b : a));
+    expect(new Sampler({ temperature: 0 }).sample(logits, [], mask)).toBe(best);
+    expect(new Sampler({ temperature: 0, logitBias: { 5: 100 } }).sample(logits, [], mask)).toBe(best);
+    const sampler = new Sampler({ temperature: 1.5, topK: 50, repetitionPenalty: 1.3, seed: 3 });
+    const seen = new Set<number>();
+    for (let i = 0; i < 200; i++) seen.add(sampler.sample(logits, [40, 41], mask));
+    expect([...seen].sort((a, b) => a - b)).toEqual([3, 40, 41, 66]);
+    expect(logits[0]).toBe(0); // the caller's logits are left as they were
+    expect(errorOf(() => new Sampler({}).sample(logits, [], new Uint32Array(3))).code).toBe('BAD_GRAMMAR');
+  });
+
+  test('constraintFor: json_schema, json_object and GBNF on a GGUF tokenizer; errors before any token', async () => {
+    const file = await readGGUF(bytesSource(new Uint8Array(readFileSync(resolve(LLAMACPP_VOCAB_DIR, 'ggml-vocab-gpt-2.gguf')))));
+    const tokenizer = tokenizerFromGGUF(file);
+    expect(constraintFor(tokenizer, {})).toBeUndefined();
+    expect(constraintFor(tokenizer, { responseFormat: { type: 'text' } })).toBeUndefined();
+    const schema = { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] };
+    const follow = (c: TokenConstraint, text: string) => tokenizer.encode(text).every((id) => c.allows(id) && c.advance(id)) && c.isComplete();
+    expect(follow(constraintFor(tokenizer, { responseFormat: { type: 'json_schema', json_schema: { name: 'r', schema, strict: true } } })!, '{"ok": true}')).toBe(true);
+    expect(follow(constraintFor(tokenizer, { responseFormat: { type: 'json_schema', json_schema: { name: 'r', schema } } })!, '{"ok": 1}')).toBe(false);
+    expect(follow(constraintFor(tokenizer, { responseFormat: { type: 'json_object' } })!, '{"any": [1, 2]}')).toBe(true);
+    expect(follow(constraintFor(tokenizer, { grammar: 'root ::= "yes" | "no"\n' })!, 'no')).toBe(true);
+    // a fresh constraint starts at the beginning, even when the compiled grammar is reused
+    expect(constraintFor(tokenizer, { grammar: 'root ::= "yes" | "no"\n' })!.isComplete()).toBe(false);
+    expect(errorOf(() => constraintFor(tokenizer, { responseFormat: { type: 'json_schema', json_schema: { name: 'r', schema: { type: 'string', format: 'hostname' } } } })).code).toBe('UNSUPPORTED_SCHEMA');
+    expect(errorOf(() => constraintFor(tokenizer, { grammar: 'root ::= (\n' })).code).toBe('BAD_GRAMMAR');
+    expect(errorOf(() => constraintFor(tokenizer, { grammar: 'root ::= "a"\n', responseFormat: { type: 'json_object' } })).code).toBe('BAD_ARGUMENT');
+  });
 });
