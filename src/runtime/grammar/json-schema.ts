@@ -505,7 +505,7 @@ class SchemaConverter {
     if (!Object.hasOwn(s, 'minimum') && !Object.hasOwn(s, 'maximum')) return ref(this.common('integer'));
     const lo = bound(Object.hasOwn(s, 'minimum') ? Math.ceil(s.minimum as number) : -Infinity);
     const hi = bound(Object.hasOwn(s, 'maximum') ? Math.floor(s.maximum as number) : Infinity);
-    if (lo > hi) throw unsupported('minimum', path, 'no integer lies between minimum and maximum');
+    if (lo > hi || lo === Infinity || hi === -Infinity) throw unsupported('minimum', path, 'no integer of at most 16 digits lies between minimum and maximum');
     const parts: GrammarExpr[] = [];
     if (lo < 0) parts.push(seq(lit('-'), uintRange(hi < 0 ? -hi : 1, -lo)));
     if (hi >= 0) parts.push(uintRange(Math.max(lo, 0), hi));
@@ -519,7 +519,7 @@ class SchemaConverter {
     }
     const lo = bound((s.minimum ?? -Infinity) as number);
     const hi = bound((s.maximum ?? Infinity) as number);
-    if (lo > hi) throw unsupported('minimum', path, 'is above maximum, so no number fits');
+    if (lo > hi || lo === Infinity || hi === -Infinity) throw unsupported('minimum', path, 'is above maximum (or past 16 digits), so no number fits');
     const fraction = opt(seq(lit('.'), rep(cls([[0x30, 0x39]]), 1, MAX_FRACTION_DIGITS)));
     const zeroFraction = opt(seq(lit('.'), rep(lit('0'), 1, MAX_FRACTION_DIGITS)));
     // A magnitude in [a, b]: whole part a..b-1 with any fraction, or exactly b with a zero fraction.

@@ -124,21 +124,26 @@ export class TokenMasker {
   private compute(state: number): Uint32Array {
     const { automaton, trie, stateAt } = this;
     const { depth, label, skip, first, ids } = trie;
-    const transitions = automaton.transitions;
+    let table = automaton.table;
     const mask = new Uint32Array(Math.ceil(trie.size / 32));
     if (automaton.isComplete(state)) for (const id of trie.eog) mask[id >>> 5] |= 1 << (id & 31);
     stateAt[0] = state;
     const n = depth.length;
     for (let i = 1; i < n;) {
-      const parent = stateAt[depth[i] - 1];
-      let next = transitions[parent][label[i]];
-      if (next < 0) next = automaton.step(parent, label[i]);
+      const d = depth[i];
+      const parent = stateAt[d - 1];
+      let next = table[parent * 256 + label[i]];
+      if (next < 0) {
+        next = automaton.step(parent, label[i]);
+        table = automaton.table; // step() may have grown it
+      }
       if (next === GrammarAutomaton.DEAD) {
         i = skip[i];
         continue;
       }
-      stateAt[depth[i]] = next;
-      for (let k = first[i], end = first[i + 1]; k < end; k++) mask[ids[k] >>> 5] |= 1 << (ids[k] & 31);
+      stateAt[d] = next;
+      const end = first[i + 1];
+      for (let k = first[i]; k < end; k++) mask[ids[k] >>> 5] |= 1 << (ids[k] & 31);
       i++;
     }
     return mask;

@@ -314,8 +314,11 @@ export class GrammarAutomaton {
   /** Per state: node ids of its stacks (tops are BYTES elements). */
   private readonly stacks: Int32Array[] = [];
   private readonly complete: boolean[] = [];
-  /** Per state: [256] next state per byte, -1 until computed. */
-  readonly transitions: Int32Array[] = [];
+  /**
+   * [states, 256] next state per byte, -1 until computed: one flat array (the trie walk's inner
+   * loop reads it), reallocated as states are added, so read it again after calling step().
+   */
+  table = new Int32Array(256 * 64).fill(-1);
 
   constructor(readonly grammar: CompiledGrammar) {
     this.intern(new Set(), false); // DEAD = 0
@@ -338,8 +341,7 @@ export class GrammarAutomaton {
 
   /** The state after one more byte; DEAD if the byte cannot continue the text. */
   step(state: number, byte: number): number {
-    const row = this.transitions[state];
-    const cached = row[byte];
+    const cached = this.table[state * 256 + byte];
     if (cached >= 0) return cached;
     const g = this.grammar;
     const out = new Set<number>();
@@ -351,7 +353,7 @@ export class GrammarAutomaton {
       if ((set[byte >>> 5] >>> (byte & 31)) & 1) this.closure(this.push(pos + 1, this.nodeParent[node]), out, done, visited);
     }
     const next = this.intern(out, done.complete);
-    row[byte] = next;
+    this.table[state * 256 + byte] = next;
     return next;
   }
 
@@ -398,7 +400,11 @@ export class GrammarAutomaton {
       id = this.stacks.length;
       this.stacks.push(sorted);
       this.complete.push(complete);
-      this.transitions.push(new Int32Array(256).fill(-1));
+      if ((id + 1) * 256 > this.table.length) {
+        const grown = new Int32Array(this.table.length * 2).fill(-1);
+        grown.set(this.table);
+        this.table = grown;
+      }
       this.stateIds.set(key, id);
     }
     return id;
@@ -437,8 +443,7 @@ export class GrammarMatcher {
 
   /** Whether no byte can follow (the grammar is complete and nothing may be added). */
   isFinished(): boolean {
-    const row = this.automaton.transitions[this.current];
-    for (let b = 0; b < 256; b++) if ((row[b] >= 0 ? row[b] : this.automaton.step(this.current, b)) !== GrammarAutomaton.DEAD) return false;
+    for (let b = 0; b < 256; b++) if (this.automaton.step(this.current, b) !== GrammarAutomaton.DEAD) return false;
     return true;
   }
 
