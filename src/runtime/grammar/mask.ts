@@ -6,7 +6,7 @@
  * its whole subtree. Masks are cached per automaton state: states are canonical (matcher.ts).
  */
 import type { Tokenizer } from '../../model/tokenizer/index.ts';
-import { GrammarAutomaton } from './matcher.ts';
+import { GrammarAutomaton, isPlainText } from './matcher.ts';
 
 /** What the masker needs of a vocabulary. */
 export interface MaskVocabulary {
@@ -41,6 +41,8 @@ export class TokenTrie {
   readonly first: Int32Array;
   readonly ids: Int32Array;
   readonly maxDepth: number;
+  /** 1 where the node's byte and every byte below it is plain text (isPlainText). */
+  readonly plainSubtree: Uint8Array;
 
   constructor(vocab: MaskVocabulary) {
     this.size = vocab.bytes.length;
@@ -59,6 +61,7 @@ export class TokenTrie {
     const label: number[] = [0];
     const first: number[] = [0];
     const ids: number[] = [];
+    const parent: number[] = [-1];
     const path: number[] = [0]; // node ids of the current root-to-leaf path
     let prev: Uint8Array = new Uint8Array(0);
     for (const id of order) {
@@ -67,6 +70,7 @@ export class TokenTrie {
       while (common < prev.length && common < bytes.length && prev[common] === bytes[common]) common++;
       path.length = common + 1;
       for (let d = common; d < bytes.length; d++) {
+        parent.push(path[path.length - 1]);
         path.push(depth.length);
         depth.push(d + 1);
         label.push(bytes[d]);
@@ -91,6 +95,10 @@ export class TokenTrie {
     this.first = Int32Array.from(first);
     this.ids = Int32Array.from(ids);
     this.maxDepth = depth.reduce((a, b) => Math.max(a, b), 0);
+    const plain = new Uint8Array(n);
+    for (let i = 1; i < n; i++) plain[i] = isPlainText(label[i]) ? 1 : 0;
+    for (let i = n - 1; i > 0; i--) if (!plain[i]) plain[parent[i]] = 0;
+    this.plainSubtree = plain;
   }
 
   get nodeCount(): number {
@@ -123,7 +131,7 @@ export class TokenMasker {
 
   private compute(state: number): Uint32Array {
     const { automaton, trie, stateAt } = this;
-    const { depth, label, skip, first, ids } = trie;
+    const { depth, label, skip, first, ids, plainSubtree } = trie;
     let table = automaton.table;
     const mask = new Uint32Array(Math.ceil(trie.size / 32));
     if (automaton.isComplete(state)) for (const id of trie.eog) mask[id >>> 5] |= 1 << (id & 31);
@@ -138,6 +146,13 @@ export class TokenMasker {
         table = automaton.table; // step() may have grown it
       }
       if (next === GrammarAutomaton.DEAD) {
+        i = skip[i];
+        continue;
+      }
+      if (plainSubtree[i] && automaton.loopsOnPlainText(next)) {
+        // Inside a string: every token below is allowed, and the state stays the same.
+        for (let k = first[i], end = first[skip[i]]; k < end; k++) mask[ids[k] >>> 5] |= 1 << (ids[k] & 31);
+        table = automaton.table;
         i = skip[i];
         continue;
       }

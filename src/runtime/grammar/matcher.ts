@@ -314,6 +314,7 @@ export class GrammarAutomaton {
   /** Per state: node ids of its stacks (tops are BYTES elements). */
   private readonly stacks: Int32Array[] = [];
   private readonly complete: boolean[] = [];
+  private readonly plainLoop: (boolean | undefined)[] = [];
   /**
    * [states, 256] next state per byte, -1 until computed: one flat array (the trie walk's inner
    * loop reads it), reallocated as states are added, so read it again after calling step().
@@ -332,6 +333,20 @@ export class GrammarAutomaton {
   /** Whether the text so far is a whole sentence of the grammar. */
   isComplete(state: number): boolean {
     return this.complete[state];
+  }
+
+  /**
+   * Whether every printable ASCII byte but '"' and '\\' leads from this state back to itself, as
+   * inside a JSON string: then any token made only of such bytes is allowed (mask.ts skips its walk).
+   */
+  loopsOnPlainText(state: number): boolean {
+    let known = this.plainLoop[state];
+    if (known === undefined) {
+      known = true;
+      for (let b = 0x20; b < 0x7f && known; b++) if (isPlainText(b) && this.step(state, b) !== state) known = false;
+      this.plainLoop[state] = known;
+    }
+    return known;
   }
 
   /** Number of states built so far (grows as text is matched). */
@@ -409,6 +424,11 @@ export class GrammarAutomaton {
     }
     return id;
   }
+}
+
+/** Printable ASCII but '"' and '\\': the bytes a JSON string holds as they are. */
+export function isPlainText(byte: number): boolean {
+  return byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c;
 }
 
 /** A position in a grammar: feed it bytes, ask whether what it has seen is complete. */
