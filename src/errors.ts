@@ -24,7 +24,9 @@ export type LanternErrorCode =
   | 'ABORTED'
   | 'NUMERIC_ERROR'
   | 'NO_CHAT_TEMPLATE'
-  | 'BAD_CHAT_TEMPLATE';
+  | 'BAD_CHAT_TEMPLATE'
+  | 'BAD_GRAMMAR'
+  | 'UNSUPPORTED_SCHEMA';
 
 /**
  * Every error Lantern throws, also across the worker boundary: branch on `code`; `message` says

@@ -9,6 +9,7 @@ import { TOPK_MAX } from '../kernels/topk.ts';
 import { Forward } from './forward.ts';
 import { modelConfig } from './models/index.ts';
 import { numericErrorAt, type NumericStep } from './numeric.ts';
+import { constraintFor, type TokenConstraint } from './grammar/index.ts';
 import { logSoftmaxAt } from './perplexity.ts';
 import { Sampler } from './sampler.ts';
 import { StopMatcher } from './stop.ts';
@@ -146,6 +147,7 @@ export class Runtime {
   async *generate(promptIds: number[], options: GenerateOptions = {}, signal?: AbortSignal): AsyncGenerator<GeneratedToken> {
     this.checkPrompt(promptIds);
     const sampler = new Sampler(options);
+    const constraint = constraintFor(this.tokenizer, options); // before any token: schema and grammar errors come first
     const maxTokens = options.maxTokens ?? Infinity;
     if (!(maxTokens >= 1)) throw new LanternError('BAD_ARGUMENT', `maxTokens must be at least 1, not ${options.maxTokens}.`);
     const stops = (typeof options.stop === 'string' ? [options.stop] : options.stop ?? []).filter((s) => s !== '');
@@ -167,7 +169,7 @@ export class Runtime {
     try {
       const history = promptIds.slice(); // what the penalties look at
       const t0 = performance.now();
-      let id = await this.run(promptIds.slice(reused), reused, sampler, history, signal, { step: 'prefill' });
+      let id = await this.run(promptIds.slice(reused), reused, sampler, history, signal, { step: 'prefill' }, constraint);
       stats.prefillTokensPerSecond = stats.prefilledTokens / ((performance.now() - t0) / 1000);
       if (id === undefined) return;
       const decoder = this.tokenizer.decoder();
@@ -192,7 +194,7 @@ export class Runtime {
         }
         if (signal?.aborted) return;
         const ts = performance.now();
-        const next = await this.run([id], pos, sampler, history, signal, { step: 'decode', token: stats.generatedTokens + 1 });
+        const next = await this.run([id], pos, sampler, history, signal, { step: 'decode', token: stats.generatedTokens + 1 }, constraint);
         if (next === undefined) return;
         id = next;
         decodeMs += performance.now() - ts;
@@ -283,21 +285,26 @@ export class Runtime {
    * picks the next id; undefined when `signal` aborted between chunks. `at` names the step in a
    * NUMERIC_ERROR.
    */
-  private async run(tokens: number[], pos0: number, sampler: Sampler, history: readonly number[], signal: AbortSignal | undefined, at: NumericStep): Promise<number | undefined> {
+  private async run(tokens: number[], pos0: number, sampler: Sampler, history: readonly number[], signal: AbortSignal | undefined, at: NumericStep, constraint?: TokenConstraint): Promise<number | undefined> {
     try {
-      return await this.runStep(tokens, pos0, sampler, history, signal);
+      return await this.runStep(tokens, pos0, sampler, history, signal, constraint);
     } catch (e) {
       throw numericErrorAt(e, at);
     }
   }
 
-  private async runStep(tokens: number[], pos0: number, sampler: Sampler, history: readonly number[], signal?: AbortSignal): Promise<number | undefined> {
+  private async runStep(tokens: number[], pos0: number, sampler: Sampler, history: readonly number[], signal?: AbortSignal, constraint?: TokenConstraint): Promise<number | undefined> {
     const last = await this.prefillAllButLast(tokens, pos0, signal);
     if (last === undefined) return undefined;
     const pos = pos0 + last.start;
     let id: number;
     const k = sampler.topKOnly;
-    if (sampler.gpuGreedy) id = await this.forward.step(last.chunk, pos, 'argmax');
+    if (constraint) {
+      // The grammar's mask is applied to read-back logits on the CPU (a GPU mask kernel, so that
+      // constrained greedy reads back one id, is a later step).
+      id = sampler.sample(await this.forward.step(last.chunk, pos, 'logits'), history, constraint.mask());
+      constraint.advance(id);
+    } else if (sampler.gpuGreedy) id = await this.forward.step(last.chunk, pos, 'argmax');
     else if (k !== undefined && k <= TOPK_MAX && k < this.info.vocabSize) {
       // Only k candidates come back from the GPU, not the [n_vocab] logits.
       const top = await this.forward.step(last.chunk, pos, 'topk', k);

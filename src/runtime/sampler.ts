@@ -8,6 +8,7 @@
  *   → draw with a seeded PRNG.
  */
 import { LanternError } from '../errors.ts';
+import { applyMask } from './grammar/mask.ts';
 
 export interface SamplingOptions {
   /** 0 (default) is greedy; higher flattens the distribution. */
@@ -89,8 +90,16 @@ export class Sampler {
     return (this.options.temperature ?? 0) > 0 && k > 0 && !adjustsLogits(this.options) ? k : undefined;
   }
 
-  /** Picks the next id from [n_vocab] logits; `history` is the prompt and the tokens generated so far. */
-  sample(logits: Float32Array, history: readonly number[]): number {
+  /**
+   * Picks the next id from [n_vocab] logits; `history` is the prompt and the tokens generated so far.
+   * `mask` (a grammar's allowed tokens, bit id & 31 of word id >> 5) bans every other token first.
+   */
+  sample(logits: Float32Array, history: readonly number[], mask?: Uint32Array): number {
+    if (mask) {
+      logits = Float32Array.from(logits);
+      applyMask(logits, mask);
+      if (!logits.some((x) => x > -Infinity)) throw new LanternError('BAD_GRAMMAR', 'No token of the vocabulary can continue the grammar here; check that the grammar can be completed with the model\'s tokens.');
+    }
     if ((this.options.temperature ?? 0) === 0) return argmax(adjustedLogits(logits, this.options, history));
     return this.draw(candidates(logits, this.options, history));
   }

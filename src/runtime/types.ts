@@ -1,7 +1,9 @@
 /** The runtime's surface, shared by the in-thread runtime, the Web Worker and the CLI. */
+import type { ResponseFormat } from './grammar/index.ts';
 import type { SamplingOptions } from './sampler.ts';
 
 export type { SamplingOptions } from './sampler.ts';
+export type { ResponseFormat } from './grammar/index.ts';
 
 export interface ModelInfo {
   architecture: string;
@@ -28,6 +30,17 @@ export interface GenerateOptions extends SamplingOptions {
   maxTokens?: number;
   /** Generation ends before any of these strings; they may span tokens and are never returned. */
   stop?: string | string[];
+  /**
+   * A GBNF grammar (llama.cpp's format) the output must follow: only tokens that keep the text a
+   * prefix of the grammar's language are sampled, and end of generation only once it is complete.
+   */
+  grammar?: string;
+  /**
+   * OpenAI's response_format: `json_object` (any JSON object) or `json_schema` (the subset in the
+   * README; other keywords fail with UNSUPPORTED_SCHEMA before any token). A reply that ends with
+   * finishReason "stop" parses and validates; "length" can still cut it short.
+   */
+  responseFormat?: ResponseFormat;
 }
 
 export interface GeneratedToken {

@@ -268,6 +268,8 @@ async function createChatCompletion(
     logitBias: request.logit_bias,
     seed: request.seed,
     stop: request.stop,
+    grammar: request.grammar,
+    responseFormat: request.response_format,
   };
   const messages: ChatMessage[] = request.messages;
   const stream = start({ messages, chatTemplate: request.chat_template, options }, request.request_id, request.signal);

@@ -3,6 +3,7 @@
  * OpenAI's SDK or WebLLM reads the same here.
  */
 import type { ChatMessage } from '../runtime/chat.ts';
+import type { ResponseFormat } from '../runtime/types.ts';
 
 /** Why a choice ended. OpenAI's "stop" and "length", plus "abort" for a cancelled request. */
 export type ChatFinishReason = 'stop' | 'length' | 'abort';
@@ -30,6 +31,10 @@ export interface ChatCompletionRequest {
   stop?: string | string[];
   /** A Jinja chat template to use instead of the model's own (needed when the model has none). */
   chat_template?: string;
+  /** `{ type: 'json_object' }` or `{ type: 'json_schema', json_schema: { name, schema, strict } }`: the reply is JSON that parses (and validates). */
+  response_format?: ResponseFormat;
+  /** A GBNF grammar (llama.cpp's format, as llama.cpp's server takes it) the reply must follow. */
+  grammar?: string;
   /** Cancels the request; a stream then ends with finish_reason "abort". */
   signal?: AbortSignal;
   /** Your own request id, for engine.abort(id); one is made up when left out. */

@@ -3,7 +3,7 @@ import { bpeEncoder } from './bpe.ts';
 import { cleanSpaces, pieceTable, streamDecoder } from './decoder.ts';
 import { splitSpecial } from './special.ts';
 import { encodeSpm } from './spm.ts';
-import { vocabFromGGUF } from './vocab.ts';
+import { Attr, vocabFromGGUF } from './vocab.ts';
 
 /**
  * The tokenizer of a GGUF model, giving the ids llama.cpp gives: SentencePiece-style vocabularies
@@ -38,6 +38,8 @@ export interface Tokenizer {
   isEndOfGeneration(id: number): boolean;
   /** The token's text as the vocabulary spells it ("▁the", "Ġthe", "<0x0A>"). */
   tokenText(id: number): string;
+  /** The bytes the token stands for in text; undefined for control, unknown and unused tokens (never plain text). */
+  tokenBytes(id: number): Uint8Array | undefined;
 }
 
 export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
@@ -92,5 +94,9 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
     decoder: (options) => streamDecoder((id) => piece(id, options)),
     isEndOfGeneration: (id) => vocab.eog.has(id),
     tokenText: (id) => vocab.texts[id] ?? '',
+    tokenBytes: (id) => {
+      const bytes = piece(id);
+      return bytes.length > 0 && !(vocab.attrs[id] & (Attr.Control | Attr.Unknown | Attr.Unused)) ? bytes : undefined;
+    },
   };
 }
