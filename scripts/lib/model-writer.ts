@@ -286,6 +286,11 @@ export function writeRandomModel(shape: ModelShape, vocabulary: Record<string, M
     metadata[`${a}.attention.value_length`] = { type: 'u32', value: headDim };
   }
   if (shape.ropeDims !== undefined) metadata[`${a}.rope.dimension_count`] = { type: 'u32', value: shape.ropeDims };
+  if (a === 'gpt-neo') {
+    // Lantern's gpt-neo spells out which layers are local (docs/gguf-gpt-neo.md): HF's default, global then local.
+    metadata[`${a}.attention.sliding_window_pattern`] = { type: 'array', itemType: 'bool', value: Array.from({ length: shape.nLayers }, (_, l) => l % 2 === 1) };
+    metadata[`${a}.attention.sliding_window`] = { type: 'u32', value: 256 };
+  }
   for (const [key, value] of Object.entries(shape.extra ?? {})) metadata[`${a}.${key}`] = value;
   return writeGGUF({ metadata, tensors });
 }
