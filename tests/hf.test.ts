@@ -244,33 +244,41 @@ describe('from a stand-in hub in Chromium, through the engine and its cache', ()
     await hub?.close();
   });
 
-  it('loads hf:test/neo (one file) and hf:test/neo-sharded, each generating the reference; a second load reads the cache alone', async () => {
+  it('loads hf:test/neo (one file, none) and hf:test/neo-sharded (q8_0 by default); a second load reads the compressed form from the cache alone', async () => {
     const [p] = reference(NEO);
-    const run = (repo: string) =>
+    const run = (repo: string, quantize: 'none' | 'auto') =>
       gpu.evaluate(
-        async ({ repo, hubEndpoint, prompt, n }) => {
-          const { createEngine }: typeof import('../src/index.ts') = await window.lanternImport('/src/index.ts');
+        async ({ repo, quantize, hubEndpoint, prompt, n }) => {
+          const { createEngine, listCachedModels }: typeof import('../src/index.ts') = await window.lanternImport('/src/index.ts');
           const engine = createEngine({ worker: 'none' });
-          const info = await engine.load(`hf:${repo}`, { hubEndpoint, quantize: 'none' });
+          const info = await engine.load(`hf:${repo}`, { hubEndpoint, quantize });
           const ids: number[] = [];
           for await (const chunk of engine.generate(prompt, { maxTokens: n, temperature: 0 })) ids.push(...chunk.tokens);
           engine.terminate();
-          return { info, ids };
+          const cached = (await listCachedModels()).map((m) => ({ id: m.id, size: m.size }));
+          return { info, ids, cached };
         },
-        { repo, hubEndpoint: hub.origin, prompt: p.prompt_text, n: 24 },
+        { repo, quantize, hubEndpoint: hub.origin, prompt: p.prompt_text, n: 24 },
       );
-    const first = await run('test/neo');
+    const first = await run('test/neo', 'none');
     expect(first.info.architecture).toBe('gpt-neo');
     expect(first.ids).toEqual(p.greedy_ids.slice(0, 24));
     expect(hub.requestsFor('/test/neo/resolve/main/model.safetensors').some((r) => r.range !== undefined)).toBe(true);
 
-    const sharded = await run('test/neo-sharded');
-    expect(sharded.ids).toEqual(p.greedy_ids.slice(0, 24));
+    const sharded = await run('test/neo-sharded', 'auto');
     expect(hub.requestsFor('/test/neo-sharded/resolve/main/model-00002-of-00002.safetensors').length).toBeGreaterThan(0);
+    // The cache keeps each converted form under its repository, revision and choice; q8_0 is the smaller.
+    const size = (id: string) => sharded.cached.find((m) => m.id === id)?.size;
+    const full = size('hf:test/neo@main#quantize=none');
+    const small = size('hf:test/neo-sharded@main#quantize=auto');
+    expect(full).toBeGreaterThan(0);
+    expect(small).toBeLessThan(full! * 0.5);
+    // q8_0 weights may turn greedy decoding elsewhere later on; its first tokens are the reference's.
+    expect(sharded.ids.slice(0, 4)).toEqual(p.greedy_ids.slice(0, 4));
 
     const before = hub.requests.length;
-    const again = await run('test/neo');
-    expect(again.ids).toEqual(p.greedy_ids.slice(0, 24));
+    const again = await run('test/neo-sharded', 'auto');
+    expect(again.ids).toEqual(sharded.ids);
     expect(hub.requests.slice(before)).toEqual([]);
     // What was asked for and not there: only optional files, never a weight file.
     const missing = new Set(hub.requests.filter((r) => r.status === 404).map((r) => r.path.split('/').pop()));
