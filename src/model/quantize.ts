@@ -228,8 +228,10 @@ function quantizeQ8_0(x: Float32Array, out: Uint8Array, at: number): void {
     out[at + 1] = h >>> 8;
     for (let j = 0; j < 32; j++) {
       const v = f(x[b + j] * id);
-      // roundf (halves away from zero: exact in double), then the float-to-int8 conversion.
-      out[at + 2 + j] = toInt8Bits(v + (v < 0 ? -0.5 : 0.5));
+      // roundf (halves away from zero: exact in double), then the float-to-int8 conversion; the
+      // sign goes back on without a branch, since random signs would defeat a branch predictor.
+      const neg = -(+(v < 0)) | 0; // -1 or 0
+      out[at + 2 + j] = ((toInt8Bits(Math.abs(v) + 0.5) ^ neg) - neg) & 0xff;
     }
   }
 }
