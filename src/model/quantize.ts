@@ -14,7 +14,7 @@
  * ggml does this arithmetic in C `float`: every f32 operation below is wrapped in Math.fround. A
  * double result of +, -, *, / or sqrt on two f32 values, rounded once more to f32, is exactly the
  * f32 result (53 >= 2 * 24 + 2 bits), so the bytes match ggml's on every input, including the
- * underflows and overflows inside a block of huge or tiny values. Reads /work/llama.cpp's
+ * underflows and overflows inside a block of huge or tiny values. Follows llama.cpp's
  * ggml/src/ggml-quants.c (quantize_row_q8_0_ref, quantize_row_q4_0_ref, quantize_row_q4_K_ref,
  * make_qkx2_quants, nearest_int) and ggml-impl.h (fp32 <-> fp16 / bf16).
  */
