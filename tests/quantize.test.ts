@@ -14,7 +14,7 @@ import { folderFiles } from '../src/cli/model-source.ts';
 import { readGGUF } from '../src/model/gguf.ts';
 import { convertCheckpoint } from '../src/model/hf/convert.ts';
 import { readSafetensors, readTensorF32 } from '../src/model/safetensors.ts';
-import { quantizedByteSize, quantizedRowBytes, quantizeRows, type QuantizeType, RowQuantizer } from '../src/model/quantize.ts';
+import { QUANTIZE_LAYOUT, quantizedByteSize, quantizedRowBytes, quantizeRows, type QuantizeType, RowQuantizer } from '../src/model/quantize.ts';
 import { seeded } from './helpers/gguf-fuzz.ts';
 import { REPO_ROOT } from './helpers/paths.ts';
 
@@ -51,7 +51,7 @@ function ggmlQuantize(type: QuantizeType, values: Float32Array, rowLength: numbe
 /** Where two byte arrays first differ, as a readable line (or 'equal'). */
 function firstDifference(type: QuantizeType, ours: Uint8Array, theirs: Uint8Array): string {
   if (ours.length !== theirs.length) return `${ours.length} bytes against llama.cpp's ${theirs.length}`;
-  const block = quantizedRowBytes(type, type === 'q4_k' ? 256 : type === 'f16' || type === 'bf16' ? 1 : 32);
+  const block = QUANTIZE_LAYOUT[type].blockBytes;
   for (let i = 0; i < ours.length; i++) {
     if (ours[i] !== theirs[i]) {
       const b = Math.floor(i / block);

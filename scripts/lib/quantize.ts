@@ -36,15 +36,18 @@
  *                                                                      x = d * s * IQ4_VALUES[q]
  *   BF16   one element, 2 bytes: the top half of its f32 (rounded to nearest even)
  *
- * The Q8_0 / Q4_0 / Q5_0 / Q6_K quantizers follow ggml's reference rounding (the value of largest
- * magnitude maps to the end of the integer range); Q4_1 / Q5_1 map [min, max] onto [0, 15] / [0, 31]. The K-quant scales are chosen by plain min/max per
- * sub-block, without ggml's iterative refinement search: the blocks are valid and decode exactly
- * as ggml decodes them, only their rounding error is a little larger than llama-quantize's. Q3_K and
- * IQ4_XS choose their signed sub-block scales as Q6_K does, IQ4_NL / IQ4_XS each quant as the
- * nearest table value.
+ * Q8_0, Q4_0, Q4_K and BF16 come from src/model/quantize.ts, the quantize-on-load code: byte for byte
+ * what llama.cpp's quantizer writes, from the values rounded to f32. The others are this file's:
+ * Q5_0 / Q6_K follow ggml's reference rounding (the value of largest magnitude maps to the end of
+ * the integer range); Q4_1 / Q5_1 map [min, max] onto [0, 15] / [0, 31]. The other K-quants' scales
+ * are chosen by plain min/max per sub-block, without ggml's iterative refinement search: the blocks
+ * are valid and decode exactly as ggml decodes them, only their rounding error is a little larger
+ * than llama-quantize's. Q3_K and IQ4_XS choose their signed sub-block scales as Q6_K does,
+ * IQ4_NL / IQ4_XS each quant as the nearest table value.
  */
 import { GGMLType } from '../../src/model/gguf.ts';
 import { floatToHalfBits, halfBitsToFloat } from '../../src/model/f16.ts';
+import { quantizeRows, type QuantizeType } from '../../src/model/quantize.ts';
 
 export type QuantType =
   | GGMLType.Q8_0 | GGMLType.Q4_0 | GGMLType.Q4_1 | GGMLType.Q5_0 | GGMLType.Q5_1 | GGMLType.Q4_K | GGMLType.Q6_K
@@ -76,11 +79,13 @@ export function isQuantType(type: GGMLType): type is QuantType {
 
 /** Stores `values` (a whole number of blocks) as `type`. */
 export function quantize(values: ArrayLike<number>, type: QuantType): Uint8Array {
-  if (type === GGMLType.BF16) return new Uint8Array(Uint16Array.from(Float32Array.from(values), floatToBF16Bits).buffer);
   const [qk, size] = QUANT_BLOCKS[type];
   if (values.length % qk !== 0) throw new Error(`quantize: ${values.length} values are not a whole number of ${qk}-element blocks`);
+  const shared = Object.hasOwn(LLAMA_CPP_ROUNDING, type) ? LLAMA_CPP_ROUNDING[type as keyof typeof LLAMA_CPP_ROUNDING] : undefined;
+  // One row of all the values: ggml's blocks do not depend on where rows end.
+  if (shared) return values.length ? quantizeRows(shared, Float32Array.from(values), values.length) : new Uint8Array(0);
   const out = new Uint8Array((values.length / qk) * size);
-  const block = QUANTIZERS[type];
+  const block = QUANTIZERS[type as Exclude<QuantType, keyof typeof LLAMA_CPP_ROUNDING>];
   for (let b = 0; b < values.length / qk; b++) {
     block(Array.from({ length: qk }, (_, i) => values[b * qk + i]), out.subarray(b * size, (b + 1) * size), new DataView(out.buffer, b * size, size));
   }
@@ -101,25 +106,13 @@ export function dequantize(bytes: Uint8Array, type: QuantType, nElements: number
   return out;
 }
 
+/** The types src/model/quantize.ts writes as llama.cpp does. */
+const LLAMA_CPP_ROUNDING = { [GGMLType.Q8_0]: 'q8_0', [GGMLType.Q4_0]: 'q4_0', [GGMLType.Q4_K]: 'q4_k', [GGMLType.BF16]: 'bf16' } as const satisfies Partial<Record<QuantType, QuantizeType>>;
+
 type Quantizer = (x: number[], block: Uint8Array, view: DataView) => void;
 type Dequantizer = (block: Uint8Array, view: DataView, out: Float64Array) => void;
 
-const QUANTIZERS: Record<QuantType, Quantizer> = {
-  [GGMLType.Q8_0]: (x, _block, view) => {
-    const amax = Math.max(...x.map(Math.abs));
-    const d = amax / 127;
-    const id = d ? 1 / d : 0;
-    view.setUint16(0, floatToHalfBits(d), true);
-    for (let i = 0; i < 32; i++) view.setInt8(2 + i, roundAway(x[i] * id));
-  },
-  [GGMLType.Q4_0]: (x, block, view) => {
-    const max = signedAbsMax(x);
-    const d = max / -8;
-    const id = d ? 1 / d : 0;
-    view.setUint16(0, floatToHalfBits(d), true);
-    const q = x.map((v) => Math.min(15, Math.trunc(v * id + 8.5)));
-    for (let j = 0; j < 16; j++) block[2 + j] = q[j] | (q[j + 16] << 4);
-  },
+const QUANTIZERS: Record<Exclude<QuantType, keyof typeof LLAMA_CPP_ROUNDING>, Quantizer> = {
   [GGMLType.Q4_1]: (x, block, view) => {
     const q = minMaxQuants(x, 15, view);
     for (let j = 0; j < 16; j++) block[4 + j] = q[j] | (q[j + 16] << 4);
@@ -132,10 +125,6 @@ const QUANTIZERS: Record<QuantType, Quantizer> = {
     packQ5(x.map((v) => Math.min(31, Math.trunc(v * id + 16.5))), block, view, 2);
   },
   [GGMLType.Q5_1]: (x, block, view) => packQ5(minMaxQuants(x, 31, view), block, view, 4),
-  [GGMLType.Q4_K]: (x, block, view) => {
-    const q = kSubBlockQuants(x, 15, block, view);
-    for (let p = 0; p < 4; p++) for (let l = 0; l < 32; l++) block[16 + 32 * p + l] = q[64 * p + l] | (q[64 * p + 32 + l] << 4);
-  },
   [GGMLType.Q5_K]: (x, block, view) => {
     const q = kSubBlockQuants(x, 31, block, view);
     for (let p = 0; p < 4; p++) {
@@ -202,7 +191,6 @@ const QUANTIZERS: Record<QuantType, Quantizer> = {
     }
     view.setUint16(2, high, true);
   },
-  [GGMLType.BF16]: (x, _block, view) => view.setUint16(0, floatToBF16Bits(x[0]), true),
   [GGMLType.Q6_K]: (x, block, view) => {
     // Per group of 16: the value of largest magnitude maps to -32; the 16 group scales are then
     // quantized to i8 the same way (largest magnitude to -128).
@@ -339,7 +327,7 @@ function minMaxQuants(x: number[], qmax: number, view: DataView): number[] {
 }
 
 /**
- * Q4_K / Q5_K: per sub-block of 32, scale = (max - min) / qmax and min = -min(0, min(x)), both
+ * Q5_K: per sub-block of 32, scale = (max - min) / qmax and min = -min(0, min(x)), both
  * quantized to 6 bits against the super-block's largest scale and min; writes d, dmin (bytes 0, 2)
  * and the 12 packed scale bytes (4..15), and returns the quants 0..qmax.
  */
@@ -441,11 +429,6 @@ function signedAbsMax(x: number[]): number {
   let best = 0;
   for (const v of x) if (Math.abs(v) > Math.abs(best)) best = v;
   return best;
-}
-
-/** C's roundf: halves round away from zero. */
-function roundAway(v: number): number {
-  return Math.sign(v) * Math.round(Math.abs(v));
 }
 
 function clamp(v: number, lo: number, hi: number): number {

@@ -14,7 +14,7 @@
  * ggml does this arithmetic in C `float`: every f32 operation below is wrapped in Math.fround. A
  * double result of +, -, *, / or sqrt on two f32 values, rounded once more to f32, is exactly the
  * f32 result (53 >= 2 * 24 + 2 bits), so the bytes match ggml's on every input, including the
- * underflows and overflows inside a block of huge or tiny values. Reads /work/llama.cpp's
+ * underflows and overflows inside a block of huge or tiny values. Follows llama.cpp's
  * ggml/src/ggml-quants.c (quantize_row_q8_0_ref, quantize_row_q4_0_ref, quantize_row_q4_K_ref,
  * make_qkx2_quants, nearest_int) and ggml-impl.h (fp32 <-> fp16 / bf16).
  */
@@ -228,8 +228,10 @@ function quantizeQ8_0(x: Float32Array, out: Uint8Array, at: number): void {
     out[at + 1] = h >>> 8;
     for (let j = 0; j < 32; j++) {
       const v = f(x[b + j] * id);
-      // roundf (halves away from zero: exact in double), then the float-to-int8 conversion.
-      out[at + 2 + j] = toInt8Bits(v + (v < 0 ? -0.5 : 0.5));
+      // roundf (halves away from zero: exact in double), then the float-to-int8 conversion; the
+      // sign goes back on without a branch, since random signs would defeat a branch predictor.
+      const neg = -(+(v < 0)) | 0; // -1 or 0
+      out[at + 2 + j] = ((toInt8Bits(Math.abs(v) + 0.5) ^ neg) - neg) & 0xff;
     }
   }
 }
