@@ -50,9 +50,12 @@ export function kvRowBytes(type: KvCacheType, width: number): number {
   return Math.ceil(((width / 32) * 34) / 4) * 4;
 }
 
-/** Whether a cache row of `width` values can be stored as `type`: f16 pairs need an even width, Q8_0 whole blocks of 32 (as llama.cpp requires). */
-export function kvCacheFits(type: KvCacheType, width: number): boolean {
-  return type === 'f32' || (type === 'f16' ? width % 2 === 0 : width % 32 === 0);
+/**
+ * Whether heads of `headDim` values can be stored as `type`: f16 pairs need an even count, Q8_0
+ * whole blocks of 32 per head (llama.cpp refuses a Q8_0 cache otherwise, and so does Lantern).
+ */
+export function kvCacheFits(type: KvCacheType, headDim: number): boolean {
+  return type === 'f32' || (type === 'f16' ? headDim % 2 === 0 : headDim % 32 === 0);
 }
 
 /** A weight matrix of `rows` rows of `cols` elements, row-major as ggml stores it. */
@@ -316,8 +319,8 @@ export class Kernels {
       const usage = GPUBufferUsage.STORAGE;
       const elements = Math.floor(x.size / 4);
       copy = {
-        xq: this.gpu.device.createBuffer({ label: `${x.label} int8`, size: Math.max(16, Math.ceil(elements / 2) * 4), usage }),
-        xs: this.gpu.device.createBuffer({ label: `${x.label} int8 scales`, size: Math.max(16, Math.ceil(elements / 32) * 8), usage }),
+        xq: this.gpu.memory.createBuffer('activations', { label: `${x.label} int8`, size: Math.max(16, Math.ceil(elements / 2) * 4), usage }),
+        xs: this.gpu.memory.createBuffer('activations', { label: `${x.label} int8 scales`, size: Math.max(16, Math.ceil(elements / 32) * 8), usage }),
       };
       this.quantized.set(x, copy);
     }
@@ -397,7 +400,7 @@ export class Kernels {
     shape: { nHeads: number; nKvHeads: number; headDim: number; scale?: number; softcap?: number; window?: number; cacheRows: number; kvCache?: KvCacheType },
   ): Promise<Op> {
     const kvCache = shape.kvCache ?? 'f32';
-    checkKvCache(kvCache, shape.nKvHeads * shape.headDim);
+    checkKvCache(kvCache, shape.headDim);
     if (shape.headDim > 256) throw new Error(`attention supports head_dim <= 256, not ${shape.headDim}`);
     if (shape.nHeads % shape.nKvHeads !== 0) throw new Error(`n_heads ${shape.nHeads} is not a multiple of n_kv_heads ${shape.nKvHeads}`);
     const { scale = 1 / Math.sqrt(shape.headDim), softcap = 0, window = 0 } = shape;
@@ -538,7 +541,7 @@ export class Kernels {
     let buffer = this.uniforms.get(key);
     if (!buffer) {
       const values = build();
-      buffer = this.gpu.device.createBuffer({ label: key, size: Math.max(16, values.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      buffer = this.gpu.memory.createBuffer('activations', { label: key, size: Math.max(16, values.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
       this.gpu.device.queue.writeBuffer(buffer, 0, values);
       this.uniforms.set(key, buffer);
     }
@@ -551,7 +554,7 @@ export class Kernels {
     const key = `${layout.wgsl}|${bytes.join(',')}`;
     let buffer = this.uniforms.get(key);
     if (!buffer) {
-      buffer = this.gpu.device.createBuffer({ label: `uniform ${layout.structName}`, size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      buffer = this.gpu.memory.createBuffer('activations', { label: `uniform ${layout.structName}`, size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
       this.gpu.device.queue.writeBuffer(buffer, 0, bytes);
       this.uniforms.set(key, buffer);
     }
@@ -587,13 +590,13 @@ function kvDefines(kvCache: KvCacheType): string[] {
   return kvCache === 'f16' ? ['KV_F16'] : kvCache === 'q8_0' ? ['KV_Q8_0'] : [];
 }
 
-/** A KV cache form the kernels read, for rows of `width` values (kvCacheFits). */
-function checkKvCache(kvCache: KvCacheType, width: number): void {
+/** A KV cache form the kernels read, for heads (attention) or rows (copyToCache: whole pairs or blocks) of `n` values (kvCacheFits). */
+function checkKvCache(kvCache: KvCacheType, n: number): void {
   if (kvCache !== 'f32' && kvCache !== 'f16' && kvCache !== 'q8_0') {
     throw new LanternError('BAD_ARGUMENT', `kvCache must be 'f32', 'f16' or 'q8_0', not ${String(kvCache)}.`);
   }
-  if (!kvCacheFits(kvCache, width)) {
-    throw new LanternError('BAD_ARGUMENT', `A ${kvCache} KV cache needs rows of ${kvCache === 'f16' ? 'an even number of' : 'a multiple of 32'} values, and this model's are ${width}; load it with kvCache 'f16' or 'f32'.`, { kvCache, width });
+  if (!kvCacheFits(kvCache, n)) {
+    throw new LanternError('BAD_ARGUMENT', `A ${kvCache} KV cache needs ${kvCache === 'f16' ? 'an even number of' : 'a multiple of 32'} values per head, not ${n}; use kvCache 'f16' or 'f32'.`, { kvCache, values: n });
   }
 }
 
