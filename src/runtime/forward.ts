@@ -4,7 +4,7 @@ import { type GpuBytes, gpuBytes, type MemoryCategory } from '../gpu/memory.ts';
 import { type KernelOptions, Kernels, type KvCacheType, kvRowBytes, type Op, STEP } from '../kernels/ops.ts';
 import { topK, TOPK_MAX, TOPK_NON_FINITE, TOPK_RESULT_WORDS, type TopKOp } from '../kernels/topk.ts';
 import type { ModelConfig } from '../model/config.ts';
-import type { GGUFFile } from '../model/gguf.ts';
+import { type GGUFFile, GGMLType } from '../model/gguf.ts';
 import { Graph, type GraphBuffers } from './graph.ts';
 import type { Family } from './models/family.ts';
 import { countNonFinite, numericError } from './numeric.ts';
@@ -278,16 +278,23 @@ export interface ForwardPlan {
   /** Distinct RoPE tables (kernels' constants), by their width of cos/sin pairs per position. */
   ropeTables: number;
   ropeDim: number;
+  /** Whether any weight is in a block format (the int8-activation path copies activations only for those). */
+  blockWeights: boolean;
 }
 
 export async function planForward(family: Family, c: ModelConfig, file: GGUFFile, maxBatch: number, kvCache: KvCacheType): Promise<ForwardPlan> {
   const graph = new Graph(c, file, kvLayout(c, maxBatch, kvCache).cacheRows);
   await family.build(graph);
   const vectorElements = new Map<string, number>();
-  for (const t of file.tensors) if (graph.weightBytes.has(t.name) && t.dims.length === 1) vectorElements.set(t.name, t.dims[0]);
+  let blockWeights = false;
+  for (const t of file.tensors) {
+    if (!graph.weightBytes.has(t.name)) continue;
+    if (t.dims.length === 1) vectorElements.set(t.name, t.dims[0]);
+    if (t.type !== GGMLType.F32 && t.type !== GGMLType.F16 && t.type !== GGMLType.BF16) blockWeights = true;
+  }
   // A table per RoPE base (the sliding-window layers may take their own).
   const swa = c.rope?.thetaSwa !== undefined || c.rope?.freqScaleSwa !== undefined;
-  return { weightBytes: graph.weightBytes, vectorElements, ropeTables: c.rope ? (swa ? 2 : 1) : 0, ropeDim: c.rope?.dims ?? 0 };
+  return { weightBytes: graph.weightBytes, vectorElements, ropeTables: c.rope ? (swa ? 2 : 1) : 0, ropeDim: c.rope?.dims ?? 0, blockWeights };
 }
 
 /**
@@ -314,7 +321,7 @@ export function forwardBytes(plan: ForwardPlan, c: ModelConfig, maxBatch: number
     + buf(c.vocabSize) + buf(2) + buf(TOPK_RESULT_WORDS);
   const rope = plan.ropeTables * Math.max(16, c.contextLength * plan.ropeDim * 4);
   // quantize_x.wgsl's copies: int8 pairs of words and a scale pair per 32 (Kernels.quantizedCopy).
-  const int8 = int8Activations ? inputs.reduce((sum, n) => sum + Math.max(16, Math.ceil(n / 2) * 4) + Math.max(16, Math.ceil(n / 32) * 8), 0) : 0;
+  const int8 = int8Activations && plan.blockWeights ? inputs.reduce((sum, n) => sum + Math.max(16, Math.ceil(n / 2) * 4) + Math.max(16, Math.ceil(n / 32) * 8), 0) : 0;
   // Uniforms of static parameters: at most 32 bytes each, at most 24 ops a layer and 8 in the head.
   const uniforms = 32 * (24 * c.nLayers + 8);
   return gpuBytes({
