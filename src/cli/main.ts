@@ -232,7 +232,8 @@ async function generate(session: ModelSession, request: GenerateRequest, prompt:
     process.stdout.write('\n');
     process.stderr.write(
       `${promptIds.length} prompt tokens at ${speed(prefill)} tok/s, ${tokens.length} generated at ${speed(decode)} tok/s` +
-        ` on ${session.info.adapter} (${session.backend}); KV cache ${(session.info.kvBytes / 1e6).toFixed(2)} MB, ${session.info.kvBytesPerToken} bytes per token of context\n`,
+        ` on ${session.info.adapter} (${session.backend}); KV cache ${(session.info.kvBytes / 1e6).toFixed(2)} MB, ${session.info.kvBytesPerToken} bytes per token of context\n` +
+        `loaded: ${session.info.loadSummary}\n`,
     );
   }
 }
