@@ -30,8 +30,6 @@ export class Forward {
     private readonly kernels: Kernels,
     /** The KV cache's layout: bytes in all, bytes per token of context, and the tightest ring of the sliding-window layers (kvLayout). */
     readonly kv: KvLayout,
-    /** What the plan said the buffers would take, before any was created (forwardBytes). */
-    readonly planned: GpuBytes,
   ) {}
 
   /** Whether quantized linears take int8 activations on this device (Kernels.int8Activations). */
@@ -97,7 +95,7 @@ export class Forward {
     await family.build(graph);
     const headOps = [...graph.head, await k.argmax(b.logits, c.vocabSize, b.argmax)];
     const topKOp = await topK(k, b.logits, c.vocabSize, b.topK);
-    return new Forward(gpu, c, contextLength, maxBatch, b, graph.body, headOps, topKOp, k, kv, planned);
+    return new Forward(gpu, c, contextLength, maxBatch, b, graph.body, headOps, topKOp, k, kv);
   }
 
   /**
@@ -275,7 +273,7 @@ export interface ForwardPlan {
   weightBytes: Map<string, number>;
   /** Elements of each 1-D tensor the plan reads (biases go to the GPU as f32). */
   vectorElements: Map<string, number>;
-  /** Distinct RoPE tables (kernels' constants), by their width of cos/sin pairs per position. */
+  /** How many RoPE cos/sin tables the kernels build (one per base), each [context, rope dims / 2] vec2<f32>. */
   ropeTables: number;
   ropeDim: number;
   /** Whether any weight is in a block format (the int8-activation path copies activations only for those). */

@@ -1,6 +1,8 @@
 import { LanternError } from '../errors.ts';
 import { acquireGpu, type GpuContext } from '../gpu/device.ts';
-import { readGGUF } from '../model/gguf.ts';
+import { type GGUFFile, readGGUF } from '../model/gguf.ts';
+import type { ModelConfig } from '../model/config.ts';
+import type { Family } from './models/family.ts';
 import type { ByteSource } from '../storage/source.ts';
 import { type Tokenizer, tokenizerFromGGUF } from '../model/tokenizer/index.ts';
 import { chatPromptIds, chatTemplateOf, type ChatMessage } from './chat.ts';
@@ -409,8 +411,7 @@ const MIN_FITTED_CONTEXT = 256;
  * own capped at 4096 and, with maxGpuBytes, at the longest whose plan (forwardBytes) fits the budget.
  */
 async function chooseContext(
-  family: Parameters<typeof planForward>[0], config: Parameters<typeof planForward>[1], file: Parameters<typeof planForward>[2],
-  options: LoadOptions, kvCache: KvCacheType, cpuAdapter: boolean,
+  family: Family, config: ModelConfig, file: GGUFFile, options: LoadOptions, kvCache: KvCacheType, cpuAdapter: boolean,
 ): Promise<{ contextLength: number; summary: string }> {
   const own = config.contextLength;
   if (options.contextLength !== undefined) {
