@@ -17,11 +17,12 @@ import { STORIES_GGUF } from './helpers/paths.ts';
 import { disposeLlamaCpp, llamaCppGreedy, llamaCppLogits, type LlamaCppKvCache } from './oracle/llamacpp.ts';
 
 /**
- * Largest |Δlogit| allowed against llama.cpp with the same cache type. Both round K and V alike,
- * but llama.cpp also rounds what meets them: Q (and the probabilities, for f16 V) to f16 in its
- * f16 matmuls, Q to Q8_0 in its flash-attention path for a Q8_0 K, and it accumulates f16 V in f16.
+ * Largest |Δlogit| allowed against llama.cpp with the same cache type, relative to the largest
+ * |logit|. Both round K and V alike, but llama.cpp also rounds what meets them: Q (and the
+ * probabilities, for f16 V) to f16 in its f16 matmuls, Q to Q8_0 in its flash-attention path for a
+ * Q8_0 K. Measured here: f16 at most 5.1e-4 (1.8e-7 for one token), Q8_0 2.4e-3; about 4x that.
  */
-const TOLERANCE: Record<'f16' | 'q8_0', number> = { f16: 1e-2, q8_0: 5e-2 };
+const TOLERANCE: Record<'f16' | 'q8_0', number> = { f16: 2e-3, q8_0: 1e-2 };
 
 let dir: string;
 /** llama, 2 layers, 4 heads / 2 KV heads of 32, F32 weights: random, at a shape Q8_0 blocks fit. */
