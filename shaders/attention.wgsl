@@ -11,18 +11,19 @@
 // whatever the context length.
 // Bindings: 0 step (uniform Step), 1 params (uniform Params {n_heads, n_kv_heads, head_dim, scale,
 //           softcap, window, cache_rows}),
-//           2 q [n_tokens, n_heads * head_dim] f32, 3 k_cache [cache_rows, n_kv_heads * head_dim] f32,
-//           4 v_cache [cache_rows, n_kv_heads * head_dim] f32, 5 out [n_tokens, n_heads * head_dim] f32
+//           2 q [n_tokens, n_heads * head_dim] f32, 3 k_cache, 4 v_cache [cache_rows, n_kv_heads * head_dim]
+//           in one of kv_cache.wgsl's forms, 5 out [n_tokens, n_heads * head_dim] f32
+// Variants: KV_F16, KV_Q8_0 (kv_cache.wgsl; none: f32).
 // Limits:   head_dim <= 4 * WG (each invocation owns up to 4 output dims).
 // Dispatch: (n_heads, n_tokens); WG invocations per (head, token).
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> k_cache: array<f32>;
-@group(0) @binding(4) var<storage, read> v_cache: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
+#define KV_SCALAR
+#include "kv_cache"
 #include "tanh"
 
 const WG: u32 = 64u;
@@ -38,7 +39,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let hd = params.head_dim;
   let q_base = t * params.n_heads * hd + head * hd;
   let kv_head = head / (params.n_heads / params.n_kv_heads);
-  let kv_stride = params.n_kv_heads * hd;
   let kv_off = kv_head * hd;
   let last = step.pos0 + t; // inclusive
   var first = 0u;
@@ -56,8 +56,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     var s = -3.0e38;
     if (j <= last) {
       var dot = 0.0;
-      let k_base = (j % params.cache_rows) * kv_stride + kv_off;
-      for (var d = 0u; d < hd; d++) { dot += q_row[d] * k_cache[k_base + d]; }
+      let k_row = j % params.cache_rows;
+      for (var d = 0u; d < hd; d++) { dot += q_row[d] * k_at(k_row, kv_off + d); }
       s = dot * params.scale;
       if (params.softcap != 0.0) { s = params.softcap * tanh_precise(s / params.softcap); }
     }
@@ -88,7 +88,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var a = acc[r] * correction;
         for (var jj = 0u; jj < n_valid; jj++) {
           let row = select(row0 + jj, row0 + jj - params.cache_rows, row0 + jj >= params.cache_rows);
-          a += p[jj] * v_cache[row * kv_stride + kv_off + d];
+          a += p[jj] * v_at(row, kv_off + d);
         }
         acc[r] = a;
       }

@@ -10,10 +10,11 @@
 // h / (n_heads / n_kv_heads).
 // Bindings: 0 step (uniform Step), 1 params (uniform Params {n_heads, n_kv_heads, head_dim, scale,
 //           softcap, window, cache_rows}),
-//           2 q [n_tokens, n_heads * head_dim] f32, 3 k_cache [cache_rows, n_kv_heads * head_dim] f32,
-//           4 v_cache [cache_rows, n_kv_heads * head_dim] f32, 5 out [n_tokens, n_heads * head_dim] f32
-//           (all read as vec4: lane l owns the head's vec4 chunks l, l + 4, l + 8, ...)
-// Variants: head_dim 64 (4 chunks per lane), or HD128 (8 chunks per lane).
+//           2 q [n_tokens, n_heads * head_dim] f32, 3 k_cache, 4 v_cache [cache_rows, n_kv_heads * head_dim]
+//           in one of kv_cache.wgsl's forms, 5 out [n_tokens, n_heads * head_dim] f32
+//           (all read by four values: lane l owns the head's chunks of 4 l, l + 4, l + 8, ...)
+// Variants: head_dim 64 (4 chunks per lane), or HD128 (8 chunks per lane); KV_F16, KV_Q8_0
+//           (kv_cache.wgsl; none: f32).
 // Needs subgroups of at least 4. Dispatch: (n_heads, n_tokens) workgroups of 4.
 
 enable subgroups;
@@ -21,10 +22,9 @@ enable subgroups;
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> k_cache: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> v_cache: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
 
+#include "kv_cache"
 #include "tanh"
 
 @compute @workgroup_size(4)
@@ -35,8 +35,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let hd4 = params.head_dim / 4u;
   let q_at = (t * params.n_heads + head) * hd4 + lane;
   let kv_head = head / (params.n_heads / params.n_kv_heads);
-  let kv_stride = params.n_kv_heads * hd4;
-  let kv_at = kv_head * hd4 + lane;
+  let c = (kv_head * hd4 + lane) * 4u; // the lane's first column in a cache row
   let last = step.pos0 + t; // inclusive
   var first = 0u;
   if (params.window != 0u && last >= params.window) { first = last + 1u - params.window; }
@@ -53,11 +52,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var l = 0.0;     // running sum of exp(score - m)
   var row = first % params.cache_rows;
   for (var p = first; p <= last; p++) {
-    let at = row * kv_stride + kv_at;
+    let at = row; // this position's cache row
     row = select(row + 1u, 0u, row + 1u == params.cache_rows);
-    var s = dot(q0, k_cache[at]) + dot(q1, k_cache[at + 4u]) + dot(q2, k_cache[at + 8u]) + dot(q3, k_cache[at + 12u]);
+    var s = dot(q0, k4(at, c)) + dot(q1, k4(at, c + 16u)) + dot(q2, k4(at, c + 32u)) + dot(q3, k4(at, c + 48u));
 #ifdef HD128
-    s += dot(q4, k_cache[at + 16u]) + dot(q5, k_cache[at + 20u]) + dot(q6, k_cache[at + 24u]) + dot(q7, k_cache[at + 28u]);
+    s += dot(q4, k4(at, c + 64u)) + dot(q5, k4(at, c + 80u)) + dot(q6, k4(at, c + 96u)) + dot(q7, k4(at, c + 112u));
 #endif
     s = subgroupAdd(s);
     if (params.softcap != 0.0) { s = params.softcap * tanh_precise(s / params.softcap); }
@@ -66,11 +65,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let e = exp(s - m_new);
     l = l * correction + e;
     m = m_new;
-    a0 = a0 * correction + e * v_cache[at]; a1 = a1 * correction + e * v_cache[at + 4u];
-    a2 = a2 * correction + e * v_cache[at + 8u]; a3 = a3 * correction + e * v_cache[at + 12u];
+    a0 = a0 * correction + e * v4(at, c); a1 = a1 * correction + e * v4(at, c + 16u);
+    a2 = a2 * correction + e * v4(at, c + 32u); a3 = a3 * correction + e * v4(at, c + 48u);
 #ifdef HD128
-    a4 = a4 * correction + e * v_cache[at + 16u]; a5 = a5 * correction + e * v_cache[at + 20u];
-    a6 = a6 * correction + e * v_cache[at + 24u]; a7 = a7 * correction + e * v_cache[at + 28u];
+    a4 = a4 * correction + e * v4(at, c + 64u); a5 = a5 * correction + e * v4(at, c + 80u);
+    a6 = a6 * correction + e * v4(at, c + 96u); a7 = a7 * correction + e * v4(at, c + 112u);
 #endif
   }
   out[q_at] = a0 / l; out[q_at + 4u] = a1 / l; out[q_at + 8u] = a2 / l; out[q_at + 12u] = a3 / l;

@@ -13,6 +13,7 @@ export type LanternErrorCode =
   | 'BAD_TOKENIZER'
   | 'NO_WEBGPU'
   | 'ADAPTER_LIMITS'
+  | 'OUT_OF_MEMORY'
   | 'GPU_ERROR'
   | 'DEVICE_LOST'
   | 'CONTEXT_OVERFLOW'

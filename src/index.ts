@@ -40,6 +40,10 @@ export { renderChatTemplate, type ChatMessage, type ChatTemplateContext } from '
 /** Where model bytes come from: a URL (Range requests), a File/Blob, or bytes in memory. */
 export { urlSource, blobSource, bytesSource, type ByteSource } from './storage/source.ts';
 
+/** GPU memory by category (Engine.memory, Runtime.memory), and the KV cache's storage forms (LoadOptions.kvCache). */
+export type { GpuBytes } from './gpu/memory.ts';
+export type { KvCacheType } from './kernels/ops.ts';
+
 /** Every error Lantern throws: a `code` to branch on and a message that says what to do. */
 export { LanternError, type LanternErrorCode } from './errors.ts';
 

@@ -54,7 +54,7 @@ for (const name of [
   describe(name, () => {
     let session: ModelSession;
     beforeAll(async () => {
-      session = await openSession(files[name], { contextLength: 128 });
+      session = await openSession(files[name], { contextLength: 128, kvCache: 'f32' }); // as the llama.cpp oracle's cache
     });
     afterAll(() => session?.close());
 

@@ -58,6 +58,13 @@ describe('lantern bench', () => {
       expect(Number.isFinite(result.wallClock[key]) && result.wallClock[key] > 0, `wallClock.${key} = ${result.wallClock[key]}`).toBe(true);
     }
     expect(result.weightBytesPerToken).toBe(await expectedWeightBytes(STORIES_GGUF));
+    // The GPU memory as loaded, by category; the cache f16 by default, for the run's context.
+    expect(result).toMatchObject({ kvCache: 'f16', contextLength: 9 + 7 + 16 });
+    const g = result.gpuBytes;
+    expect(g.total).toBe(g.weights + g.kvCache + g.activations + g.staging);
+    expect(g.kvCache).toBe(result.kvBytes.total);
+    expect(result.kvBytes.perToken).toBe(5 * 2 * 32 * 2); // 5 layers, K and V, 32 values of 2 bytes
+    expect(g.weights).toBeGreaterThan(0);
     // The figures are tied to each other as documented, whatever the speed.
     expect(result.decodeGBps).toBeCloseTo((result.weightBytesPerToken * result.decodeTokensPerSecond) / 1e9, 9);
     expect(result.decodeBandwidthFraction).toBeCloseTo(result.decodeGBps / result.streamReadGBps, 9);
@@ -74,11 +81,12 @@ describe('lantern bench', () => {
     const profile = result.profile as { kernel: string; dispatches: number; ms: number }[];
     for (const p of profile) expect(Number.isFinite(p.ms) && p.ms > 0, `${p.kernel}: ${p.ms} ms`).toBe(true);
     expect(profile.map((p) => p.ms)).toEqual([...profile.map((p) => p.ms)].sort((a, b) => b - a));
-    // stories260K has 5 layers: per layer two norms, q/k/v stacked in one linear, two ropes,
-    // attention, the output projection, two adds, gate/up stacked, swiglu, down; then the
-    // embedding, and the head's norm, output linear and argmax.
+    // stories260K has 5 layers: per layer two norms, q/k/v stacked in one linear, two ropes, K and
+    // V into the (default f16) KV cache, attention, the output projection, two adds, gate/up
+    // stacked, swiglu, down; then the embedding, and the head's norm, output linear and argmax.
     const count = (kernel: RegExp) => profile.filter((p) => kernel.test(p.kernel)).reduce((n, p) => n + p.dispatches, 0);
-    expect(count(/./)).toBeCloseTo(1 + 5 * 12 + 3, 9);
+    expect(count(/./)).toBeCloseTo(1 + 5 * 14 + 3, 9);
+    expect(count(/^copy_to_cache:kv_f16/)).toBeCloseTo(10, 9);
     expect(count(/^attention/)).toBeCloseTo(5, 9);
     expect(count(/^rmsnorm(?!.*last_row)/)).toBeCloseTo(10, 9);
     expect(count(/^linear:.* 64\+32\+32x64$/)).toBeCloseTo(5, 9);

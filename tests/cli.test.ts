@@ -76,6 +76,8 @@ describe('lantern errors', () => {
       ['logits', '--model', MODEL, '--prompt-ids', '1', '--temperature', '1'], // not a logits option
       ['frobnicate'],
       ['tokenize', '--model', MODEL, '--text', 'hi', '--bogus'],
+      ['generate', '--model', MODEL, '--prompt-ids', '1', '--kv-cache', 'q4_0'], // not a KV cache form
+      ['bench', '--model', MODEL, '--context', '8'], // shorter than the run needs
     ];
     const runs = await Promise.all(cases.map((args) => lantern(...args)));
     runs.forEach((run, i) => {

@@ -299,9 +299,13 @@ describe('engine in workers', () => {
       for await (const chunk of stream) chunks.push(chunk);
       // The same URL with other options is loaded again, not shared.
       const first = await engine.info();
+      const memory = await engine.memory(); // the GPU memory account, across the worker boundary
       const exact = await engine.load(h.MODEL_URL, { int8Activations: false });
-      return { notLoaded, started, noTemplate, chunks, int8: [first.int8Activations, exact.int8Activations] };
+      return { notLoaded, started, noTemplate, chunks, int8: [first.int8Activations, exact.int8Activations], memory, kvBytes: first.kvBytes };
     }, HELPERS);
+    expect(r.memory.kvCache).toBe(r.kvBytes);
+    expect(r.memory.total).toBe(r.memory.weights + r.memory.kvCache + r.memory.activations + r.memory.staging);
+    expect(r.memory.weights).toBeGreaterThan(0);
     expect(r.int8, 'SwiftShader takes int8 activations unless they are turned off').toEqual([true, false]);
     expect(r.notLoaded).toMatchObject({ isLanternError: true, code: 'NOT_LOADED' });
     expect(r.started.worker).toBe('dedicated');

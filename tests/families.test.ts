@@ -103,7 +103,7 @@ for (const [name, c] of Object.entries(CASES)) {
   describe(name, () => {
     let session: ModelSession;
     beforeAll(async () => {
-      session = await openSession(files[name], { contextLength: 128 });
+      session = await openSession(files[name], { contextLength: 128, kvCache: 'f32' }); // as the llama.cpp oracle's cache
     });
     afterAll(() => session?.close());
 

@@ -15,7 +15,8 @@ const LOGIT_TOLERANCE = 1e-3;
 
 let session: ModelSession;
 beforeAll(async () => {
-  session = await openSession(STORIES_GGUF, { contextLength: 512 });
+  // An f32 KV cache, as the numpy golden and the llama.cpp oracle's default (tests/kv-cache.test.ts covers f16 and Q8_0).
+  session = await openSession(STORIES_GGUF, { contextLength: 512, kvCache: 'f32' });
 });
 afterAll(async () => {
   await session?.close();

@@ -285,8 +285,8 @@ for (const [name] of MODELS) {
     // Opening a session compiles each linear's pipelines (several per format in a mixed file), which
     // SwiftShader takes its time over.
     beforeAll(async () => {
-      session = await openSession(files[name].quantized, { contextLength: 128 });
-      exact = await openSession(files[name].quantized, { contextLength: 128, int8Activations: false });
+      session = await openSession(files[name].quantized, { contextLength: 128, kvCache: 'f32' }); // as the llama.cpp oracle's cache
+      exact = await openSession(files[name].quantized, { contextLength: 128, int8Activations: false, kvCache: 'f32' });
     }, 300_000);
     afterAll(async () => {
       await session?.close();

@@ -22,6 +22,7 @@ export function describeError(error: unknown): ErrorScreen {
     case 'NO_WEBGPU':
       return { ...base, title: 'This browser has no WebGPU' };
     case 'ADAPTER_LIMITS':
+    case 'OUT_OF_MEMORY':
     case 'QUOTA_EXCEEDED':
       return { ...base, title: 'This model is too large for this device', chooseOther: true };
     case 'FETCH_FAILED':

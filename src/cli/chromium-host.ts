@@ -169,7 +169,7 @@ export async function openChromiumSession(modelFile: string, options: SessionOpt
   try {
     // The runner's module script may still be loading when goto() returns.
     await gpuPage.guard(gpuPage.page.waitForFunction(() => window.lanternRunner !== undefined, undefined, { timeout: PAGE_READY_TIMEOUT_MS }));
-    const info: ModelInfo = await call('load', gpuPage.url + MODEL_URL_PATH, { contextLength: options.contextLength, int8Activations: options.int8Activations });
+    const info: ModelInfo = await call('load', gpuPage.url + MODEL_URL_PATH, { contextLength: options.contextLength, int8Activations: options.int8Activations, kvCache: options.kvCache, maxGpuBytes: options.maxGpuBytes });
     return {
       backend: 'chromium',
       info,

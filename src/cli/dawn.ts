@@ -68,7 +68,7 @@ export async function openDawnSession(modelFile: string, options: SessionOptions
   const source = await openFileSource(modelFile);
   let runtime: Runtime;
   try {
-    runtime = await Runtime.load(create([]), source, { contextLength: options.contextLength, int8Activations: options.int8Activations });
+    runtime = await Runtime.load(create([]), source, { contextLength: options.contextLength, int8Activations: options.int8Activations, kvCache: options.kvCache, maxGpuBytes: options.maxGpuBytes });
   } catch (e) {
     await source.close();
     throw e;

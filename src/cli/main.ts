@@ -8,6 +8,7 @@ import { chatPromptIds, chatTemplateOf, type ChatMessage } from '../runtime/chat
 import { modelConfig } from '../runtime/models/index.ts';
 import { perplexity as scoreText, perplexityChunks, type PerplexityOptions } from '../runtime/perplexity.ts';
 import type { GeneratedToken, GenerateOptions } from '../runtime/types.ts';
+import type { KvCacheType } from '../kernels/ops.ts';
 import { openFileSource } from './file-source.ts';
 import { type CliModel, convertCliModel, isCheckpoint, openCliModel, writeSource } from './model-source.ts';
 import { QUANTIZE_CHOICES, type QuantizeChoice } from '../model/hf/convert.ts';
@@ -24,7 +25,7 @@ const USAGE = `Usage: lantern <command> [options]
 Commands:
   generate  --model FILE (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N] [--temperature T]
             [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]...
-            [--context N] [--json]
+            [--context N] [--kv-cache f16|q8_0|f32] [--json]
             Streams the continuation to stdout. --prompt is tokenized with the model's own BOS
             rules; --prompt-ids are used as given. Default: 64 tokens, temperature 0 (greedy).
             --stop (repeatable) ends before that text, which is not printed.
@@ -32,9 +33,9 @@ Commands:
             as for generate] [--json]
             One assistant reply to --message, in the model's chat template (or --chat-template,
             a Jinja file); a model without one is an error NO_CHAT_TEMPLATE.
-  logits    --model FILE --prompt-ids 1,2,3 [--context N] [--json]
+  logits    --model FILE --prompt-ids 1,2,3 [--context N] [--kv-cache T] [--json]
             Next-token logits after the last id: {"logits":[...]} with --json, else the top 10.
-  perplexity --model FILE --text-file FILE [--context N] [--json]
+  perplexity --model FILE --text-file FILE [--context N] [--kv-cache T] [--json]
             Perplexity of the text, windowed as llama.cpp's llama-perplexity does: the text is
             tokenized once (BOS first where the model adds one) and cut into chunks of N tokens
             (default 512, or the model's context if shorter; the tail is dropped), each run from
@@ -46,11 +47,14 @@ Commands:
   tokenize  --model FILE (--text TEXT | --text-file FILE) [--add-special] [--no-parse-special] [--json]
             No GPU needed. BOS/EOS only with --add-special; special tokens written as text
             (e.g. <s>) are parsed unless --no-parse-special, as llama.cpp's llama-tokenize does.
-  bench     --model FILE [--prompt-tokens N] [--gen-tokens N] [--profile] [--op-costs] [--json]
+  bench     --model FILE [--prompt-tokens N] [--gen-tokens N] [--context N] [--kv-cache T] [--profile]
+            [--op-costs] [--json]
             Prefill (N=128 prompt tokens) and greedy decode (N=64) tokens/s, the weight bandwidth
             decoding reaches and the adapter's streaming-read bandwidth, on GPU timestamps where
             the adapter has them. --profile adds each kernel's GPU time per decode step;
             --op-costs what each kind of WGSL operation costs on the adapter, in u32 adds.
+            --context: the KV cache's length (default: what the run needs); the GPU memory by
+            category is reported (gpuBytes).
   convert   --model DIR|URL --out FILE.gguf [--type auto|none|f16|q8_0|q4_0|q4_k] [--json]
             Writes a Hugging Face model (a folder with config.json and safetensors weights, or
             https://huggingface.co/ORG/NAME[@REV]) as one GGUF: llama.cpp's architecture and keys
@@ -60,7 +64,7 @@ Commands:
 
 --model is a .gguf file, or a Hugging Face model (folder or hub address), converted on the way
 in; --quantize auto|none|f16|q8_0|q4_0|q4_k says to what (default auto, as for convert --type).
-
+--kv-cache: how the KV cache stores keys and values (default f16; q8_0 is about half of that).
 --json prints one JSON object on stdout; errors then print as {"error":{"code","message"}}.
 
 Environment:
@@ -95,6 +99,7 @@ const OPTIONS = {
   'gen-tokens': { type: 'string' },
   profile: { type: 'boolean' },
   'op-costs': { type: 'boolean' },
+  'kv-cache': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -102,11 +107,11 @@ const OPTIONS = {
 /** Which options each command takes; any other is a usage error. */
 const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
   convert: ['model', 'out', 'type', 'json'],
-  bench: ['model', 'quantize', 'prompt-tokens', 'gen-tokens', 'profile', 'op-costs', 'json'],
-  generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
-  chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
-  logits: ['model', 'quantize', 'prompt-ids', 'context', 'json'],
-  perplexity: ['model', 'quantize', 'text-file', 'context', 'json'],
+  bench: ['model', 'quantize', 'prompt-tokens', 'gen-tokens', 'context', 'kv-cache', 'profile', 'op-costs', 'json'],
+  generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
+  chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
+  logits: ['model', 'quantize', 'prompt-ids', 'context', 'kv-cache', 'json'],
+  perplexity: ['model', 'quantize', 'text-file', 'context', 'kv-cache', 'json'],
   tokenize: ['model', 'quantize', 'text', 'text-file', 'add-special', 'no-parse-special', 'json'],
 };
 
@@ -169,19 +174,20 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (command === 'perplexity') {
       const request = await perplexityRequest(values); // tokenized and checked before any browser starts
-      session = await openSession(values.model!, { contextLength: request.nCtx });
+      session = await openSession(values.model!, { contextLength: request.nCtx, kvCache: parseKvCache(values['kv-cache']) });
       if (interrupted) return EXIT_INTERRUPTED;
       await perplexity(session, request, json);
       return 0;
     }
     if (command === 'chat') {
       const request = await chatRequest(values); // the template is rendered before any browser starts
-      session = await openSession(values.model!, { contextLength: request.contextLength });
+      session = await openSession(values.model!, { contextLength: request.contextLength, kvCache: parseKvCache(values['kv-cache']) });
       if (interrupted) return EXIT_INTERRUPTED;
       await chat(session, request, json);
       return 0;
     }
     const request = command === 'generate' ? generateRequest(values) : command === 'bench' ? benchRequest(values) : logitsRequest(values);
+    const kvCache = parseKvCache(values['kv-cache']);
     // Reading the header first turns a bad file into an error before any browser starts.
     const source = await openFileSource(values.model!);
     try {
@@ -189,7 +195,7 @@ export async function main(argv: string[]): Promise<number> {
     } finally {
       await source.close();
     }
-    session = await openSession(values.model!, { contextLength: request.contextLength });
+    session = await openSession(values.model!, { contextLength: request.contextLength, kvCache });
     if (interrupted) return EXIT_INTERRUPTED;
     if (request.kind === 'generate') await generate(session, request, values.prompt, json);
     else if (request.kind === 'bench') await bench(session, request, values.model!, json);
@@ -300,7 +306,8 @@ async function generate(session: ModelSession, request: GenerateRequest, prompt:
     process.stdout.write('\n');
     process.stderr.write(
       `${promptIds.length} prompt tokens at ${speed(prefill)} tok/s, ${tokens.length} generated at ${speed(decode)} tok/s` +
-        ` on ${session.info.adapter} (${session.backend}); KV cache ${(session.info.kvBytes / 1e6).toFixed(2)} MB, ${session.info.kvBytesPerToken} bytes per token of context\n`,
+        ` on ${session.info.adapter} (${session.backend}); KV cache ${(session.info.kvBytes / 1e6).toFixed(2)} MB, ${session.info.kvBytesPerToken} bytes per token of context\n` +
+        `loaded: ${session.info.loadSummary}\n`,
     );
   }
 }
@@ -318,7 +325,10 @@ function benchRequest(values: Values): BenchRequest {
   const promptTokens = parseCount('--prompt-tokens', values['prompt-tokens']) ?? 128;
   const genTokens = parseCount('--gen-tokens', values['gen-tokens']) ?? 64;
   // Headroom: a generation that ends early (end-of-generation token) is restarted a little further on.
-  return { kind: 'bench', promptTokens, genTokens, profile: Boolean(values.profile), opCosts: Boolean(values['op-costs']), contextLength: promptTokens + genTokens + 16 };
+  const needed = promptTokens + genTokens + 16;
+  const contextLength = parseCount('--context', values.context) ?? needed;
+  if (contextLength < needed) throw new UsageError(`--context must be at least ${needed} (--prompt-tokens + --gen-tokens + 16), not ${contextLength}`);
+  return { kind: 'bench', promptTokens, genTokens, profile: Boolean(values.profile), opCosts: Boolean(values['op-costs']), contextLength };
 }
 
 /** `lantern bench`: one object with --json (the keys of BenchResult, plus model file and backend), else a few lines. */
@@ -335,7 +345,9 @@ async function bench(session: ModelSession, request: BenchRequest, modelFile: st
       `decode   ${request.genTokens} tokens: ${f(result.decodeTokensPerSecond)} tok/s (wall clock ${f(result.wallClock.decodeTokensPerSecond)})\n` +
       `weights  ${f(result.weightBytesPerToken / 1e6)} MB per token: decode reads ${f(result.decodeGBps)} GB/s, ` +
       `${f(100 * result.decodeBandwidthFraction)}% of the ${f(result.streamReadGBps)} GB/s a streaming read gets (${result.streamPattern} pattern)\n` +
-      `kv cache ${f(result.kvBytes.total / 1e6)} MB at ${session.info.contextLength} tokens of context, ${result.kvBytes.perToken} bytes per token\n`,
+      `kv cache ${f(result.kvBytes.total / 1e6)} MB (${result.kvCache}) at ${session.info.contextLength} tokens of context, ${result.kvBytes.perToken} bytes per token\n` +
+      `gpu      ${f(result.gpuBytes.total / 1e6)} MB: weights ${f(result.gpuBytes.weights / 1e6)}, kv cache ${f(result.gpuBytes.kvCache / 1e6)}, ` +
+      `activations ${f(result.gpuBytes.activations / 1e6)}, staging ${f(result.gpuBytes.staging / 1e6)}\n`,
   );
   if (result.profile === null) process.stdout.write('profile  not available: this device has no timestamp-query\n');
   if (result.profile) {
@@ -349,6 +361,13 @@ async function bench(session: ModelSession, request: BenchRequest, modelFile: st
     process.stdout.write('op costs  per kind of WGSL operation: 1e9 per second over all invocations, and in u32 adds\n');
     for (const c of result.opCosts) process.stdout.write(`  ${c.op.padEnd(32)} ${f(c.gOpsPerSecond).padStart(7)} G/s ${f(c.adds).padStart(7)} adds\n`);
   }
+}
+
+/** --kv-cache: the KV cache's form, or undefined for the runtime's default. */
+function parseKvCache(value: string | undefined): KvCacheType | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'f16' && value !== 'q8_0' && value !== 'f32') throw new UsageError(`--kv-cache must be f16, q8_0 or f32, not "${value}"`);
+  return value;
 }
 
 /** --top-k, --top-p, --min-p, --repeat-penalty and --stop, shared by generate and chat. */

@@ -1,6 +1,7 @@
 import { LanternError } from '../errors.ts';
 import type { BenchOptions, BenchResult } from '../runtime/bench.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
+import type { KvCacheType } from '../kernels/ops.ts';
 
 /**
  * A loaded model as the CLI sees it, whichever WebGPU runs it: Dawn inside this process, or a
@@ -29,6 +30,10 @@ export interface SessionOptions {
   contextLength?: number;
   /** Runtime LoadOptions.int8Activations. */
   int8Activations?: boolean;
+  /** Runtime LoadOptions.kvCache. */
+  kvCache?: KvCacheType;
+  /** Runtime LoadOptions.maxGpuBytes. */
+  maxGpuBytes?: number;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { LanternError } from '../errors.ts';
+import { GpuMemory } from './memory.ts';
 import { PipelineCache } from './pipelines.ts';
 
 /** The GPU device and what the rest of the runtime needs to know about it. */
@@ -17,6 +18,8 @@ export interface GpuContext {
   /** WGSL has dot4I8Packed and pack4xI8 (the packed_4x8_integer_dot_product language feature). */
   readonly packedInt8: boolean;
   readonly pipelines: PipelineCache;
+  /** Every buffer the runtime creates, by category (create them with memory.createBuffer). */
+  readonly memory: GpuMemory;
   /** Resolves when the device is lost, with a DEVICE_LOST error. */
   readonly lost: Promise<LanternError>;
   /** First uncaptured GPU error since the last call, if any (errors are watched, not ignored). */
@@ -79,6 +82,7 @@ export async function acquireGpu(gpu: GPU | undefined): Promise<GpuContext> {
     cpuAdapter: info.isFallbackAdapter === true || /swiftshader|llvmpipe|software|cpu/i.test(`${adapterName} ${info.description}`),
     packedInt8: gpu.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false,
     pipelines: new PipelineCache(device),
+    memory: new GpuMemory(device),
     lost,
     takeError() {
       const e = pending;

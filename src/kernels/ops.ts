@@ -37,6 +37,27 @@ const INT8_UNIT: Partial<Record<WeightFormat, number>> = {
 /** Formats whose int8 linears meet x as four int8 per word (dot4I8Packed): 8-bit weights; the others take 16-bit pairs. */
 const INT8_PACKED_X: ReadonlySet<WeightFormat> = new Set(['q8_0', 'iq4_nl', 'iq4_xs']);
 
+/**
+ * How the KV cache stores K and V (shaders/kv_cache.wgsl): f32, f16 pairs (pack2x16float, no
+ * shader-f16 needed), or ggml Q8_0 blocks of 32 (34 bytes each), quantized as rows are written.
+ */
+export type KvCacheType = 'f32' | 'f16' | 'q8_0';
+
+/** Bytes of one cache row of `width` values (K or V of one token in one layer) in form `type`: Q8_0 rows are padded to a whole word. */
+export function kvRowBytes(type: KvCacheType, width: number): number {
+  if (type === 'f32') return width * 4;
+  if (type === 'f16') return width * 2;
+  return Math.ceil(((width / 32) * 34) / 4) * 4;
+}
+
+/**
+ * Whether heads of `headDim` values can be stored as `type`: f16 pairs need an even count, Q8_0
+ * whole blocks of 32 per head (llama.cpp refuses a Q8_0 cache otherwise, and so does Lantern).
+ */
+export function kvCacheFits(type: KvCacheType, headDim: number): boolean {
+  return type === 'f32' || (type === 'f16' ? headDim % 2 === 0 : headDim % 32 === 0);
+}
+
 /** A weight matrix of `rows` rows of `cols` elements, row-major as ggml stores it. */
 export interface Weight {
   buffer: GPUBuffer;
@@ -298,8 +319,8 @@ export class Kernels {
       const usage = GPUBufferUsage.STORAGE;
       const elements = Math.floor(x.size / 4);
       copy = {
-        xq: this.gpu.device.createBuffer({ label: `${x.label} int8`, size: Math.max(16, Math.ceil(elements / 2) * 4), usage }),
-        xs: this.gpu.device.createBuffer({ label: `${x.label} int8 scales`, size: Math.max(16, Math.ceil(elements / 32) * 8), usage }),
+        xq: this.gpu.memory.createBuffer('activations', { label: `${x.label} int8`, size: Math.max(16, Math.ceil(elements / 2) * 4), usage }),
+        xs: this.gpu.memory.createBuffer('activations', { label: `${x.label} int8 scales`, size: Math.max(16, Math.ceil(elements / 32) * 8), usage }),
       };
       this.quantized.set(x, copy);
     }
@@ -349,13 +370,20 @@ export class Kernels {
     return this.op(pipeline, bind, (n) => [Math.ceil(pairs / wg), n]);
   }
 
-  /** cache[(pos0 + t) % cacheRows, :] = x[t, :]: K into the cache in layers without RoPE (GPT-2, SmolLM3's NoPE layers). */
-  async copyToCache(x: GPUBuffer, cache: GPUBuffer, width: number, cacheRows: number): Promise<Op> {
+  /**
+   * cache[(pos0 + t) % cacheRows, :] = x[t, :] in the cache's form (kvCache, default f32): K into an
+   * f32 cache in layers without RoPE (GPT-2, SmolLM3's NoPE layers), every K and V row into an f16
+   * or Q8_0 cache.
+   */
+  async copyToCache(x: GPUBuffer, cache: GPUBuffer, width: number, cacheRows: number, kvCache: KvCacheType = 'f32'): Promise<Op> {
+    checkKvCache(kvCache, width);
     const params = new UniformLayout('Params', { width: 'u32', cache_rows: 'u32' });
     const wg = 64;
-    const pipeline = await this.pipeline('copy_to_cache', [], params, { WG: wg });
+    const pipeline = await this.pipeline('copy_to_cache', kvDefines(kvCache), params, { WG: wg });
     const bind = this.bindGroup(pipeline, [this.step, this.uniform(params, { width, cache_rows: checkCacheRows(cacheRows, 'copyToCache') }), x, cache]);
-    return this.op(pipeline, bind, (n) => [Math.ceil(width / wg), n]);
+    // Invocations per row: one per value, per f16 pair, or per pair of Q8_0 blocks.
+    const units = kvCache === 'f32' ? width : kvCache === 'f16' ? width / 2 : Math.ceil(width / 64);
+    return this.op(pipeline, bind, (n) => [Math.ceil(units / wg), n]);
   }
 
   /**
@@ -364,12 +392,15 @@ export class Kernels {
    * position j is cache row j % cacheRows: cacheRows covers the context, or for a windowed layer is
    * a ring of at least window + n_tokens - 1 rows (a chunk's own keys must not overwrite ones its
    * first queries still see). Scores are scale * q.k (default 1 / sqrt(headDim)), then with
-   * softcap, softcap * tanh(score / softcap) (Gemma 2).
+   * softcap, softcap * tanh(score / softcap) (Gemma 2). The caches hold K and V in form kvCache
+   * (default f32; shaders/kv_cache.wgsl).
    */
   async attention(
     q: GPUBuffer, kCache: GPUBuffer, vCache: GPUBuffer, out: GPUBuffer,
-    shape: { nHeads: number; nKvHeads: number; headDim: number; scale?: number; softcap?: number; window?: number; cacheRows: number },
+    shape: { nHeads: number; nKvHeads: number; headDim: number; scale?: number; softcap?: number; window?: number; cacheRows: number; kvCache?: KvCacheType },
   ): Promise<Op> {
+    const kvCache = shape.kvCache ?? 'f32';
+    checkKvCache(kvCache, shape.headDim);
     if (shape.headDim > 256) throw new Error(`attention supports head_dim <= 256, not ${shape.headDim}`);
     if (shape.nHeads % shape.nKvHeads !== 0) throw new Error(`n_heads ${shape.nHeads} is not a multiple of n_kv_heads ${shape.nKvHeads}`);
     const { scale = 1 / Math.sqrt(shape.headDim), softcap = 0, window = 0 } = shape;
@@ -383,8 +414,8 @@ export class Kernels {
     // CPU adapters pay dearly for workgroup barriers: one subgroup per head there, for the common head sizes.
     const subgroupHeads = this.cpuSubgroups && (shape.headDim === 64 || shape.headDim === 128);
     const pipeline = subgroupHeads
-      ? await this.pipeline('attention_subgroup', shape.headDim === 128 ? ['HD128'] : [], params, {})
-      : await this.pipeline('attention', [], params, {});
+      ? await this.pipeline('attention_subgroup', [...(shape.headDim === 128 ? ['HD128'] : []), ...kvDefines(kvCache)], params, {})
+      : await this.pipeline('attention', kvDefines(kvCache), params, {});
     const values = this.uniform(params, { n_heads: shape.nHeads, n_kv_heads: shape.nKvHeads, head_dim: shape.headDim, scale, softcap, window, cache_rows: cacheRows });
     const bind = this.bindGroup(pipeline, [this.step, values, q, kCache, vCache, out]);
     return this.op(pipeline, bind, (n) => [shape.nHeads, n]);
@@ -510,7 +541,7 @@ export class Kernels {
     let buffer = this.uniforms.get(key);
     if (!buffer) {
       const values = build();
-      buffer = this.gpu.device.createBuffer({ label: key, size: Math.max(16, values.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      buffer = this.gpu.memory.createBuffer('activations', { label: key, size: Math.max(16, values.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
       this.gpu.device.queue.writeBuffer(buffer, 0, values);
       this.uniforms.set(key, buffer);
     }
@@ -523,7 +554,7 @@ export class Kernels {
     const key = `${layout.wgsl}|${bytes.join(',')}`;
     let buffer = this.uniforms.get(key);
     if (!buffer) {
-      buffer = this.gpu.device.createBuffer({ label: `uniform ${layout.structName}`, size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      buffer = this.gpu.memory.createBuffer('activations', { label: `uniform ${layout.structName}`, size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
       this.gpu.device.queue.writeBuffer(buffer, 0, bytes);
       this.uniforms.set(key, buffer);
     }
@@ -551,6 +582,21 @@ function checkNormVector(vector: Weight, what: string): void {
       `The ${what} is a ${vector.rows}-row ${vector.format.toUpperCase()} tensor, where a norm needs one F32 or F16 vector; the file is damaged or was converted by a broken tool, convert it again with llama.cpp.`,
       { format: vector.format, rows: vector.rows },
     );
+  }
+}
+
+/** kv_cache.wgsl's variant of a cache form. */
+function kvDefines(kvCache: KvCacheType): string[] {
+  return kvCache === 'f16' ? ['KV_F16'] : kvCache === 'q8_0' ? ['KV_Q8_0'] : [];
+}
+
+/** A KV cache form the kernels read, for heads (attention) or rows (copyToCache: whole pairs or blocks) of `n` values (kvCacheFits). */
+function checkKvCache(kvCache: KvCacheType, n: number): void {
+  if (kvCache !== 'f32' && kvCache !== 'f16' && kvCache !== 'q8_0') {
+    throw new LanternError('BAD_ARGUMENT', `kvCache must be 'f32', 'f16' or 'q8_0', not ${String(kvCache)}.`);
+  }
+  if (!kvCacheFits(kvCache, n)) {
+    throw new LanternError('BAD_ARGUMENT', `A ${kvCache} KV cache needs ${kvCache === 'f16' ? 'an even number of' : 'a multiple of 32'} values per head, not ${n}; use kvCache 'f16' or 'f32'.`, { kvCache, values: n });
   }
 }
 

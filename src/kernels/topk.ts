@@ -27,7 +27,7 @@ export async function topK(kernels: Kernels, logits: GPUBuffer, n: number, resul
   const { device } = kernels.gpu;
   const pipeline = await kernels.pipeline('topk', [], PARAMS, { WG: 256, K_MAX: TOPK_MAX });
   // Its own uniform buffer rather than Kernels.uniform's shared ones: k changes between steps.
-  const params = device.createBuffer({ label: 'uniform topk Params', size: PARAMS.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  const params = kernels.gpu.memory.createBuffer('activations', { label: 'uniform topk Params', size: PARAMS.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   const op = kernels.op(pipeline, kernels.bindGroup(pipeline, [params, logits, result]), () => [1]);
   return {
     name: op.name,

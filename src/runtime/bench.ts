@@ -14,6 +14,7 @@ import { UniformLayout } from '../gpu/uniforms.ts';
 import { Kernels, type Op, STEP } from '../kernels/ops.ts';
 import type { GGUFTensorInfo } from '../model/gguf.ts';
 import type { KernelProfile, Runtime } from './runtime.ts';
+import type { GpuBytes } from '../gpu/memory.ts';
 
 export interface BenchOptions {
   /** Prompt length for the prefill measurement (default 128). */
@@ -44,6 +45,11 @@ export interface BenchResult {
   decodeGBps: number;
   /** The KV cache: bytes as allocated for the loaded context, and bytes per token of context (sliding-window layers keep a ring of their window and add none). */
   kvBytes: { total: number; perToken: number };
+  /** How the KV cache stores K and V, and the context it was allocated for. */
+  kvCache: 'f32' | 'f16' | 'q8_0';
+  contextLength: number;
+  /** The model's GPU memory by category as loaded (Runtime.memory), before the benchmark's own buffers. */
+  gpuBytes: GpuBytes;
   /** The same adapter reading one large buffer with vectorized loads, in 1e9 bytes/s: the faster of two access patterns. */
   streamReadGBps: number;
   /** The access pattern streamReadGBps comes from (measureStreamRead). */
@@ -92,6 +98,7 @@ export async function benchRuntime(runtime: Runtime, options: BenchOptions = {})
     if (!Number.isSafeInteger(n) || n < 1) throw new LanternError('BAD_ARGUMENT', `${name} must be a whole number of at least 1, not ${n}.`);
   }
   const { contextLength, vocabSize } = runtime.info;
+  const gpuBytes = runtime.memory();
   if (promptTokens + genTokens > contextLength) {
     throw new LanternError(
       'BAD_ARGUMENT',
@@ -140,6 +147,9 @@ export async function benchRuntime(runtime: Runtime, options: BenchOptions = {})
     weightBytesPerToken: bytesPerToken,
     decodeGBps,
     kvBytes: { total: runtime.info.kvBytes, perToken: runtime.info.kvBytesPerToken },
+    kvCache: runtime.info.kvCache,
+    contextLength,
+    gpuBytes,
     streamReadGBps,
     streamPattern: stream.pattern,
     decodeBandwidthFraction: decodeGBps / streamReadGBps,

@@ -1,9 +1,10 @@
 import { LanternError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
-import { type KernelOptions, Kernels, type Op, STEP } from '../kernels/ops.ts';
+import { type GpuBytes, gpuBytes, type MemoryCategory } from '../gpu/memory.ts';
+import { type KernelOptions, Kernels, type KvCacheType, kvRowBytes, type Op, STEP } from '../kernels/ops.ts';
 import { topK, TOPK_MAX, TOPK_NON_FINITE, TOPK_RESULT_WORDS, type TopKOp } from '../kernels/topk.ts';
 import type { ModelConfig } from '../model/config.ts';
-import type { GGUFFile } from '../model/gguf.ts';
+import { type GGUFFile, GGMLType } from '../model/gguf.ts';
 import { Graph, type GraphBuffers } from './graph.ts';
 import type { Family } from './models/family.ts';
 import { countNonFinite, numericError } from './numeric.ts';
@@ -43,34 +44,42 @@ export class Forward {
 
   static async create(
     gpu: GpuContext, family: Family, modelConfig: ModelConfig, file: GGUFFile, weights: WeightLoader, contextLength: number, maxBatch: number,
-    options: Pick<KernelOptions, 'int8Activations'> = {},
+    options: Pick<KernelOptions, 'int8Activations'> & { kvCache?: KvCacheType; maxGpuBytes?: number } = {},
   ): Promise<Forward> {
-    const { device } = gpu;
+    const { device, memory } = gpu;
+    const kvCache = options.kvCache ?? 'f32';
     const c: ModelConfig = { ...modelConfig, contextLength };
     const qDim = c.nHeads * c.headDim;
     const kvDim = c.nKvHeads * c.headDim;
-    const kv = kvLayout(c, maxBatch);
+    const kv = kvLayout(c, maxBatch, kvCache);
 
-    // The plan: every tensor checked, every buffer sized, before the first is created.
-    const plan = new Graph(c, file, kv.cacheRows);
-    await family.build(plan);
+    // The plan: every tensor checked, every buffer sized, and the whole checked against the
+    // adapter and the budget, before the first buffer is created.
+    const plan = await planForward(family, c, file, maxBatch, kvCache);
     const widest = Math.max(c.nEmbd, qDim, c.nFF);
     checkBufferSizes(device.limits, [
       ...plan.weightBytes,
       ['the activations', maxBatch * widest * 4],
       ['the logits', c.vocabSize * 4],
-      ...kv.cacheRows.map((rows, l): [string, number] => [`layer ${l}'s KV cache`, rows * kvDim * 4]),
+      ...kv.cacheRows.map((rows, l): [string, number] => [`layer ${l}'s KV cache`, rows * kvRowBytes(kvCache, kvDim)]),
     ]);
+    // Int8 copies of activations are made only on CPU adapters (Kernels.int8Activations): counted there.
+    const planned = forwardBytes(plan, c, maxBatch, kvCache, gpu.cpuAdapter && options.int8Activations !== false);
+    checkBudget(planned, options.maxGpuBytes, kvCache);
 
+    const create = (category: MemoryCategory, descriptor: GPUBufferDescriptor) => memory.createBuffer(category, descriptor);
     const f32 = (label: string, elements: number, extra = 0): GPUBuffer =>
-      device.createBuffer({ label, size: Math.max(16, elements * 4), usage: GPUBufferUsage.STORAGE | extra });
+      create('activations', { label, size: Math.max(16, elements * 4), usage: GPUBufferUsage.STORAGE | extra });
     const act = (label: string) => f32(label, maxBatch * c.nEmbd); // [batch, n_embd]
+    const cache = (label: string, rows: number) => create('kvCache', { label, size: Math.max(16, rows * kvRowBytes(kvCache, kvDim)), usage: GPUBufferUsage.STORAGE });
     const b: ForwardBuffers = {
-      step: device.createBuffer({ label: 'step', size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
-      tokens: device.createBuffer({ label: 'tokens', size: maxBatch * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST }),
+      step: create('activations', { label: 'step', size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
+      tokens: create('activations', { label: 'tokens', size: maxBatch * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST }),
       acts: { x: act('x'), xn: act('xn'), h: act('h'), h2: act('h2') }, // residual stream, normed, two block outputs
       q: f32('q', maxBatch * qDim),                     // [batch, n_heads * head_dim]
       k: f32('k', maxBatch * kvDim),                    // [batch, n_kv_heads * head_dim]
+      // [batch, n_kv_heads * head_dim]: V on its way into an f16 or Q8_0 cache (an f32 one takes it straight)
+      ...(kvCache === 'f32' ? {} : { v: f32('v', maxBatch * kvDim) }),
       attn: f32('attn', maxBatch * qDim),               // [batch, n_heads * head_dim]
       gate: f32('gate', maxBatch * c.nFF),              // [batch, n_ff]
       up: f32('up', maxBatch * c.nFF),                  // [batch, n_ff]
@@ -78,16 +87,16 @@ export class Forward {
       logits: f32('logits', c.vocabSize, GPUBufferUsage.COPY_SRC),  // [vocab]
       argmax: f32('argmax', 2, GPUBufferUsage.COPY_SRC),            // [2] u32: id, non-finite count
       topK: f32('top-k', TOPK_RESULT_WORDS, GPUBufferUsage.COPY_SRC), // [TOPK_MAX] u32 ids, [TOPK_MAX] f32 logits, non-finite count
-      // [cacheRows[l], n_kv_heads * head_dim] per layer: the whole context, or a ring of a sliding window
-      kCache: kv.cacheRows.map((rows, l) => f32(`k cache ${l}`, rows * kvDim)),
-      vCache: kv.cacheRows.map((rows, l) => f32(`v cache ${l}`, rows * kvDim)),
-      readLogits: device.createBuffer({ label: 'read logits', size: c.vocabSize * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
-      readArgmax: device.createBuffer({ label: 'read argmax', size: 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
-      readTopK: device.createBuffer({ label: 'read top-k', size: TOPK_RESULT_WORDS * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      // [cacheRows[l], n_kv_heads * head_dim] per layer in form kvCache: the whole context, or a ring of a sliding window
+      kCache: kv.cacheRows.map((rows, l) => cache(`k cache ${l}`, rows)),
+      vCache: kv.cacheRows.map((rows, l) => cache(`v cache ${l}`, rows)),
+      readLogits: create('staging', { label: 'read logits', size: c.vocabSize * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      readArgmax: create('staging', { label: 'read argmax', size: 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      readTopK: create('staging', { label: 'read top-k', size: TOPK_RESULT_WORDS * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
     };
 
     const k = new Kernels(gpu, b.step, options);
-    const graph = new Graph(c, file, kv.cacheRows, { kernels: k, weights, buffers: b });
+    const graph = new Graph(c, file, kv.cacheRows, { kernels: k, weights, buffers: b, kvCache });
     await family.build(graph);
     const headOps = [...graph.head, await k.argmax(b.logits, c.vocabSize, b.argmax)];
     const topKOp = await topK(k, b.logits, c.vocabSize, b.topK);
@@ -224,8 +233,8 @@ export class Forward {
     const perSet = 4096;
     const querySets = Array.from({ length: Math.ceil(count / perSet) }, (_, s) =>
       device.createQuerySet({ label: 'profile', type: 'timestamp', count: Math.min(perSet, count - s * perSet) }));
-    const resolved = device.createBuffer({ label: 'profile', size: 8 * count, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-    const read = device.createBuffer({ label: 'profile read', size: 8 * count, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const resolved = this.gpu.memory.createBuffer('staging', { label: 'profile', size: 8 * count, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const read = this.gpu.memory.createBuffer('staging', { label: 'profile read', size: 8 * count, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     try {
       device.queue.writeBuffer(this.buffers.tokens, 0, new Uint32Array([token]));
       device.queue.writeBuffer(this.buffers.step, 0, STEP.pack({ n_tokens: 1, pos0: pos }));
@@ -262,7 +271,7 @@ export class Forward {
 
   destroy(): void {
     const b = this.buffers;
-    for (const buffer of [b.step, b.tokens, ...Object.values(b.acts), b.q, b.k, b.attn, b.gate, b.up, b.last, b.logits, b.argmax, b.topK, b.readLogits, b.readArgmax, b.readTopK, ...b.kCache, ...b.vCache]) {
+    for (const buffer of [b.step, b.tokens, ...Object.values(b.acts), b.q, b.k, ...(b.v ? [b.v] : []), b.attn, b.gate, b.up, b.last, b.logits, b.argmax, b.topK, b.readLogits, b.readArgmax, b.readTopK, ...b.kCache, ...b.vCache]) {
       buffer.destroy();
     }
     this.rows?.logits.destroy();
@@ -298,8 +307,8 @@ export interface KvLayout {
   ring?: { rows: number; window: number };
 }
 
-function kvLayout(c: ModelConfig, maxBatch: number): KvLayout {
-  const rowBytes = 2 * c.nKvHeads * c.headDim * 4; // K and V, f32
+export function kvLayout(c: ModelConfig, maxBatch: number, kvCache: KvCacheType): KvLayout {
+  const rowBytes = 2 * kvRowBytes(kvCache, c.nKvHeads * c.headDim); // K and V
   const cacheRows = c.windows.map((w) => (w > 0 ? Math.min(c.contextLength, w + maxBatch - 1) : c.contextLength));
   const rings = c.windows.map((w, l) => ({ rows: cacheRows[l], window: w })).filter((r) => r.window > 0 && r.rows < c.contextLength);
   return {
@@ -322,4 +331,78 @@ function checkBufferSizes(limits: GPUSupportedLimits, buffers: Iterable<readonly
       );
     }
   }
+}
+
+/** The graph's plan: every tensor it reads checked against the model, with its bytes; nothing created. */
+export interface ForwardPlan {
+  weightBytes: Map<string, number>;
+  /** Elements of each 1-D tensor the plan reads (biases go to the GPU as f32). */
+  vectorElements: Map<string, number>;
+  /** How many RoPE cos/sin tables the kernels build (one per base), each [context, rope dims / 2] vec2<f32>. */
+  ropeTables: number;
+  ropeDim: number;
+  /** Whether any weight is in a block format (the int8-activation path copies activations only for those). */
+  blockWeights: boolean;
+}
+
+export async function planForward(family: Family, c: ModelConfig, file: GGUFFile, maxBatch: number, kvCache: KvCacheType): Promise<ForwardPlan> {
+  const graph = new Graph(c, file, kvLayout(c, maxBatch, kvCache).cacheRows);
+  await family.build(graph);
+  const vectorElements = new Map<string, number>();
+  let blockWeights = false;
+  for (const t of file.tensors) {
+    if (!graph.weightBytes.has(t.name)) continue;
+    if (t.dims.length === 1) vectorElements.set(t.name, t.dims[0]);
+    if (t.type !== GGMLType.F32 && t.type !== GGMLType.F16 && t.type !== GGMLType.BF16) blockWeights = true;
+  }
+  // A table per RoPE base (the sliding-window layers may take their own).
+  const swa = c.rope?.thetaSwa !== undefined || c.rope?.freqScaleSwa !== undefined;
+  return { weightBytes: graph.weightBytes, vectorElements, ropeTables: c.rope ? (swa ? 2 : 1) : 0, ropeDim: c.rope?.dims ?? 0, blockWeights };
+}
+
+/**
+ * The GPU bytes Forward.create will take with this plan, known before anything is allocated: the
+ * weights as uploaded (whole words; vectors as f32 at most), the KV cache exactly, the activations
+ * exactly, and the kernels' scratch (RoPE tables, int8 copies of activations, uniforms) as an
+ * upper bound, so that a model the plan fits never exceeds it.
+ */
+export function forwardBytes(plan: ForwardPlan, c: ModelConfig, maxBatch: number, kvCache: KvCacheType, int8Activations: boolean): GpuBytes {
+  const align4 = (n: number) => Math.ceil(n / 4) * 4;
+  let weights = 0;
+  for (const [name, bytes] of plan.weightBytes) {
+    const elements = plan.vectorElements.get(name);
+    weights += Math.max(align4(bytes), elements === undefined ? 0 : elements * 4);
+  }
+  // RoPE factors are read on the host, never uploaded; the plan counts them anyway (bytes, a bound).
+  const kvDim = c.nKvHeads * c.headDim;
+  const qDim = c.nHeads * c.headDim;
+  const buf = (elements: number) => Math.max(16, elements * 4);
+  // What linears read: the four activations, attn, gate, up, last.
+  const inputs = [...Array(4).fill(maxBatch * c.nEmbd), maxBatch * qDim, maxBatch * c.nFF, maxBatch * c.nFF, c.nEmbd].map((n) => buf(n) / 4);
+  const forwardActs = STEP.byteSize + Math.max(16, maxBatch * 4) + 4 * buf(maxBatch * c.nEmbd) + buf(maxBatch * qDim) + buf(maxBatch * kvDim)
+    + (kvCache === 'f32' ? 0 : buf(maxBatch * kvDim)) + buf(maxBatch * qDim) + 2 * buf(maxBatch * c.nFF) + buf(c.nEmbd)
+    + buf(c.vocabSize) + buf(2) + buf(TOPK_RESULT_WORDS);
+  const rope = plan.ropeTables * Math.max(16, c.contextLength * plan.ropeDim * 4);
+  // quantize_x.wgsl's copies: int8 pairs of words and a scale pair per 32 (Kernels.quantizedCopy).
+  const int8 = int8Activations && plan.blockWeights ? inputs.reduce((sum, n) => sum + Math.max(16, Math.ceil(n / 2) * 4) + Math.max(16, Math.ceil(n / 32) * 8), 0) : 0;
+  // Uniforms of static parameters: at most 32 bytes each, at most 24 ops a layer and 8 in the head.
+  const uniforms = 32 * (24 * c.nLayers + 8);
+  return gpuBytes({
+    weights,
+    kvCache: kvLayout(c, maxBatch, kvCache).cacheRows.reduce((sum, rows) => sum + 2 * Math.max(16, rows * kvRowBytes(kvCache, kvDim)), 0),
+    activations: forwardActs + rope + int8 + uniforms,
+    staging: c.vocabSize * 4 + 8 + TOPK_RESULT_WORDS * 4,
+  });
+}
+
+/** OUT_OF_MEMORY, before anything is allocated, when the plan needs more than the caller's budget. */
+function checkBudget(planned: GpuBytes, maxGpuBytes: number | undefined, kvCache: KvCacheType): void {
+  if (maxGpuBytes === undefined || planned.total <= maxGpuBytes) return;
+  const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  const tries = ['a shorter context (contextLength)', ...(kvCache !== 'q8_0' ? ["kvCache: 'q8_0'"] : []), 'a smaller quantization of the model'];
+  throw new LanternError(
+    'OUT_OF_MEMORY',
+    `This model needs ${planned.total} bytes (${mb(planned.total)}: weights ${mb(planned.weights)}, KV cache ${mb(planned.kvCache)}, activations ${mb(planned.activations)}) of GPU memory but the budget is ${maxGpuBytes} (${mb(maxGpuBytes)}); try ${tries.join(', or ')}.`,
+    { needed: planned.total, budget: maxGpuBytes, ...planned },
+  );
 }

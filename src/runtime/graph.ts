@@ -1,5 +1,5 @@
 import { LanternError } from '../errors.ts';
-import type { Kernels, Op, Weight } from '../kernels/ops.ts';
+import type { Kernels, KvCacheType, Op, Weight } from '../kernels/ops.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { type GGUFFile, type GGUFTensorInfo, ggmlTypeName } from '../model/gguf.ts';
 import { type LoadLayout, weightFormatOf, type WeightLoader } from './weights.ts';
@@ -26,6 +26,7 @@ export interface GraphBuffers {
   acts: Record<Act, GPUBuffer>; // [batch, n_embd] each
   q: GPUBuffer;                 // [batch, n_heads * head_dim]
   k: GPUBuffer;                 // [batch, n_kv_heads * head_dim]
+  v?: GPUBuffer;                // [batch, n_kv_heads * head_dim], where V goes through it into an f16 or Q8_0 cache
   attn: GPUBuffer;              // [batch, n_heads * head_dim]
   gate: GPUBuffer;              // [batch, n_ff]
   up: GPUBuffer;                // [batch, n_ff]
@@ -40,6 +41,8 @@ export interface GraphGpu {
   kernels: Kernels;
   weights: WeightLoader;
   buffers: GraphBuffers;
+  /** How the KV cache stores K and V (default f32). */
+  kvCache?: KvCacheType;
 }
 
 export type NormKind = 'rms' | 'layer';
@@ -159,14 +162,20 @@ export class Graph<C extends ModelConfig = ModelConfig> {
     const { kernels: k, weights, buffers: b } = this.gpu;
     const rows = this.cacheRows[l];
     const window = c.windows[l];
+    // An f32 cache takes V from its projection and K from RoPE directly; f16 and Q8_0 rows are
+    // packed from b.v and b.k by copyToCache (a value per invocation cannot pack pairs or blocks).
+    const kvCache = this.gpu.kvCache ?? 'f32';
+    const direct = kvCache === 'f32';
+    const v = direct ? b.vCache[l] : b.v!;
+    const vRows = direct ? rows : undefined;
     if (fused) {
       const w = { ...(await weights.matrix(t('attn_qkv.weight'), this.layout)), parts: [qDim, kvDim, kvDim] };
       const bias = this.has(t('attn_qkv.bias')) ? await weights.vectorF32(t('attn_qkv.bias')) : undefined;
-      this.body.push(await k.linear(this.act(from), w, [b.q, b.k, b.vCache[l]], { cacheRows: rows, bias }));
+      this.body.push(await k.linear(this.act(from), w, [b.q, b.k, v], { cacheRows: vRows, bias }));
     } else {
       this.body.push(...(await this.linears(this.act(from), [
-        { tensor: t('attn_q'), y: b.q }, { tensor: t('attn_k'), y: b.k }, { tensor: t('attn_v'), y: b.vCache[l] },
-      ], rows)));
+        { tensor: t('attn_q'), y: b.q }, { tensor: t('attn_k'), y: b.k }, { tensor: t('attn_v'), y: v },
+      ], vRows)));
     }
     if (options.qkNorm) {
       const perToken = options.qkNorm === 'head' ? [c.nHeads, c.nKvHeads] : [1, 1];
@@ -184,13 +193,13 @@ export class Graph<C extends ModelConfig = ModelConfig> {
         attnFactor: r.attnFactor,
         freqFactors: factorsName ? await weights.hostVector(factorsName) : undefined,
       };
-      this.body.push(await k.rope(b.q, { nHeads: c.nHeads, ...shape }), await k.rope(b.k, { nHeads: c.nKvHeads, ...shape }, b.kCache[l]));
-    } else {
-      this.body.push(await k.copyToCache(b.k, b.kCache[l], kvDim, rows));
+      this.body.push(await k.rope(b.q, { nHeads: c.nHeads, ...shape }), await k.rope(b.k, { nHeads: c.nKvHeads, ...shape }, direct ? b.kCache[l] : undefined));
     }
+    if (!rope || !direct) this.body.push(await k.copyToCache(b.k, b.kCache[l], kvDim, rows, kvCache));
+    if (!direct) this.body.push(await k.copyToCache(v, b.vCache[l], kvDim, rows, kvCache));
     this.body.push(
       await k.attention(b.q, b.kCache[l], b.vCache[l], b.attn, {
-        nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: options.scale, softcap: options.softcap, window, cacheRows: rows,
+        nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, scale: options.scale, softcap: options.softcap, window, cacheRows: rows, kvCache,
       }),
       ...(await this.linears(b.attn, [{ tensor: t('attn_output'), y: this.act(to) }])),
     );

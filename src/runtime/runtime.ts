@@ -1,12 +1,16 @@
 import { LanternError } from '../errors.ts';
 import { acquireGpu, type GpuContext } from '../gpu/device.ts';
-import { readGGUF } from '../model/gguf.ts';
+import { type GGUFFile, readGGUF } from '../model/gguf.ts';
+import type { ModelConfig } from '../model/config.ts';
+import type { Family } from './models/family.ts';
 import type { ByteSource } from '../storage/source.ts';
 import { type Tokenizer, tokenizerFromGGUF } from '../model/tokenizer/index.ts';
 import { chatPromptIds, chatTemplateOf, type ChatMessage } from './chat.ts';
 import { weightBytesPerToken } from './bench.ts';
 import { TOPK_MAX } from '../kernels/topk.ts';
-import { Forward } from './forward.ts';
+import { kvCacheFits, type KvCacheType } from '../kernels/ops.ts';
+import type { GpuBytes } from '../gpu/memory.ts';
+import { Forward, forwardBytes, planForward } from './forward.ts';
 import { modelConfig } from './models/index.ts';
 import { numericErrorAt, type NumericStep } from './numeric.ts';
 import { constraintFor, type TokenConstraint } from './grammar/index.ts';
@@ -17,8 +21,21 @@ import type { FinishReason, GeneratedToken, GenerateOptions, GenerationStats, Mo
 import { WeightLoader } from './weights.ts';
 
 export interface LoadOptions {
-  /** Tokens the KV cache holds; defaults to the model's context length, capped at 4096. */
+  /**
+   * Tokens the KV cache holds; defaults to the model's context length, capped at 4096 and, with
+   * maxGpuBytes, at what fits the budget (ModelInfo.loadSummary says which).
+   */
   contextLength?: number;
+  /**
+   * How the KV cache stores keys and values: 'f16' (default; half of 'f32', as llama.cpp's default),
+   * 'q8_0' (ggml's 8-bit blocks of 32: about a quarter of f32; rows must be whole blocks) or 'f32'.
+   */
+  kvCache?: KvCacheType;
+  /**
+   * Most bytes of GPU memory the model may take (weights, KV cache, activations, staging). A model
+   * that will not fit fails before allocating anything, with OUT_OF_MEMORY.
+   */
+  maxGpuBytes?: number;
   /**
    * On CPU adapters (SwiftShader), linears of quantized weights quantize their input to int8 per
    * block of 32, as llama.cpp's CPU backend does, and decode ~1.5x faster. Default true; false reads
@@ -76,18 +93,36 @@ export class Runtime {
     const file = await readGGUF(source);
     const { family, config } = modelConfig(file);
     const tokenizer = tokenizerFromGGUF(file);
+    // The default is f16; a model with heads of an odd size (none known) keeps f32.
+    const kvCache = options.kvCache ?? (kvCacheFits('f16', config.headDim) ? 'f16' : 'f32');
+    if (kvCache !== 'f32' && kvCache !== 'f16' && kvCache !== 'q8_0') {
+      throw new LanternError('BAD_ARGUMENT', `kvCache must be 'f32', 'f16' or 'q8_0', not ${String(options.kvCache)}.`);
+    }
+    if (!kvCacheFits(kvCache, config.headDim)) {
+      throw new LanternError('BAD_ARGUMENT', `This model's attention heads hold ${config.headDim} values, which a ${kvCache} KV cache cannot store (${kvCache === 'q8_0' ? 'Q8_0 needs whole blocks of 32 per head, as llama.cpp does' : 'f16 pairs need an even count'}); load it with kvCache 'f16' or 'f32'.`, { kvCache, headDim: config.headDim });
+    }
+    const { maxGpuBytes } = options;
+    if (maxGpuBytes !== undefined && !(maxGpuBytes > 0)) throw new LanternError('BAD_ARGUMENT', `maxGpuBytes must be a number of bytes > 0, not ${maxGpuBytes}.`);
+    if (options.contextLength !== undefined && !(options.contextLength >= 1)) throw new LanternError('BAD_ARGUMENT', `contextLength must be at least 1, not ${options.contextLength}.`);
     const context = await acquireGpu(gpu);
-    const contextLength = Math.min(options.contextLength ?? Math.min(config.contextLength, 4096), config.contextLength);
-    if (!(contextLength >= 1)) throw new LanternError('BAD_ARGUMENT', `contextLength must be at least 1, not ${options.contextLength}.`);
-    const weights = new WeightLoader(context, source, file);
     let forward: Forward;
+    let loadSummary: string;
     try {
-      forward = await Forward.create(context, family, config, file, weights, contextLength, Math.min(PREFILL_CHUNK, contextLength), { int8Activations: options.int8Activations });
+      const chosen = await chooseContext(family, config, file, options, kvCache, context.cpuAdapter);
+      loadSummary = chosen.summary;
+      const weights = new WeightLoader(context, source, file);
+      forward = await Forward.create(context, family, config, file, weights, chosen.contextLength, Math.min(PREFILL_CHUNK, chosen.contextLength), {
+        int8Activations: options.int8Activations, kvCache, maxGpuBytes,
+      });
       await forward.finish();
     } catch (e) {
       context.device.destroy();
       throw e;
     }
+    const contextLength = forward.contextLength;
+    const bytes = context.memory.bytes();
+    const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+    loadSummary += `; ${kvCache} KV cache ${mib(bytes.kvCache)}; GPU memory ${mib(bytes.total)} (weights ${mib(bytes.weights)}, activations ${mib(bytes.activations)}, staging ${mib(bytes.staging)})`;
     const chatTemplate = chatTemplateOf(file);
     const info: ModelInfo = {
       architecture: config.architecture,
@@ -97,8 +132,10 @@ export class Runtime {
       adapter: context.adapterName,
       shaderF16: context.shaderF16,
       int8Activations: forward.int8Activations,
+      kvCache,
       kvBytes: forward.kv.bytes,
       kvBytesPerToken: forward.kv.bytesPerToken,
+      loadSummary,
       hasChatTemplate: chatTemplate !== undefined,
     };
     const runtime = new Runtime(context, forward, tokenizer, info, chatTemplate);
@@ -129,6 +166,14 @@ export class Runtime {
   /** The device this runtime runs on, read-only, for measurements (bench.ts). */
   get gpuContext(): GpuContext {
     return this.gpu;
+  }
+
+  /**
+   * The GPU memory this model holds now, by category: weights, KV cache, activations (with the
+   * kernels' scratch: uniforms, RoPE tables, int8 copies) and staging (buffers read back to the host).
+   */
+  memory(): GpuBytes {
+    return this.gpu.memory.bytes();
   }
 
   /** Bytes of weights one decode step reads (bench.ts weightBytesPerToken). */
@@ -414,4 +459,37 @@ function commonPrefixLength(a: readonly number[], b: readonly number[]): number 
   let n = 0;
   while (n < a.length && n < b.length && a[n] === b[n]) n++;
   return n;
+}
+
+/** Contexts below this are not chosen to fit a budget (a smaller one must be asked for). */
+const MIN_FITTED_CONTEXT = 256;
+
+/**
+ * The context the KV cache is allocated for, and a sentence saying why: as asked, or the model's
+ * own capped at 4096 and, with maxGpuBytes, at the longest whose plan (forwardBytes) fits the budget.
+ */
+async function chooseContext(
+  family: Family, config: ModelConfig, file: GGUFFile, options: LoadOptions, kvCache: KvCacheType, cpuAdapter: boolean,
+): Promise<{ contextLength: number; summary: string }> {
+  const own = config.contextLength;
+  if (options.contextLength !== undefined) {
+    const contextLength = Math.min(options.contextLength, own);
+    return { contextLength, summary: `context ${contextLength} tokens (${contextLength < options.contextLength ? `the model's own; ${options.contextLength} asked` : 'as asked'})` };
+  }
+  const capped = Math.min(own, 4096);
+  const why = capped < own ? `the model's own ${own}, capped at 4096` : "the model's own";
+  const budget = options.maxGpuBytes;
+  if (budget === undefined) return { contextLength: capped, summary: `context ${capped} tokens (${why})` };
+  const int8 = cpuAdapter && options.int8Activations !== false;
+  const plan = await planForward(family, { ...config, contextLength: capped }, file, Math.min(PREFILL_CHUNK, capped), kvCache);
+  const fits = (n: number) => forwardBytes(plan, { ...config, contextLength: n }, Math.min(PREFILL_CHUNK, n), kvCache, int8).total <= budget;
+  if (fits(capped)) return { contextLength: capped, summary: `context ${capped} tokens (${why}; fits maxGpuBytes)` };
+  // The longest context that fits, down to MIN_FITTED_CONTEXT (below it Forward.create says OUT_OF_MEMORY).
+  let lo = Math.min(MIN_FITTED_CONTEXT, capped), hi = capped;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return { contextLength: lo, summary: `context ${lo} tokens (${why}, and capped at ${lo} so that the KV cache fits maxGpuBytes ${budget})` };
 }

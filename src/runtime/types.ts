@@ -16,10 +16,14 @@ export interface ModelInfo {
   shaderF16: boolean;
   /** Whether linears of quantized weights quantize their input to int8 here (CPU adapters, unless LoadOptions turned it off). */
   int8Activations: boolean;
+  /** How the KV cache stores keys and values (LoadOptions.kvCache). */
+  kvCache: 'f32' | 'f16' | 'q8_0';
   /** Bytes of the KV cache as allocated (sliding-window layers keep a ring of their window). */
   kvBytes: number;
   /** KV-cache bytes per token of context (the layers that keep the whole context). */
   kvBytesPerToken: number;
+  /** The load in a line: the context and why it is that long, the KV cache's form and size, and the GPU memory by category. */
+  loadSummary: string;
   /** Whether the GGUF file carries tokenizer.chat_template (chat needs one, or a chatTemplate option). */
   hasChatTemplate: boolean;
 }

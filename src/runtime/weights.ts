@@ -133,7 +133,7 @@ export class WeightLoader {
         { tensor: label, bytes: nBytes },
       );
     }
-    return this.gpu.device.createBuffer({ label, size: align4(nBytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    return this.gpu.memory.createBuffer('weights', { label, size: align4(nBytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
   }
 }
 

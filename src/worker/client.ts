@@ -1,5 +1,6 @@
 import { proxy, wrap, type Remote } from 'comlink';
 import { LanternError } from '../errors.ts';
+import type { GpuBytes } from '../gpu/memory.ts';
 import type { ChatMessage } from '../runtime/chat.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CompletionUsage } from './openai.ts';
@@ -62,6 +63,8 @@ export interface Engine {
   /** Frees the model and its GPU memory (in a SharedWorker, for every tab); requests in flight end with finishReason "abort". */
   unload(): Promise<void>;
   info(): Promise<ModelInfo>;
+  /** The GPU memory the loaded model holds, by category: weights, kvCache, activations, staging, and the total. */
+  memory(): Promise<GpuBytes>;
   /** Continues `prompt` (tokenized with the model's BOS rules). Requests queue; callers take turns. */
   generate(prompt: string, options?: GenerateRequestOptions): GenerationStream;
   readonly chat: { readonly completions: ChatCompletions };
@@ -107,6 +110,9 @@ export function createEngine(options: EngineOptions = {}): Engine {
     async info() {
       return (await connection).calls.info();
     },
+    async memory() {
+      return (await connection).calls.memory();
+    },
     generate(prompt, { signal, id, ...generateOptions } = {}) {
       return start({ prompt, options: generateOptions }, id, signal);
     },
@@ -131,6 +137,7 @@ interface EngineCalls {
   load(input: ModelInput, options: WorkerLoadOptions, onProgress?: (progress: LoadProgress) => void): Promise<ModelInfo>;
   unload(): Promise<void>;
   info(): Promise<ModelInfo>;
+  memory(): Promise<GpuBytes>;
   request(request: EngineRequest, onToken: (token: GeneratedToken) => void): Promise<GenerationStats>;
   cancel(id: string): Promise<boolean>;
   cancelCaller(caller: string): Promise<void>;
@@ -176,6 +183,7 @@ function directCalls(engine: WorkerEngine): EngineCalls {
     load: (url, options, onProgress) => engine.load(url, options, onProgress),
     unload: () => engine.unload(),
     info: () => engine.info(),
+    memory: () => engine.memory(),
     request: (request, onToken) => engine.request(request, onToken),
     cancel: async (id) => engine.cancel(id),
     cancelCaller: async (caller) => engine.cancelCaller(caller),
@@ -188,6 +196,7 @@ function remoteCalls(engine: Remote<WorkerEngine>): EngineCalls {
     load: (url, options, onProgress) => engine.load(url, options, onProgress && proxy(onProgress)),
     unload: () => engine.unload(),
     info: () => engine.info(),
+    memory: () => engine.memory(),
     request: (request, onToken) => engine.request(request, proxy(onToken)),
     cancel: (id) => engine.cancel(id),
     cancelCaller: (caller) => engine.cancelCaller(caller),

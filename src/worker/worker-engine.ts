@@ -1,4 +1,5 @@
 import { LanternError } from '../errors.ts';
+import type { GpuBytes } from '../gpu/memory.ts';
 import { type CheckpointLoadOptions, checkpointModel } from '../model/hf/convert.ts';
 import { isFileSetInput } from '../storage/files.ts';
 import { openModel, type LoadProgress, type ModelInput } from '../storage/open.ts';
@@ -79,7 +80,8 @@ export class WorkerEngine {
   async load(input: ModelInput, options: WorkerLoadOptions = {}, onProgress?: ProgressCallback): Promise<ModelInfo> {
     const same = (m: { input: ModelInput; options: WorkerLoadOptions } | undefined) =>
       typeof input === 'string' && m?.input === input && m.options.contextLength === options.contextLength &&
-      (m.options.int8Activations ?? true) === (options.int8Activations ?? true) && m.options.quantize === options.quantize;
+      (m.options.int8Activations ?? true) === (options.int8Activations ?? true) && m.options.quantize === options.quantize &&
+      m.options.kvCache === options.kvCache && m.options.maxGpuBytes === options.maxGpuBytes;
     if (this.runtime && same(this.loaded)) return this.runtime.info;
     if (this.loading && same(this.loading)) return this.loading.info; // a second tab asking while the first loads
     this.scheduler.cancelAll();
@@ -116,6 +118,12 @@ export class WorkerEngine {
   async unload(): Promise<void> {
     this.scheduler.cancelAll();
     await this.scheduler.submit(`unload:${Date.now()}:${Math.random()}`, 'engine', async () => this.dispose());
+  }
+
+  /** The GPU memory the loaded model holds, by category (Runtime.memory). */
+  async memory(): Promise<GpuBytes> {
+    if (!this.runtime && this.loading) await this.loading.info.catch(() => {});
+    return this.model().memory();
   }
 
   /** The loaded model; waits for a load in progress. */

@@ -4,7 +4,7 @@
  * out-of-memory error scopes, so a GPU error fails the test instead of passing silently.
  */
 import { acquireGpu, type GpuContext } from '../../src/gpu/device.ts';
-import { Kernels, type Op, STEP, type Weight, type WeightFormat } from '../../src/kernels/ops.ts';
+import { type KvCacheType, Kernels, type Op, STEP, type Weight, type WeightFormat } from '../../src/kernels/ops.ts';
 
 export interface KernelSpec {
   op: 'embedding' | 'rmsnorm' | 'linear' | 'rope' | 'attention' | 'swiglu' | 'add' | 'argmax'
@@ -20,8 +20,13 @@ export interface KernelSpec {
    * rows, cols}, and for a stacked weight its parts (linear then writes outputs y0, y1, ...).
    */
   weights?: Record<string, { words: number[]; format: WeightFormat; rows: number; cols: number; parts?: number[] }>;
-  /** Sizes in elements of the outputs to read back. */
+  /** Raw u32 inputs (a KV cache in f16 or Q8_0 form, as shaders/kv_cache.wgsl lays it out). */
+  words?: Record<string, number[]>;
+  /** Sizes in elements of the outputs to read back; those named in u32Outputs come back as raw words. */
   outputs: Record<string, number>;
+  u32Outputs?: string[];
+  /** The KV cache form attention and copyToCache take (default f32). */
+  kvCache?: KvCacheType;
   options?: Record<string, number | boolean>;
 }
 
@@ -42,6 +47,10 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
   };
   for (const [name, values] of Object.entries(spec.inputs)) {
     const data = name === 'tokens' ? new Uint32Array(values) : new Float32Array(values);
+    device.queue.writeBuffer(make(name, data.byteLength), 0, data);
+  }
+  for (const [name, values] of Object.entries(spec.words ?? {})) {
+    const data = new Uint32Array(values);
     device.queue.writeBuffer(make(name, data.byteLength), 0, data);
   }
   const weights: Record<string, Weight> = {};
@@ -77,7 +86,7 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
     case 'attention':
       op = await k.attention(buffers.q, buffers.kCache, buffers.vCache, buffers.out, {
         nHeads: num('nHeads'), nKvHeads: num('nKvHeads'), headDim: num('headDim'),
-        scale: opt('scale'), softcap: opt('softcap'), window: opt('window'), cacheRows: opt('cacheRows') ?? spec.pos0 + spec.nTokens,
+        scale: opt('scale'), softcap: opt('softcap'), window: opt('window'), cacheRows: opt('cacheRows') ?? spec.pos0 + spec.nTokens, kvCache: spec.kvCache,
       });
       break;
     case 'add2': op = await k.add2(buffers.x, buffers.y, buffers.z, num('width')); break;
@@ -88,7 +97,7 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
     case 'scale': op = await k.scale(buffers.x, num('width'), num('factor')); break;
     case 'softcap': op = await k.softcap(buffers.x, num('width'), num('cap')); break;
     case 'positionEmbedding': op = await k.positionEmbedding(weights.W, buffers.x); break;
-    case 'copyToCache': op = await k.copyToCache(buffers.x, buffers.cache, num('width'), num('cacheRows')); break;
+    case 'copyToCache': op = await k.copyToCache(buffers.x, buffers.cache, num('width'), num('cacheRows'), spec.kvCache); break;
     case 'swiglu': op = await k.swiglu(buffers.gate, buffers.up, num('width')); break;
     case 'add': op = await k.add(buffers.x, buffers.y, num('width')); break;
     case 'argmax': op = await k.argmax(buffers.logits, num('n'), buffers.result); break;
@@ -114,7 +123,7 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
   if (spec.op === 'linear') result.int8 = [Number(k.readsInt8Activations(weights.W))];
   for (const [name, size] of Object.entries(spec.outputs)) {
     await reads[name].mapAsync(GPUMapMode.READ);
-    const data = name === 'result' ? new Uint32Array(reads[name].getMappedRange()) : new Float32Array(reads[name].getMappedRange());
+    const data = name === 'result' || spec.u32Outputs?.includes(name) ? new Uint32Array(reads[name].getMappedRange()) : new Float32Array(reads[name].getMappedRange());
     result[name] = Array.from(data.subarray(0, size));
     reads[name].unmap();
     reads[name].destroy();

@@ -68,11 +68,19 @@ function loadVocab(modelPath: string): Promise<LlamaModel> {
   return model;
 }
 
+/**
+ * The KV cache types llama.cpp is run with (type_k / type_v). Lantern's default tests compare f32
+ * with f32; tests of Lantern's f16 and Q8_0 caches pass the same type here. llama.cpp quantizes V
+ * only with flash attention, so Q8_0 turns it on (its CPU path then rounds Q to the K type too).
+ */
+export type LlamaCppKvCache = 'F32' | 'F16' | 'Q8_0';
+
 /** Runs `fn` with a single-sequence CPU context big enough for `nTokens`, then frees it. */
 async function withSequence<T>(
   modelPath: string,
   nTokens: number,
   fn: (sequence: LlamaContextSequence) => Promise<T>,
+  kvCache: LlamaCppKvCache = 'F32',
 ): Promise<T> {
   const model = await loadModel(modelPath);
   const context = await model.createContext({
@@ -81,10 +89,10 @@ async function withSequence<T>(
     contextSize: nTokens + 8,
     sequences: 1,
     threads: THREADS,
-    flashAttention: false,
-    // llama.cpp keeps its KV cache in F16 by default; Lantern keeps f32, so compare like with like.
-    experimentalKvCacheKeyType: 'F32',
-    experimentalKvCacheValueType: 'F32',
+    flashAttention: kvCache === 'Q8_0',
+    // Like with like: llama.cpp keeps its KV cache in F16 by default, Lantern's tests pick the type.
+    experimentalKvCacheKeyType: kvCache,
+    experimentalKvCacheValueType: kvCache,
   });
   try {
     // llama.cpp rounds n_ctx up (to 256); anything shorter than asked would mean a silent context shift.
@@ -104,7 +112,7 @@ function asTokens(promptIds: number[]): Token[] {
 }
 
 /** Greedy continuation: evaluates promptIds exactly as given (no BOS added) and returns the next n greedy token ids. */
-export async function llamaCppGreedy(modelPath: string, promptIds: number[], n: number): Promise<number[]> {
+export async function llamaCppGreedy(modelPath: string, promptIds: number[], n: number, kvCache: LlamaCppKvCache = 'F32'): Promise<number[]> {
   const prompt = asTokens(promptIds);
   if (n <= 0) return [];
   // temperature 0 makes node-llama-cpp's sampler chain a lone llama_sampler_init_greedy (plus
@@ -122,11 +130,11 @@ export async function llamaCppGreedy(modelPath: string, promptIds: number[], n: 
       input = [withNext(token)];
     }
     return ids;
-  });
+  }, kvCache);
 }
 
 /** Next-token logits (full vocab, raw, not softmaxed) after the last prompt id. */
-export async function llamaCppLogits(modelPath: string, promptIds: number[]): Promise<Float32Array> {
+export async function llamaCppLogits(modelPath: string, promptIds: number[], kvCache: LlamaCppKvCache = 'F32'): Promise<Float32Array> {
   const prompt = asTokens(promptIds);
   const model = await loadModel(modelPath);
   const nVocab = vocabSize(model);
@@ -144,7 +152,7 @@ export async function llamaCppLogits(modelPath: string, promptIds: number[]): Pr
     const logits = new Float32Array(nVocab); // [n_vocab] f32
     for (const [token, logit] of map) logits[token] = logit;
     return logits;
-  });
+  }, kvCache);
 }
 
 /**
