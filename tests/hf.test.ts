@@ -198,7 +198,8 @@ describe('tinystories-gptneo against its float64 reference, from a folder in the
       const model = await openCliModel(dir, 'none');
       let session: ModelSession | undefined;
       try {
-        session = await openSession(model.path, {});
+        // An f32 KV cache, like the float64 reference (the default f16 cache rounds keys and values).
+        session = await openSession(model.path, { kvCache: 'f32' });
         expect(session.info.architecture).toBe('gpt-neo');
         for (const p of reference(dir)) {
           const logits = await session.logits(p.prompt_ids);
@@ -251,7 +252,7 @@ describe('from a stand-in hub in Chromium, through the engine and its cache', ()
         async ({ repo, quantize, hubEndpoint, prompt, n }) => {
           const { createEngine, listCachedModels }: typeof import('../src/index.ts') = await window.lanternImport('/src/index.ts');
           const engine = createEngine({ worker: 'none' });
-          const info = await engine.load(`hf:${repo}`, { hubEndpoint, quantize });
+          const info = await engine.load(`hf:${repo}`, { hubEndpoint, quantize, kvCache: 'f32' });
           const ids: number[] = [];
           for await (const chunk of engine.generate(prompt, { maxTokens: n, temperature: 0 })) ids.push(...chunk.tokens);
           engine.terminate();
