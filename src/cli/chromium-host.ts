@@ -78,9 +78,21 @@ export interface GpuPageOptions {
   warmup?: string[];
   /** Called before the page is opened, e.g. to expose functions to it. */
   beforeOpen?(page: Page): Promise<unknown>;
+  /**
+   * A page of the browser and server this process shares (sharedHost): opening it skips
+   * Chromium's start and Vite's transforms after the first; closing it closes only the page. The
+   * model is served at `modelPath`. For test suites that open many sessions (LANTERN_SHARED_BROWSER=1).
+   */
+  shared?: boolean;
 }
 
-export async function openGpuPage(options: GpuPageOptions = {}): Promise<GpuPage> {
+/** Where a page's model file is served. */
+export interface ModelPage extends GpuPage {
+  modelPath: string;
+}
+
+export async function openGpuPage(options: GpuPageOptions = {}): Promise<ModelPage> {
+  if (options.shared) return openSharedPage(options);
   const executablePath = findChromium();
   const failure = failureLatch();
   // Chromium starts while Vite does; whichever fails, the other is stopped.
@@ -117,7 +129,87 @@ export async function openGpuPage(options: GpuPageOptions = {}): Promise<GpuPage
     return {
       page,
       url,
+      modelPath: MODEL_URL_PATH,
       // Plain data only crosses, so the argument arrives as it was sent (Playwright's Unboxed<A> is A).
+      evaluate: (fn, arg) => failure.guard(page.evaluate(fn as (arg: unknown) => never, arg)),
+      guard: failure.guard,
+      close,
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/** One browser and one Vite server for every shared page of this process, and the models they serve. */
+interface SharedHost {
+  browser: Browser;
+  server: ViteDevServer;
+  url: string;
+  /** Path → model file, one per open page. */
+  models: Map<string, string>;
+  /** Every open page's failure: a failing server or browser fails them all. */
+  failures: Set<(error: Error) => void>;
+}
+
+let sharedHost: Promise<SharedHost> | undefined;
+let nextModel = 0;
+
+function startSharedHost(): Promise<SharedHost> {
+  const models = new Map<string, string>();
+  const failures = new Set<(error: Error) => void>();
+  const failAll = (error: Error) => {
+    for (const fail of failures) fail(error);
+  };
+  const starting = (async () => {
+    const executablePath = findChromium();
+    const [launched, started] = await Promise.allSettled([
+      chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true }),
+      startServer(models, [RUNNER_SCRIPT], failAll),
+    ]);
+    const browser = launched.status === 'fulfilled' ? launched.value : undefined;
+    const server = started.status === 'fulfilled' ? started.value : undefined;
+    if (!browser || !server) {
+      await browser?.close().catch(() => {});
+      await server?.close().catch(() => {});
+      throw !browser ? launchError((launched as PromiseRejectedResult).reason, executablePath) : (started as PromiseRejectedResult).reason;
+    }
+    browser.on('disconnected', () => {
+      sharedHost = undefined;
+      failAll(new LanternError('GPU_ERROR', 'Chromium exited unexpectedly; run again, and report it if it keeps happening.'));
+    });
+    // The process's end closes them; a test file's worker ends with its file.
+    process.once('exit', () => void browser.close().catch(() => {}));
+    return { browser, server, url: serverOrigin(server), models, failures };
+  })();
+  starting.catch(() => (sharedHost = undefined));
+  return starting;
+}
+
+async function openSharedPage(options: GpuPageOptions): Promise<ModelPage> {
+  const host = await (sharedHost ??= startSharedHost());
+  const failure = failureLatch();
+  host.failures.add(failure.fail);
+  const modelPath = `/__lantern/model-${nextModel++}.gguf`;
+  if (options.modelFile) host.models.set(modelPath, options.modelFile);
+  const context = await host.browser.newContext();
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      failure.fail(new Error('The GPU page was closed.'));
+      host.failures.delete(failure.fail);
+      host.models.delete(modelPath);
+      await context.close().catch(() => {});
+    })());
+  try {
+    const page = await context.newPage();
+    watchPage(page, failure.fail);
+    await options.beforeOpen?.(page);
+    await failure.guard(page.goto(host.url + (options.path ?? BLANK_URL_PATH)));
+    return {
+      page,
+      url: host.url,
+      modelPath,
       evaluate: (fn, arg) => failure.guard(page.evaluate(fn as (arg: unknown) => never, arg)),
       guard: failure.guard,
       close,
@@ -148,6 +240,7 @@ export async function openChromiumSession(modelFile: string, options: SessionOpt
     modelFile,
     path: RUNNER_URL_PATH,
     warmup: [RUNNER_SCRIPT],
+    shared: process.env.LANTERN_SHARED_BROWSER === '1',
     beforeOpen: (page) => page.exposeFunction('lanternToken', (index: number, token: GeneratedToken) => {
       pending.set(index, token);
       flush();
@@ -169,7 +262,7 @@ export async function openChromiumSession(modelFile: string, options: SessionOpt
   try {
     // The runner's module script may still be loading when goto() returns.
     await gpuPage.guard(gpuPage.page.waitForFunction(() => window.lanternRunner !== undefined, undefined, { timeout: PAGE_READY_TIMEOUT_MS }));
-    const info: ModelInfo = await call('load', gpuPage.url + MODEL_URL_PATH, { contextLength: options.contextLength, int8Activations: options.int8Activations, kvCache: options.kvCache, maxGpuBytes: options.maxGpuBytes });
+    const info: ModelInfo = await call('load', gpuPage.url + gpuPage.modelPath, { contextLength: options.contextLength, int8Activations: options.int8Activations, kvCache: options.kvCache, maxGpuBytes: options.maxGpuBytes });
     return {
       backend: 'chromium',
       info,
@@ -252,7 +345,7 @@ function rebuildError(error: { code?: string; message: string; details?: Record<
   return rebuilt;
 }
 
-async function startServer(modelFile: string | undefined, warmup: string[], fail: (error: Error) => void): Promise<ViteDevServer> {
+async function startServer(modelFile: string | undefined | ReadonlyMap<string, string>, warmup: string[], fail: (error: Error) => void): Promise<ViteDevServer> {
   // Vite's own messages stay quiet; its errors (a module that fails to transform) fail the page.
   const logger = createLogger('error', { allowClearScreen: false });
   logger.error = (message) => fail(new Error(`Vite could not serve the page: ${message}`));
@@ -275,8 +368,8 @@ function serverOrigin(server: ViteDevServer): string {
   return `http://127.0.0.1:${port}`;
 }
 
-/** The blank page, and the model file streamed from disk with HEAD and Range support. */
-function lanternRoutes(modelFile: string | undefined): Plugin {
+/** The blank page, and the model file (or, shared, each page's) streamed from disk with HEAD and Range support. */
+function lanternRoutes(modelFile: string | undefined | ReadonlyMap<string, string>): Plugin {
   return {
     name: 'lantern-cli-routes',
     configureServer(server) {
@@ -285,7 +378,9 @@ function lanternRoutes(modelFile: string | undefined): Plugin {
         if (path === BLANK_URL_PATH) {
           res.setHeader('Content-Type', 'text/html; charset=utf-8');
           res.end(BLANK_PAGE);
-        } else if (path === MODEL_URL_PATH && modelFile) {
+        } else if (typeof modelFile === 'object' && path !== undefined && modelFile.has(path)) {
+          serveFile(modelFile.get(path)!, req, res).catch(next);
+        } else if (path === MODEL_URL_PATH && typeof modelFile === 'string') {
           serveFile(modelFile, req, res).catch(next);
         } else {
           next();
