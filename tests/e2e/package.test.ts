@@ -21,10 +21,14 @@ import { launchWebGpuChromium, watchPageErrors } from '../helpers/webgpu-browser
  * `lantern` command from the installed package.
  */
 
-/** Gzipped bytes of dist/lib/lantern.js with the chunks it imports statically, Runtime included (measured 98.5 KiB at 0.1.0, +20%). */
-const LIBRARY_BUDGET_GZIP_BYTES = 118 * 1024;
-/** Gzipped bytes of dist/lib/lantern-worker.js, the engine with its WGSL (measured 89.4 KiB at 0.1.0, +20%). */
-const WORKER_BUDGET_GZIP_BYTES = 107 * 1024;
+/**
+ * Gzipped bytes of dist/lib/lantern.js with the chunks it imports statically, Runtime included:
+ * measured 98.5 KiB at 0.1.0, 156.9 KiB with the Hugging Face converter, the grammar engine and the
+ * KV cache forms (the page runs the engine itself with worker: 'none'); +20%.
+ */
+const LIBRARY_BUDGET_GZIP_BYTES = 188 * 1024;
+/** Gzipped bytes of dist/lib/lantern-worker.js, the engine with its WGSL: 89.4 KiB at 0.1.0, 128.7 KiB with the same additions; +20%. */
+const WORKER_BUDGET_GZIP_BYTES = 155 * 1024;
 
 /** Gzipped bytes of the Vite app's entry chunk: createEngine and comlink, no runtime (measured 12.8 KiB, +20%). */
 const APP_ENTRY_BUDGET_GZIP_BYTES = Math.round(15.4 * 1024);
