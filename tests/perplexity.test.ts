@@ -91,7 +91,7 @@ describe('stories260K against llama.cpp', () => {
   let session: ModelSession;
   let tokens: number[];
   beforeAll(async () => {
-    session = await openSession(STORIES_GGUF, { contextLength: N_CTX });
+    session = await openSession(STORIES_GGUF, { contextLength: N_CTX, kvCache: 'f32' }); // as the oracle's cache
     // 4 chunks of 128 and a tail of 88 that is dropped.
     tokens = (await session.encode(STORY, true)).slice(0, 4 * N_CTX + 88);
   });
@@ -160,7 +160,7 @@ describe('lantern perplexity', () => {
   it('prints the running estimates and the final PPL, which match llama.cpp', async () => {
     const file = join(dir, 'story.txt');
     writeFileSync(file, STORY.slice(0, 1200));
-    const run = await lantern('perplexity', '--model', STORIES_GGUF, '--text-file', file, '--context', '64');
+    const run = await lantern('perplexity', '--model', STORIES_GGUF, '--text-file', file, '--context', '64', '--kv-cache', 'f32'); // as the oracle's cache
     expect(run.code, run.stderr).toBe(0);
     const final = /^Final estimate: PPL = (\d+\.\d{4}) \+\/- \d+\.\d{5}$/m.exec(run.stdout);
     expect(final, run.stdout).not.toBeNull();

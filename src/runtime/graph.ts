@@ -71,6 +71,7 @@ export class Graph<C extends ModelConfig = ModelConfig> {
    * Runtime.tokenLogProbs). Built on first use (Forward.stepRows), so generation never pays for it.
    */
   rowHead: ((logits: GPUBuffer) => Promise<Op[]>) | undefined;
+  private readonly normWeights = new Map<string, Promise<Weight>>();
   /** Bytes of every weight the graph reads, by tensor (the plan). */
   readonly weightBytes = new Map<string, number>();
   private readonly tensors: Map<string, GGUFTensorInfo>;
@@ -271,10 +272,17 @@ export class Graph<C extends ModelConfig = ModelConfig> {
     const hasBias = kind === 'layer' && this.has(`${tensor}.bias`);
     if (hasBias) this.need(`${tensor}.bias`, [this.c.nEmbd]);
     if (!this.gpu || !from || !to) return undefined;
-    const { kernels: k, weights } = this.gpu;
-    const weight = await weights.matrix(`${tensor}.weight`);
+    const { kernels: k } = this.gpu;
+    const weight = await this.normWeight(`${tensor}.weight`);
     if (kind === 'rms') return k.rmsnorm(from, weight, to, this.c.normEps, lastRow);
-    return k.layernorm(from, weight, hasBias ? await weights.matrix(`${tensor}.bias`) : undefined, to, this.c.normEps, lastRow);
+    return k.layernorm(from, weight, hasBias ? await this.normWeight(`${tensor}.bias`) : undefined, to, this.c.normEps, lastRow);
+  }
+
+  /** A norm's weight or bias, uploaded once however many ops read it (the output norm serves the last row and every row). */
+  private normWeight(name: string): Promise<Weight> {
+    let weight = this.normWeights.get(name);
+    if (!weight) this.normWeights.set(name, (weight = this.gpu!.weights.matrix(name)));
+    return weight;
   }
 
   /**
