@@ -121,24 +121,27 @@ export async function openGpuPage(options: GpuPageOptions = {}): Promise<ModelPa
     if (!browser) throw launchError((launched as PromiseRejectedResult).reason, executablePath);
     if (!server) throw (started as PromiseRejectedResult).reason;
     browser.on('disconnected', () => failure.fail(new LanternError('GPU_ERROR', 'Chromium exited unexpectedly; run again, and report it if it keeps happening.')));
-    const page = await browser.newPage();
-    watchPage(page, failure.fail);
-    const url = serverOrigin(server);
-    await options.beforeOpen?.(page);
-    await failure.guard(page.goto(url + (options.path ?? BLANK_URL_PATH)));
-    return {
-      page,
-      url,
-      modelPath: MODEL_URL_PATH,
-      // Plain data only crosses, so the argument arrives as it was sent (Playwright's Unboxed<A> is A).
-      evaluate: (fn, arg) => failure.guard(page.evaluate(fn as (arg: unknown) => never, arg)),
-      guard: failure.guard,
-      close,
-    };
+    return await openPage(await browser.newPage(), serverOrigin(server), MODEL_URL_PATH, failure, options, close);
   } catch (e) {
     await close();
     throw e;
   }
+}
+
+/** Watches `page`, opens options.path (a blank page by default) on `url`, and wraps it as a ModelPage. */
+async function openPage(page: Page, url: string, modelPath: string, failure: ReturnType<typeof failureLatch>, options: GpuPageOptions, close: () => Promise<void>): Promise<ModelPage> {
+  watchPage(page, failure.fail);
+  await options.beforeOpen?.(page);
+  await failure.guard(page.goto(url + (options.path ?? BLANK_URL_PATH)));
+  return {
+    page,
+    url,
+    modelPath,
+    // Plain data only crosses, so the argument arrives as it was sent (Playwright's Unboxed<A> is A).
+    evaluate: (fn, arg) => failure.guard(page.evaluate(fn as (arg: unknown) => never, arg)),
+    guard: failure.guard,
+    close,
+  };
 }
 
 /** One browser and one Vite server for every shared page of this process, and the models they serve. */
@@ -202,18 +205,7 @@ async function openSharedPage(options: GpuPageOptions): Promise<ModelPage> {
       await context.close().catch(() => {});
     })());
   try {
-    const page = await context.newPage();
-    watchPage(page, failure.fail);
-    await options.beforeOpen?.(page);
-    await failure.guard(page.goto(host.url + (options.path ?? BLANK_URL_PATH)));
-    return {
-      page,
-      url: host.url,
-      modelPath,
-      evaluate: (fn, arg) => failure.guard(page.evaluate(fn as (arg: unknown) => never, arg)),
-      guard: failure.guard,
-      close,
-    };
+    return await openPage(await context.newPage(), host.url, modelPath, failure, options, close);
   } catch (e) {
     await close();
     throw e;
