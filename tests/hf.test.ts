@@ -234,7 +234,7 @@ describe('from a stand-in hub in Chromium, through the engine and its cache', ()
     // learns what is there. Those are collected, and every other console error fails the test.
     gpu.page.removeAllListeners('console');
     gpu.page.on('console', (message) => {
-      if (message.type() === 'error' && !/status of 404/.test(message.text())) pageErrors.push(message.text());
+      if (message.type() === 'error' && !/status of 404|net::ERR_INTERNET_DISCONNECTED/.test(message.text())) pageErrors.push(message.text());
     });
   });
   afterEach(() => {
@@ -284,5 +284,53 @@ describe('from a stand-in hub in Chromium, through the engine and its cache', ()
     // What was asked for and not there: only optional files, never a weight file.
     const missing = new Set(hub.requests.filter((r) => r.status === 404).map((r) => r.path.split('/').pop()));
     expect([...missing].every((name) => ['model.safetensors', 'model.safetensors.index.json', 'added_tokens.json'].includes(name!) || !name!.includes('safetensors'))).toBe(true);
+  });
+
+  it('a conversion cut off by the network resumes: the second load converts only the chunks the cache lacks', async () => {
+    const [p] = reference(NEO);
+    const repo = '/test/neo-resume/resolve/main';
+    for (const [name, bytes] of Object.entries(neoFiles(NEO))) hub.serve(`${repo}/${name}`, bytes);
+    const weights = `${hub.origin}${repo}/model.safetensors`;
+    const total = readFileSync(join(NEO, 'model.safetensors')).byteLength;
+    const rangeBytes = (range: string | undefined) => {
+      const m = /^bytes=(\d+)-(\d+)$/.exec(range ?? '');
+      return m ? Number(m[2]) - Number(m[1]) + 1 : total;
+    };
+    // The network goes away once 9 MiB of the weights have been read (the retries fail too): by
+    // then at least two 4 MiB chunks of the converted file are made and stored.
+    let read = 0;
+    await gpu.page.route(weights, (route) => {
+      if (read > 9 << 20) return route.abort('internetdisconnected');
+      read += rangeBytes(route.request().headers()['range']);
+      return route.continue();
+    });
+    const load = () =>
+      gpu.evaluate(
+        async ({ hubEndpoint, prompt }) => {
+          const { createEngine }: typeof import('../src/index.ts') = await window.lanternImport('/src/index.ts');
+          const engine = createEngine({ worker: 'none' });
+          try {
+            await engine.load('hf:test/neo-resume', { hubEndpoint, quantize: 'none', kvCache: 'f32' });
+            const ids: number[] = [];
+            for await (const chunk of engine.generate(prompt, { maxTokens: 8, temperature: 0 })) ids.push(...chunk.tokens);
+            return { ids };
+          } catch (e) {
+            return { code: (e as { code?: string }).code, message: String((e as Error).message) };
+          } finally {
+            engine.terminate();
+          }
+        },
+        { hubEndpoint: hub.origin, prompt: p.prompt_text },
+      );
+    const cut = await load();
+    expect(cut.code, cut.message).toBe('FETCH_FAILED');
+    await gpu.page.unroute(weights);
+
+    const before = hub.requestsFor(`${repo}/model.safetensors`).length;
+    const resumed = await load();
+    expect(resumed.ids).toEqual(p.greedy_ids.slice(0, 8));
+    const again = hub.requestsFor(`${repo}/model.safetensors`).slice(before).reduce((n, r) => n + rangeBytes(r.range), 0);
+    expect(again).toBeGreaterThan(0);
+    expect(again).toBeLessThanOrEqual(total - (8 << 20));
   });
 });
