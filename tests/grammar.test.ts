@@ -5,7 +5,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import Ajv2020 from 'ajv/dist/2020.js';
 import { describe, expect, test } from 'vitest';
 import { LanternError } from '../src/errors.ts';
 import { readGGUF } from '../src/model/gguf.ts';
@@ -19,10 +18,10 @@ import { Sampler } from '../src/runtime/sampler.ts';
 import { bytesSource } from '../src/storage/source.ts';
 import { SCHEMA_CASES, type SchemaCase } from './helpers/grammar-schemas.ts';
 import { smollm2Vocabulary, type TestVocabulary } from './helpers/grammar-vocab.ts';
-import { LLAMACPP_VOCAB_DIR } from './helpers/paths.ts';
+import { validates } from './helpers/json-validator.ts';
+import { LLAMACPP_GRAMMARS_DIR, LLAMACPP_VOCAB_DIR } from './helpers/paths.ts';
 
-const GRAMMARS_DIR = '/work/llama.cpp/src/grammars';
-const exampleGrammar = (name: string) => parseGbnf(readFileSync(resolve(GRAMMARS_DIR, `${name}.gbnf`), 'utf8'));
+const exampleGrammar = (name: string) => parseGbnf(readFileSync(resolve(LLAMACPP_GRAMMARS_DIR, `${name}.gbnf`), 'utf8'));
 
 /** Whether the whole text is a sentence of the grammar. */
 function matches(grammar: Grammar | GrammarMatcher, text: string | Uint8Array): boolean {
@@ -38,37 +37,6 @@ function errorOf(f: () => unknown): LanternError {
     throw e;
   }
   throw new Error('expected a LanternError');
-}
-
-// ─── An independent validator: ajv (draft 2020-12) with format checks written here ───
-
-function isCalendarDate(text: string): boolean {
-  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
-  if (!m) return false;
-  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  const date = new Date(0);
-  date.setUTCFullYear(y, mo - 1, d);
-  return date.getUTCFullYear() === y && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d;
-}
-const TIME = /^([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$/;
-
-const ajv = new Ajv2020({ strict: false, allErrors: false });
-ajv.addFormat('date', { validate: isCalendarDate });
-ajv.addFormat('time', { validate: (s: string) => TIME.test(s) });
-ajv.addFormat('date-time', { validate: (s: string) => { const [d, t, more] = s.split('T'); return more === undefined && t !== undefined && isCalendarDate(d) && TIME.test(t); } });
-ajv.addFormat('uuid', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
-ajv.addFormat('email', /^[^\s@"(),:;<>[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/);
-
-/** Whether a text is JSON that validates (json_object mode: any JSON object). */
-function validates(schema: Record<string, unknown> | undefined, text: string): boolean {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return false;
-  }
-  if (schema === undefined) return typeof value === 'object' && value !== null && !Array.isArray(value);
-  return ajv.validate(schema, value) as boolean;
 }
 
 const grammarOf = (c: SchemaCase) => (c.schema === undefined ? jsonObjectGrammar() : grammarFromJsonSchema(c.schema));

@@ -21,4 +21,6 @@ export const LLAMA2_TOKENIZER_DIR = resolve(SHARED_MODELS_DIR, 'llama2-tokenizer
 export const SMOLLM2_TOKENIZER_DIR = resolve(SHARED_MODELS_DIR, 'smollm2-135m-tokenizer');
 /** llama.cpp's vocab-only GGUFs with their `.inp` / `.out` tokenizer test vectors. */
 export const LLAMACPP_VOCAB_DIR = resolve(SHARED_MODELS_DIR, 'llamacpp-vocab');
+/** llama.cpp's example GBNF grammars, as node-llama-cpp ships them. */
+export const LLAMACPP_GRAMMARS_DIR = resolve(REPO_ROOT, 'node_modules/node-llama-cpp/llama/grammars');
 export const ZH_POEM_DIR = resolve(SHARED_MODELS_DIR, 'zh-poem');
