@@ -20,10 +20,14 @@ export {
   type GenerateChunk,
   type GenerationStream,
   type ChatCompletions,
+  type GeneratedLogprob,
 } from './worker/client.ts';
 
 /** OpenAI's chat completion request and response shapes, as the engine fills them. */
 export type { ChatCompletionRequest, ChatCompletion, ChatCompletionChunk, ChatFinishReason, CompletionUsage } from './worker/openai.ts';
+
+/** OpenAI's log-probability entries (chat logprobs: true) and embeddings shapes (engine.embeddings.create). */
+export type { ChatCompletionTokenLogprob, ChoiceLogprobs, EmbeddingRequest, EmbeddingResponse, Embedding } from './worker/openai.ts';
 
 /** What load() takes (a URL, a File/Blob, bytes) and the progress it reports, phase by phase. */
 export type { LoadProgress, LoadPhase, ModelInput } from './storage/open.ts';
@@ -33,6 +37,7 @@ export { listCachedModels, deleteCachedModel, deleteAllCachedModels, type Cached
 
 /** A model on this thread's GPU device, below the engine: token ids in, token ids out (Node over Dawn, tools). */
 export { Runtime, type LoadOptions } from './runtime/runtime.ts';
+export type { EmbedOptions, EmbeddingPooling } from './runtime/embeddings.ts';
 
 /** Renders a conversation with a Jinja chat template, as the engine does for chat.completions. */
 export { renderChatTemplate, type ChatMessage, type ChatTemplateContext } from './runtime/chat.ts';
@@ -48,4 +53,4 @@ export type { KvCacheType } from './kernels/ops.ts';
 export { LanternError, type LanternErrorCode } from './errors.ts';
 
 /** Options and figures of a generation: sampling, stop strings, token counts, speeds, finish reason. */
-export type { GenerateOptions, SamplingOptions, GeneratedToken, GenerationStats, FinishReason, ModelInfo } from './runtime/types.ts';
+export type { GenerateOptions, SamplingOptions, GeneratedToken, GenerationStats, FinishReason, ModelInfo, TokenLogprob } from './runtime/types.ts';

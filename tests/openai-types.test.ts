@@ -1,5 +1,6 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Engine, GenerateChunk, GenerationStats } from '../src/index.ts';
+import type OpenAI from 'openai';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, EmbeddingRequest, Engine, GenerateChunk, GenerationStats } from '../src/index.ts';
 
 /**
  * The engine's OpenAI shapes, checked by the compiler (npm test runs tsc over tests/): code written
@@ -35,5 +36,39 @@ async function usesEngine(engine: Engine): Promise<void> {
 describe('OpenAI shapes', () => {
   it('type-check (the compiler is the test; this only keeps the function referenced)', () => {
     expect(typeof usesEngine).toBe('function');
+  });
+});
+
+/**
+ * Log-probabilities and embeddings against the official SDK's types (the `openai` package): what
+ * the engine returns is assignable to what OpenAI's clients read.
+ */
+async function usesLogprobsAndEmbeddings(engine: Engine): Promise<void> {
+  const messages: ChatCompletionRequest['messages'] = [{ role: 'user', content: 'Hi' }];
+  const completion = await engine.chat.completions.create({ messages, logprobs: true, top_logprobs: 5 });
+  const logprobs: OpenAI.Chat.Completions.ChatCompletion.Choice['logprobs'] = completion.choices[0].logprobs;
+  const entry: OpenAI.Chat.Completions.ChatCompletionTokenLogprob | undefined = logprobs?.content?.[0];
+  expectTypeOf(entry?.top_logprobs[0].bytes).toEqualTypeOf<number[] | null | undefined>();
+
+  for await (const chunk of await engine.chat.completions.create({ messages, stream: true, logprobs: true })) {
+    const streamed: OpenAI.Chat.Completions.ChatCompletionChunk.Choice['logprobs'] = chunk.choices[0].logprobs;
+    void streamed;
+  }
+
+  const request: EmbeddingRequest = { input: ['one', 'two'], model: 'any', encoding_format: 'float' };
+  const embeddings: OpenAI.Embeddings.CreateEmbeddingResponse = await engine.embeddings.create(request);
+  const embedding: OpenAI.Embeddings.Embedding = embeddings.data[0];
+  expectTypeOf(embedding.embedding).toEqualTypeOf<number[]>();
+  // An OpenAI request body with a string input works as it is.
+  const body = { input: 'one', model: 'text-embedding-3-small' } satisfies OpenAI.Embeddings.EmbeddingCreateParams;
+  await engine.embeddings.create(body);
+
+  // @ts-expect-error Lantern returns float arrays only
+  await engine.embeddings.create({ input: 'one', encoding_format: 'base64' });
+}
+
+describe('OpenAI log-probability and embedding shapes', () => {
+  it('type-check against the openai package (the compiler is the test)', () => {
+    expect(typeof usesLogprobsAndEmbeddings).toBe('function');
   });
 });

@@ -278,6 +278,7 @@ export async function openChromiumSession(modelFile: string, options: SessionOpt
       },
       logits: async (promptIds) => new Float32Array(await call('logits', promptIds)),
       tokenLogProbs: async (ids, from) => new Float64Array(await call('tokenLogProbs', ids, from)),
+      embed: async (ids) => new Float32Array(await call('embed', ids)),
       bench: (benchOptions) => call('bench', benchOptions),
       close: () => gpuPage.close(),
     };

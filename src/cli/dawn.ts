@@ -86,6 +86,7 @@ export async function openDawnSession(modelFile: string, options: SessionOptions
     },
     logits: (promptIds) => runtime.logits(promptIds),
     tokenLogProbs: (ids, from) => runtime.tokenLogProbs(ids, from),
+    embed: (ids) => runtime.embed(ids),
     bench: (benchOptions) => benchRuntime(runtime, benchOptions),
     close: () =>
       (closing ??= (async () => {

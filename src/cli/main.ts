@@ -7,7 +7,8 @@ import { tokenizerFromGGUF } from '../model/tokenizer/index.ts';
 import { chatPromptIds, chatTemplateOf, type ChatMessage } from '../runtime/chat.ts';
 import { modelConfig } from '../runtime/models/index.ts';
 import { perplexity as scoreText, perplexityChunks, type PerplexityOptions } from '../runtime/perplexity.ts';
-import type { GeneratedToken, GenerateOptions } from '../runtime/types.ts';
+import type { GeneratedToken, GenerateOptions, TokenLogprob } from '../runtime/types.ts';
+import { TOP_LOGPROBS_MAX } from '../runtime/logprobs.ts';
 import type { KvCacheType } from '../kernels/ops.ts';
 import { openFileSource } from './file-source.ts';
 import { type CliModel, convertCliModel, isCheckpoint, openCliModel, writeSource } from './model-source.ts';
@@ -15,7 +16,7 @@ import { QUANTIZE_CHOICES, type QuantizeChoice } from '../model/hf/convert.ts';
 import { openSession, type ModelSession } from './session.ts';
 
 /**
- * `lantern`, the command line: generate, chat, logits, perplexity, tokenize, bench. bin/lantern.mjs loads this file through
+ * `lantern`, the command line: generate, chat, logits, perplexity, embed, tokenize, bench. bin/lantern.mjs loads this file through
  * Vite, so the runtime's `?raw` shader imports work without a build.
  * Exit codes: 0 done, 1 a LanternError (or any failure), 2 bad arguments, 130 interrupted.
  */
@@ -25,12 +26,14 @@ const USAGE = `Usage: lantern <command> [options]
 Commands:
   generate  --model FILE (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N] [--temperature T]
             [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]...
-            [--context N] [--kv-cache f16|q8_0|f32] [--json]
+            [--context N] [--kv-cache f16|q8_0|f32] [--json [--logprobs N]]
             Streams the continuation to stdout. --prompt is tokenized with the model's own BOS
             rules; --prompt-ids are used as given. Default: 64 tokens, temperature 0 (greedy).
-            --stop (repeatable) ends before that text, which is not printed.
+            --stop (repeatable) ends before that text, which is not printed. --logprobs N (0..20,
+            with --json) adds "logprobs": each token's log-probability at temperature 1 (the
+            log-softmax of the raw logits) and the N most likely tokens at its step.
   chat      --model FILE --message TEXT [--system TEXT] [--chat-template FILE] [sampling flags
-            as for generate] [--json]
+            as for generate] [--json [--logprobs N]]
             One assistant reply to --message, in the model's chat template (or --chat-template,
             a Jinja file); a model without one is an error NO_CHAT_TEMPLATE.
   logits    --model FILE --prompt-ids 1,2,3 [--context N] [--kv-cache T] [--json]
@@ -44,6 +47,12 @@ Commands:
             next token. Prints the running estimate after each chunk ([1]x,[2]y,...), then
             PPL = exp(mean negative log-likelihood) +/- its standard error. The text must give
             at least 2N tokens; N may not exceed the model's context.
+  embed     --model FILE (--text TEXT | --text-file FILE) [--context N] [--json]
+            The text's embedding: its final hidden states (after the output norm), pooled as the
+            model declares ({arch}.pooling_type; the mean where it declares none, as chat models
+            do: they embed too, as well as they happen to) and L2-normalized. The text is
+            tokenized with the model's BOS/EOS rules. Prints the numbers on one line, or
+            {"embedding":[...],"tokens":N} with --json.
   tokenize  --model FILE (--text TEXT | --text-file FILE) [--add-special] [--no-parse-special] [--json]
             No GPU needed. BOS/EOS only with --add-special; special tokens written as text
             (e.g. <s>) are parsed unless --no-parse-special, as llama.cpp's llama-tokenize does.
@@ -100,6 +109,7 @@ const OPTIONS = {
   profile: { type: 'boolean' },
   'op-costs': { type: 'boolean' },
   'kv-cache': { type: 'string' },
+  logprobs: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -108,8 +118,9 @@ const OPTIONS = {
 const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
   convert: ['model', 'out', 'type', 'json'],
   bench: ['model', 'quantize', 'prompt-tokens', 'gen-tokens', 'context', 'kv-cache', 'profile', 'op-costs', 'json'],
-  generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
-  chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
+  generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'logprobs'],
+  chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'logprobs'],
+  embed: ['model', 'quantize', 'text', 'text-file', 'context', 'kv-cache', 'json'],
   logits: ['model', 'quantize', 'prompt-ids', 'context', 'kv-cache', 'json'],
   perplexity: ['model', 'quantize', 'text-file', 'context', 'kv-cache', 'json'],
   tokenize: ['model', 'quantize', 'text', 'text-file', 'add-special', 'no-parse-special', 'json'],
@@ -184,6 +195,13 @@ export async function main(argv: string[]): Promise<number> {
       session = await openSession(values.model!, { contextLength: request.contextLength, kvCache: parseKvCache(values['kv-cache']) });
       if (interrupted) return EXIT_INTERRUPTED;
       await chat(session, request, json);
+      return 0;
+    }
+    if (command === 'embed') {
+      const text = await embedText(values); // read before any browser starts
+      session = await openSession(values.model!, { contextLength: parseCount('--context', values.context), kvCache: parseKvCache(values['kv-cache']) });
+      if (interrupted) return EXIT_INTERRUPTED;
+      await embed(session, text, json);
       return 0;
     }
     const request = command === 'generate' ? generateRequest(values) : command === 'bench' ? benchRequest(values) : logitsRequest(values);
@@ -297,6 +315,7 @@ async function generate(session: ModelSession, request: GenerateRequest, prompt:
       tokens: tokens.map((t) => t.id),
       text,
       finishReason: stats?.finishReason ?? null,
+      ...(request.sampling.logprobs === undefined ? {} : { logprobs: jsonLogprobs(tokens) }),
       prefillTokensPerSecond: prefill,
       decodeTokensPerSecond: decode,
       adapter: session.info.adapter,
@@ -385,7 +404,44 @@ function samplingFlags(values: Values): GenerateOptions {
     repetitionPenalty: number('repeat-penalty', values['repeat-penalty'], (n) => n > 0 && Number.isFinite(n), 'a number > 0'),
     // parseArgs gives a repeatable option as an array.
     stop: values.stop as unknown as string[] | undefined,
+    logprobs: logprobsFlag(values),
   };
+}
+
+/** --logprobs N: how many alternatives each token lists, 0..20; printed with --json only. */
+function logprobsFlag(values: Values): number | undefined {
+  if (values.logprobs === undefined) return undefined;
+  const n = parseInteger('--logprobs', values.logprobs, 0);
+  if (n > TOP_LOGPROBS_MAX) throw new UsageError(`--logprobs must be a whole number from 0 to ${TOP_LOGPROBS_MAX}, not "${values.logprobs}"`);
+  if (!values.json) throw new UsageError('--logprobs is printed in the --json output; add --json');
+  return n;
+}
+
+/** Each generated token's log-probability and its step's alternatives, with the token's text (its bytes as UTF-8). */
+function jsonLogprobs(tokens: readonly GeneratedToken[]) {
+  const utf8 = new TextDecoder();
+  const entry = (t: TokenLogprob) => ({ id: t.id, token: utf8.decode(Uint8Array.from(t.bytes)), logprob: t.logprob, bytes: t.bytes });
+  return tokens.filter((t) => t.id >= 0).map((t) => ({ ...entry({ id: t.id, logprob: t.logprob!, bytes: t.bytes! }), topLogprobs: t.topLogprobs!.map(entry) }));
+}
+
+async function embedText(values: Values): Promise<string> {
+  if ((values.text === undefined) === (values['text-file'] === undefined)) {
+    throw new UsageError('embed needs exactly one of --text TEXT or --text-file FILE');
+  }
+  const text = values.text ?? (await readTextFile(values['text-file']!));
+  if (text === '') throw new UsageError('embed needs a text that is not empty');
+  return text;
+}
+
+/** `lantern embed`: the vector on one line, or {"embedding", "tokens"} with --json. */
+async function embed(session: ModelSession, text: string, json: boolean): Promise<void> {
+  const ids = await session.encode(text, true);
+  const vector = await session.embed(ids);
+  if (json) writeJSON({ embedding: Array.from(vector), tokens: ids.length });
+  else {
+    process.stdout.write(Array.from(vector).join(' ') + '\n');
+    process.stderr.write(`${ids.length} tokens, ${vector.length} dimensions, L2-normalized, on ${session.info.adapter} (${session.backend})\n`);
+  }
 }
 
 interface ChatRequest {
@@ -431,6 +487,7 @@ async function chat(session: ModelSession, request: ChatRequest, json: boolean):
       finishReason: stats?.finishReason ?? null,
       promptTokens: request.promptIds.length,
       tokens: tokens.filter((t) => t.id >= 0).map((t) => t.id),
+      ...(request.options.logprobs === undefined ? {} : { logprobs: jsonLogprobs(tokens) }),
       prefillTokensPerSecond: stats?.prefillTokensPerSecond ?? null,
       decodeTokensPerSecond: stats?.decodeTokensPerSecond ?? null,
       adapter: session.info.adapter,

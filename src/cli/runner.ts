@@ -20,6 +20,8 @@ export interface RunnerApi {
   logits(promptIds: number[]): Promise<Settled<number[]>>;
   /** Runtime.tokenLogProbs as a plain array. */
   tokenLogProbs(ids: number[], from: number): Promise<Settled<number[]>>;
+  /** Runtime.embed as a plain array. */
+  embed(ids: number[]): Promise<Settled<number[]>>;
   bench(options: BenchOptions): Promise<Settled<BenchResult>>;
   dispose(): Promise<Settled<void>>;
 }
@@ -71,6 +73,7 @@ window.lanternRunner = {
   }),
   logits: settle(async (promptIds: number[]) => Array.from(await loaded().logits(promptIds))),
   tokenLogProbs: settle(async (ids: number[], from: number) => Array.from(await loaded().tokenLogProbs(ids, from))),
+  embed: settle(async (ids: number[]) => Array.from(await loaded().embed(ids))),
   bench: settle((options: BenchOptions) => benchRuntime(loaded(), options)),
   dispose: settle(() => {
     runtime?.dispose();

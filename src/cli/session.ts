@@ -18,6 +18,8 @@ export interface ModelSession {
   logits(promptIds: number[]): Promise<Float32Array>;
   /** log p(ids[i + 1] | ids[..i]) for positions i = from .. length − 2 (Runtime.tokenLogProbs). */
   tokenLogProbs(ids: number[], from: number): Promise<Float64Array>;
+  /** The text's embedding with the model's declared pooling, L2-normalized: [n_embd] f32 (Runtime.embed). */
+  embed(ids: number[]): Promise<Float32Array>;
   /** Prefill and decode speed and bandwidth figures (runtime/bench.ts benchRuntime). */
   bench(options: BenchOptions): Promise<BenchResult>;
   /** Frees the GPU and stops whatever was started for it (browser, server); safe to call again. */

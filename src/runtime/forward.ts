@@ -32,7 +32,12 @@ export class Forward {
     readonly kv: KvLayout,
     /** Builds the head for every token of a step (Graph.rowHead); stepRows calls it once. */
     private readonly rowHead?: (logits: GPUBuffer) => Promise<Op[]>,
+    /** The output norm of every token of a step, into acts.xn (Graph.rowNorm); stepHidden reads it back. */
+    private readonly rowNorm?: Op,
   ) {}
+
+  /** The staging buffer stepHidden reads xn through, [maxBatch, n_embd] f32, made by the first call. */
+  private readHidden: GPUBuffer | undefined;
 
   /** The all-rows head and its buffers, made by the first stepRows. */
   private rows: RowHead | undefined;
@@ -75,7 +80,8 @@ export class Forward {
     const b: ForwardBuffers = {
       step: create('activations', { label: 'step', size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
       tokens: create('activations', { label: 'tokens', size: maxBatch * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST }),
-      acts: { x: act('x'), xn: act('xn'), h: act('h'), h2: act('h2') }, // residual stream, normed, two block outputs
+      // residual stream, normed (read back as the final hidden states by stepHidden), two block outputs
+      acts: { x: act('x'), xn: f32('xn', maxBatch * c.nEmbd, GPUBufferUsage.COPY_SRC), h: act('h'), h2: act('h2') },
       q: f32('q', maxBatch * qDim),                     // [batch, n_heads * head_dim]
       k: f32('k', maxBatch * kvDim),                    // [batch, n_kv_heads * head_dim]
       // [batch, n_kv_heads * head_dim]: V on its way into an f16 or Q8_0 cache (an f32 one takes it straight)
@@ -100,7 +106,7 @@ export class Forward {
     await family.build(graph);
     const headOps = [...graph.head, await k.argmax(b.logits, c.vocabSize, b.argmax)];
     const topKOp = await topK(k, b.logits, c.vocabSize, b.topK);
-    return new Forward(gpu, c, contextLength, maxBatch, b, graph.body, headOps, topKOp, k, kv, graph.rowHead);
+    return new Forward(gpu, c, contextLength, maxBatch, b, graph.body, headOps, topKOp, k, kv, graph.rowHead, graph.rowNorm);
   }
 
   /**
@@ -200,6 +206,50 @@ export class Forward {
     }
   }
 
+  /**
+   * Runs `tokens` (at most maxBatch) at positions pos0.. like step(), and reads back every token's
+   * final hidden state, after the output norm and before the output projection: [n_tokens, n_embd]
+   * f32, what embeddings pool (Runtime.embed). NaN or ±Inf among them is NUMERIC_ERROR.
+   */
+  async stepHidden(tokens: readonly number[], pos0: number): Promise<Float32Array> {
+    const n = tokens.length;
+    if (n === 0 || n > this.maxBatch) throw new Error(`stepHidden takes 1..${this.maxBatch} tokens, got ${n}`);
+    if (pos0 + n > this.contextLength) throw new Error(`stepHidden would write past the KV cache (${pos0} + ${n} > ${this.contextLength})`);
+    if (!this.rowNorm) throw new Error(`the ${this.config.architecture} graph has no output norm`);
+    const { device, memory } = this.gpu;
+    const b = this.buffers;
+    const bytes = n * this.config.nEmbd * 4;
+    const read = (this.readHidden ??= memory.createBuffer('staging', {
+      label: 'read hidden', size: this.maxBatch * this.config.nEmbd * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    }));
+    device.queue.writeBuffer(b.tokens, 0, new Uint32Array(tokens));
+    device.queue.writeBuffer(b.step, 0, STEP.pack({ n_tokens: n, pos0 }));
+    const encoder = device.createCommandEncoder({ label: 'forward hidden' });
+    const pass = encoder.beginComputePass({ label: 'forward hidden' });
+    for (const op of [...this.layerOps, this.rowNorm]) op.encode(pass, n);
+    pass.end();
+    encoder.copyBufferToBuffer(b.acts.xn, 0, read, 0, bytes);
+    this.gpu.submit([encoder.finish()]);
+    await read.mapAsync(GPUMapMode.READ, 0, bytes);
+    const error = this.gpu.takeError();
+    try {
+      if (error) throw error;
+      const hidden = new Float32Array(read.getMappedRange(0, bytes).slice(0));
+      const nonFinite = countNonFinite(hidden);
+      if (nonFinite > 0) {
+        throw new LanternError(
+          'NUMERIC_ERROR',
+          `The model produced ${nonFinite} NaN or infinite values among the ${hidden.length} of its final hidden states, so no embedding can be made of them: the file's weights are damaged or overflow. ` +
+            'Download the file again; if it repeats, load with f32 activations (int8Activations: false) or use another quantization of the model.',
+          { nonFinite, values: hidden.length },
+        );
+      }
+      return hidden;
+    } finally {
+      read.unmap();
+    }
+  }
+
   /** The head for every row, into [maxBatch, vocab] logits and their staging copy (each 39 MB for a 152k vocabulary: made only when asked for). */
   private async createRowHead(): Promise<RowHead> {
     if (!this.rowHead) throw new Error(`the ${this.config.architecture} graph has no output head`);
@@ -276,6 +326,7 @@ export class Forward {
     }
     this.rows?.logits.destroy();
     this.rows?.read.destroy();
+    this.readHidden?.destroy();
     this.kernels.destroy();
   }
 }

@@ -71,6 +71,11 @@ export class Graph<C extends ModelConfig = ModelConfig> {
    * Runtime.tokenLogProbs). Built on first use (Forward.stepRows), so generation never pays for it.
    */
   rowHead: ((logits: GPUBuffer) => Promise<Op[]>) | undefined;
+  /**
+   * The output norm for every token of a step, x → xn [n_tokens, n_embd]: the final hidden states,
+   * which embeddings pool (Forward.stepHidden), and the first op of rowHead.
+   */
+  rowNorm: Op | undefined;
   private readonly normWeights = new Map<string, Promise<Weight>>();
   /** Bytes of every weight the graph reads, by tensor (the plan). */
   readonly weightBytes = new Map<string, number>();
@@ -260,6 +265,7 @@ export class Graph<C extends ModelConfig = ModelConfig> {
     // The body is done with xn by now: every row's normed x goes there. The norm is made now (its
     // weight is read with the others); the projection waits for a logits buffer.
     const rowNorm = (await this.normOp(kind, 'output_norm', b.acts.x, b.acts.xn, false))!;
+    this.rowNorm = rowNorm;
     this.rowHead = async (logits) => {
       const rows = [rowNorm, await k.linear(b.acts.xn, output, logits)];
       if (softcap !== undefined) rows.push(await k.softcap(logits, c.vocabSize, softcap));

@@ -15,6 +15,8 @@ import { modelConfig } from './models/index.ts';
 import { numericErrorAt, type NumericStep } from './numeric.ts';
 import { constraintFor, type TokenConstraint } from './grammar/index.ts';
 import { logSoftmaxAt } from './perplexity.ts';
+import { checkLogprobs, stepLogprobs } from './logprobs.ts';
+import { checkPooling, declaredPooling, type EmbeddingPooling, type EmbedOptions, Pool } from './embeddings.ts';
 import { Sampler } from './sampler.ts';
 import { StopMatcher } from './stop.ts';
 import type { FinishReason, GeneratedToken, GenerateOptions, GenerationStats, ModelInfo } from './types.ts';
@@ -77,6 +79,8 @@ export class Runtime {
   private ringFrom = 0;
   private lostError: LanternError | undefined;
   private _weightBytesPerToken = 0;
+  /** The pooling the file declares ({arch}.pooling_type), checked when a text is embedded. */
+  private declaredPooling: () => EmbeddingPooling = () => 'mean';
 
   private constructor(
     private readonly gpu: GpuContext,
@@ -140,6 +144,7 @@ export class Runtime {
     };
     const runtime = new Runtime(context, forward, tokenizer, info, chatTemplate);
     runtime._weightBytesPerToken = weightBytesPerToken(file.tensors);
+    runtime.declaredPooling = declaredPooling(file);
     return runtime;
   }
 
@@ -196,6 +201,8 @@ export class Runtime {
     const maxTokens = options.maxTokens ?? Infinity;
     if (!(maxTokens >= 1)) throw new LanternError('BAD_ARGUMENT', `maxTokens must be at least 1, not ${options.maxTokens}.`);
     const stops = (typeof options.stop === 'string' ? [options.stop] : options.stop ?? []).filter((s) => s !== '');
+    checkLogprobs(options.logprobs);
+    const logprobs = options.logprobs;
 
     this.enter();
     let finishReason: FinishReason = 'abort'; // unless the loop reaches a natural end
@@ -214,13 +221,14 @@ export class Runtime {
     try {
       const history = promptIds.slice(); // what the penalties look at
       const t0 = performance.now();
-      let id = await this.run(promptIds.slice(reused), reused, sampler, history, signal, { step: 'prefill' }, constraint);
+      let next = await this.run(promptIds.slice(reused), reused, sampler, history, signal, { step: 'prefill' }, constraint, logprobs !== undefined);
       stats.prefillTokensPerSecond = stats.prefilledTokens / ((performance.now() - t0) / 1000);
-      if (id === undefined) return;
+      if (next === undefined) return;
       const decoder = this.tokenizer.decoder();
       const stop = new StopMatcher(stops);
       let pos = promptIds.length;
       for (;;) {
+        const { id, logits } = next;
         if (this.tokenizer.isEndOfGeneration(id)) {
           finishReason = 'stop';
           break;
@@ -228,7 +236,7 @@ export class Runtime {
         stats.generatedTokens++;
         history.push(id);
         const visible = stop.push(decoder.push(id));
-        yield { id, text: visible.text };
+        yield logits ? { id, text: visible.text, ...stepLogprobs(logits, id, logprobs!, this.tokenizer) } : { id, text: visible.text };
         if (visible.stopped) {
           finishReason = 'stop';
           return;
@@ -239,9 +247,9 @@ export class Runtime {
         }
         if (signal?.aborted) return;
         const ts = performance.now();
-        const next = await this.run([id], pos, sampler, history, signal, { step: 'decode', token: stats.generatedTokens + 1 }, constraint);
-        if (next === undefined) return;
-        id = next;
+        const step = await this.run([id], pos, sampler, history, signal, { step: 'decode', token: stats.generatedTokens + 1 }, constraint, logprobs !== undefined);
+        if (step === undefined) return;
+        next = step;
         decodeMs += performance.now() - ts;
         decodeSteps++;
         pos++;
@@ -319,6 +327,41 @@ export class Runtime {
     }
   }
 
+  /**
+   * The embedding of a text's token ids ([n_embd] f32, L2 norm 1): the final hidden states, after
+   * the output norm and before the output projection, pooled as the model declares
+   * ({arch}.pooling_type: the mean, the first token's or the last token's; the mean where it
+   * declares none, as a chat model does: any model embeds, as well as it happens to), or as
+   * `options.pooling` says. The ids are run through the KV cache like a prompt and stay there as
+   * its cached prefix; 'last' reuses a cached prefix, the others run every token (they read each
+   * one's state). An abort of `signal` lands between chunks, as ABORTED.
+   */
+  async embed(ids: number[], options: EmbedOptions = {}, signal?: AbortSignal): Promise<Float32Array> {
+    this.checkPrompt(ids);
+    checkPooling(options.pooling);
+    const pooling = options.pooling ?? this.declaredPooling();
+    this.enter();
+    try {
+      const from = pooling === 'last' ? this.reusablePrefix(ids) : 0;
+      this.cachedIds.length = from; // positions from `from` on are overwritten
+      const pool = new Pool(pooling, this.forward.config.nEmbd, ids.length);
+      const size = this.forward.maxBatch;
+      for (let start = from; start < ids.length; start += size) {
+        if (signal?.aborted) throw new LanternError('ABORTED', 'The embedding was aborted before it was done; ask again for it.');
+        const chunk = ids.slice(start, start + size);
+        if (pool.needs(start, chunk.length)) pool.add(await this.forward.stepHidden(chunk, start), start);
+        else await this.forward.step(chunk, start, 'none');
+        this.wrote(chunk, start);
+      }
+      return pool.vector();
+    } catch (e) {
+      this.cachedIds = [];
+      throw await this.explain(e);
+    } finally {
+      this.busy = false;
+    }
+  }
+
   dispose(): void {
     this.cachedIds = [];
     this.forward.destroy();
@@ -328,27 +371,37 @@ export class Runtime {
   /**
    * Runs `tokens` from position pos0 (prefill chunks, then the last chunk with a readback) and
    * picks the next id; undefined when `signal` aborted between chunks. `at` names the step in a
-   * NUMERIC_ERROR.
+   * NUMERIC_ERROR. With `withLogits` the [n_vocab] logits are read back and returned with the id.
    */
-  private async run(tokens: number[], pos0: number, sampler: Sampler, history: readonly number[], signal: AbortSignal | undefined, at: NumericStep, constraint?: TokenConstraint): Promise<number | undefined> {
+  private async run(
+    tokens: number[], pos0: number, sampler: Sampler, history: readonly number[], signal: AbortSignal | undefined, at: NumericStep, constraint: TokenConstraint | undefined, withLogits: boolean,
+  ): Promise<{ id: number; logits?: Float32Array } | undefined> {
     try {
-      return await this.runStep(tokens, pos0, sampler, history, signal, constraint);
+      return await this.runStep(tokens, pos0, sampler, history, signal, constraint, withLogits);
     } catch (e) {
       throw numericErrorAt(e, at);
     }
   }
 
-  private async runStep(tokens: number[], pos0: number, sampler: Sampler, history: readonly number[], signal?: AbortSignal, constraint?: TokenConstraint): Promise<number | undefined> {
+  private async runStep(
+    tokens: number[], pos0: number, sampler: Sampler, history: readonly number[], signal: AbortSignal | undefined, constraint: TokenConstraint | undefined, withLogits: boolean,
+  ): Promise<{ id: number; logits?: Float32Array } | undefined> {
     const last = await this.prefillAllButLast(tokens, pos0, signal);
     if (last === undefined) return undefined;
     const pos = pos0 + last.start;
     let id: number;
+    let logits: Float32Array | undefined;
     const k = sampler.topKOnly;
     if (constraint) {
       // The grammar's mask is applied to read-back logits on the CPU (a GPU mask kernel, so that
       // constrained greedy reads back one id, is a later step).
-      id = sampler.sample(await this.forward.step(last.chunk, pos, 'logits'), history, constraint.mask());
+      logits = await this.forward.step(last.chunk, pos, 'logits');
+      id = sampler.sample(logits, history, constraint.mask());
       constraint.advance(id);
+    } else if (withLogits) {
+      // Log-probabilities need the whole distribution; the same logits are sampled from.
+      logits = await this.forward.step(last.chunk, pos, 'logits');
+      id = sampler.sample(logits, history);
     } else if (sampler.gpuGreedy) id = await this.forward.step(last.chunk, pos, 'argmax');
     else if (k !== undefined && k <= TOPK_MAX && k < this.info.vocabSize) {
       // Only k candidates come back from the GPU, not the [n_vocab] logits.
@@ -356,7 +409,7 @@ export class Runtime {
       id = sampler.sampleTopK(top.ids, top.logits);
     } else id = sampler.sample(await this.forward.step(last.chunk, pos, 'logits'), history);
     this.wrote(last.chunk, pos);
-    return id;
+    return { id, logits: withLogits ? logits : undefined };
   }
 
   /**

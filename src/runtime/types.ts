@@ -45,6 +45,22 @@ export interface GenerateOptions extends SamplingOptions {
    * finishReason "stop" parses and validates; "length" can still cut it short.
    */
   responseFormat?: ResponseFormat;
+  /**
+   * Log-probabilities: each generated token comes with its own (GeneratedToken.logprob) and those of
+   * the `logprobs` most likely tokens at that step (0..20; topLogprobs). They are taken from the
+   * model's full distribution at temperature 1, the log-softmax of the raw logits before bias,
+   * penalties, temperature, top-k/p and any grammar mask (as OpenAI reports them), in double.
+   * Asking for them reads the [n_vocab] logits back every step; left out, greedy reads back one id.
+   */
+  logprobs?: number;
+}
+
+/** A token and its log-probability (natural log), with the bytes it stands for in text. */
+export interface TokenLogprob {
+  id: number;
+  logprob: number;
+  /** The token's bytes (UTF-8 pieces; a token may hold part of a character); a control token's are its spelling. */
+  bytes: number[];
 }
 
 export interface GeneratedToken {
@@ -52,6 +68,12 @@ export interface GeneratedToken {
   id: number;
   /** Text this token makes visible; '' while a UTF-8 character or a possible stop string is incomplete. */
   text: string;
+  /** With GenerateOptions.logprobs: log p of this token (natural log, temperature 1; see there). */
+  logprob?: number;
+  /** With GenerateOptions.logprobs: the token's bytes, as in TokenLogprob. */
+  bytes?: number[];
+  /** With GenerateOptions.logprobs: the most likely tokens at this step, best first (ties: lower id first). */
+  topLogprobs?: TokenLogprob[];
 }
 
 /** Why a generation ended: an end-of-generation token or stop string, the token or context limit, or an abort. */

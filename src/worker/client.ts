@@ -2,10 +2,10 @@ import { proxy, wrap, type Remote } from 'comlink';
 import { LanternError } from '../errors.ts';
 import type { GpuBytes } from '../gpu/memory.ts';
 import type { ChatMessage } from '../runtime/chat.ts';
-import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CompletionUsage } from './openai.ts';
+import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo, TokenLogprob } from '../runtime/types.ts';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletionTokenLogprob, CompletionUsage, EmbeddingRequest, EmbeddingResponse } from './openai.ts';
 import { registerLanternErrorTransfer } from './transfer.ts';
-import type { EngineRequest, LoadProgress, ModelInput, Probe, WorkerEngine, WorkerLoadOptions } from './worker-engine.ts';
+import type { EmbedRequest, EmbedResult, EngineRequest, LoadProgress, ModelInput, Probe, WorkerEngine, WorkerLoadOptions } from './worker-engine.ts';
 
 /** Where the model runs: a dedicated Web Worker, a SharedWorker for every tab of the origin, or this thread. */
 export type EngineWorker = 'dedicated' | 'shared' | 'none';
@@ -35,6 +35,13 @@ export interface GenerateRequestOptions extends GenerateOptions {
 export interface GenerateChunk {
   text: string;
   tokens: number[];
+  /** With GenerateOptions.logprobs: one entry per id of `tokens`, its log-probability and the step's most likely tokens. */
+  logprobs?: GeneratedLogprob[];
+}
+
+/** A generated token's log-probability, bytes and the most likely tokens at its step (GeneratedToken's fields). */
+export interface GeneratedLogprob extends TokenLogprob {
+  topLogprobs: TokenLogprob[];
 }
 
 /** A running request: iterate it for chunks; `result` resolves with its figures when it ends. */
@@ -68,6 +75,12 @@ export interface Engine {
   /** Continues `prompt` (tokenized with the model's BOS rules). Requests queue; callers take turns. */
   generate(prompt: string, options?: GenerateRequestOptions): GenerationStream;
   readonly chat: { readonly completions: ChatCompletions };
+  /**
+   * OpenAI's embeddings call: each input's final hidden states pooled as the model declares (the
+   * mean where it declares none, as chat models do; they embed too, as well as they happen to) and
+   * L2-normalized. Inputs are embedded one after another, queued with generation requests.
+   */
+  readonly embeddings: { create(request: EmbeddingRequest): Promise<EmbeddingResponse> };
   /** Cancels request `id` (queued or running) in the worker; false when no request has that id. */
   abort(id: string): Promise<boolean>;
   /** Stops this page's use of the engine: its requests are cancelled and a dedicated worker ends. */
@@ -121,6 +134,9 @@ export function createEngine(options: EngineOptions = {}): Engine {
         create: ((request: ChatCompletionRequest) => createChatCompletion(connection, request, start)) as ChatCompletions['create'],
       },
     },
+    embeddings: {
+      create: (request) => createEmbeddings(connection, request, request.request_id ?? `${caller}-${nextId++}`, caller),
+    },
     async abort(id) {
       return (await connection).calls.cancel(id);
     },
@@ -139,6 +155,7 @@ interface EngineCalls {
   info(): Promise<ModelInfo>;
   memory(): Promise<GpuBytes>;
   request(request: EngineRequest, onToken: (token: GeneratedToken) => void): Promise<GenerationStats>;
+  embed(request: EmbedRequest): Promise<EmbedResult>;
   cancel(id: string): Promise<boolean>;
   cancelCaller(caller: string): Promise<void>;
 }
@@ -185,6 +202,7 @@ function directCalls(engine: WorkerEngine): EngineCalls {
     info: () => engine.info(),
     memory: () => engine.memory(),
     request: (request, onToken) => engine.request(request, onToken),
+    embed: (request) => engine.embed(request),
     cancel: async (id) => engine.cancel(id),
     cancelCaller: async (caller) => engine.cancelCaller(caller),
   };
@@ -198,6 +216,7 @@ function remoteCalls(engine: Remote<WorkerEngine>): EngineCalls {
     info: () => engine.info(),
     memory: () => engine.memory(),
     request: (request, onToken) => engine.request(request, proxy(onToken)),
+    embed: (request) => engine.embed(request),
     cancel: (id) => engine.cancel(id),
     cancelCaller: (caller) => engine.cancelCaller(caller),
   };
@@ -239,7 +258,9 @@ function startRequest(connection: Promise<Connection>, request: EngineRequest, s
       for (;;) {
         if (queue.length > 0) {
           const tokens = queue.splice(0);
-          yield { text: tokens.map((t) => t.text).join(''), tokens: tokens.filter((t) => t.id >= 0).map((t) => t.id) };
+          const chunk: GenerateChunk = { text: tokens.map((t) => t.text).join(''), tokens: tokens.filter((t) => t.id >= 0).map((t) => t.id) };
+          if (request.options.logprobs !== undefined) chunk.logprobs = tokens.filter((t) => t.id >= 0).map(generatedLogprob);
+          yield chunk;
           continue;
         }
         if (finished) break;
@@ -279,6 +300,7 @@ async function createChatCompletion(
     stop: request.stop,
     grammar: request.grammar,
     responseFormat: request.response_format,
+    logprobs: chatLogprobs(request),
   };
   const messages: ChatMessage[] = request.messages;
   const stream = start({ messages, chatTemplate: request.chat_template, options }, request.request_id, request.signal);
@@ -287,32 +309,97 @@ async function createChatCompletion(
   const id = `chatcmpl-${stream.id}`;
   const created = Math.floor(Date.now() / 1000);
 
+  // OpenAI's entries of the tokens of one chunk, or null when not asked for.
+  const logprobs = (chunk: GenerateChunk) => (chunk.logprobs ? { content: chunk.logprobs.map(openAiLogprob), refusal: null } : null);
   if (!request.stream) {
     let content = '';
-    for await (const chunk of stream) content += chunk.text;
+    const entries: ChatCompletionTokenLogprob[] = [];
+    for await (const chunk of stream) {
+      content += chunk.text;
+      entries.push(...(logprobs(chunk)?.content ?? []));
+    }
     const stats = await stream.result;
     return {
       id,
       object: 'chat.completion',
       created,
       model,
-      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: stats.finishReason, logprobs: null }],
+      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: stats.finishReason, logprobs: options.logprobs === undefined ? null : { content: entries, refusal: null } }],
       usage: usage(stats),
     };
   }
   return (async function* (): AsyncGenerator<ChatCompletionChunk> {
-    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish: ChatCompletionChunk['choices'][0]['finish_reason']): ChatCompletionChunk => ({
+    const chunk = (
+      delta: ChatCompletionChunk['choices'][0]['delta'], finish: ChatCompletionChunk['choices'][0]['finish_reason'], entries: ChatCompletionChunk['choices'][0]['logprobs'] = null,
+    ): ChatCompletionChunk => ({
       id,
       object: 'chat.completion.chunk',
       created,
       model,
-      choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+      choices: [{ index: 0, delta, finish_reason: finish, logprobs: entries }],
     });
     yield chunk({ role: 'assistant', content: '' }, null);
-    for await (const { text } of stream) if (text) yield chunk({ content: text }, null);
+    for await (const generated of stream) {
+      // A token whose text is held back (part of a character or of a possible stop string) still has its entry.
+      const entries = logprobs(generated);
+      if (generated.text || entries?.content.length) yield chunk({ content: generated.text }, null, entries);
+    }
     const stats = await stream.result;
     yield { ...chunk({}, stats.finishReason), usage: usage(stats) };
   })();
+}
+
+/** GenerateOptions.logprobs from OpenAI's logprobs and top_logprobs, checked as OpenAI checks them. */
+function chatLogprobs(request: ChatCompletionRequest): number | undefined {
+  const top = request.top_logprobs ?? undefined;
+  if (top !== undefined && (!Number.isInteger(top) || top < 0 || top > 20)) {
+    throw new LanternError('BAD_ARGUMENT', `top_logprobs must be a whole number from 0 to 20, not ${String(top)}.`);
+  }
+  if (!request.logprobs) {
+    if (top !== undefined) throw new LanternError('BAD_ARGUMENT', 'top_logprobs needs logprobs: true; set it, or leave top_logprobs out.');
+    return undefined;
+  }
+  return top ?? 0;
+}
+
+function generatedLogprob(token: GeneratedToken): GeneratedLogprob {
+  return { id: token.id, logprob: token.logprob!, bytes: token.bytes!, topLogprobs: token.topLogprobs! };
+}
+
+const utf8 = new TextDecoder();
+
+function openAiLogprob(entry: GeneratedLogprob): ChatCompletionTokenLogprob {
+  const token = (t: TokenLogprob) => ({ token: utf8.decode(Uint8Array.from(t.bytes)), logprob: t.logprob, bytes: t.bytes });
+  return { ...token(entry), top_logprobs: entry.topLogprobs.map(token) };
+}
+
+/** embeddings.create: the inputs checked here, embedded in the engine, answered in OpenAI's shape. */
+async function createEmbeddings(connection: Promise<Connection>, request: EmbeddingRequest, id: string, caller: string): Promise<EmbeddingResponse> {
+  const input = typeof request.input === 'string' ? [request.input] : request.input;
+  if (!Array.isArray(input) || input.length === 0 || input.some((text) => typeof text !== 'string' || text === '')) {
+    throw new LanternError('BAD_ARGUMENT', 'input must be a non-empty string or a non-empty array of non-empty strings.');
+  }
+  if (request.encoding_format !== undefined && request.encoding_format !== 'float') {
+    throw new LanternError('BAD_ARGUMENT', `encoding_format must be 'float' (or left out), not ${String(request.encoding_format)}; Lantern returns number arrays.`);
+  }
+  const { calls } = await connection;
+  const { signal } = request;
+  if (signal?.aborted) throw new LanternError('ABORTED', 'The embeddings request was aborted before it was sent; send it again for its result.');
+  const cancel = () => void calls.cancel(id);
+  signal?.addEventListener('abort', cancel, { once: true });
+  let result: EmbedResult;
+  try {
+    result = await calls.embed({ id, caller, input });
+  } finally {
+    signal?.removeEventListener('abort', cancel);
+  }
+  const model = (await calls.info()).name;
+  return {
+    object: 'list',
+    data: result.embeddings.map((vector, index) => ({ object: 'embedding', index, embedding: Array.from(vector) })),
+    model,
+    usage: { prompt_tokens: result.promptTokens, total_tokens: result.promptTokens },
+  };
 }
 
 function usage(stats: GenerationStats): CompletionUsage {

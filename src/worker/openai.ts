@@ -35,6 +35,15 @@ export interface ChatCompletionRequest {
   response_format?: ResponseFormat;
   /** A GBNF grammar (llama.cpp's format, as llama.cpp's server takes it) the reply must follow. */
   grammar?: string;
+  /**
+   * true: each choice carries `logprobs.content`, a log-probability per generated token (and a
+   * stream chunk the entries of its tokens), from the model's full distribution at temperature 1:
+   * the log-softmax of the raw logits, before bias, penalties, temperature and any grammar. Reading
+   * the logits back each step makes greedy decoding a little slower; false (default): `logprobs: null`.
+   */
+  logprobs?: boolean | null;
+  /** 0..20: how many of the most likely tokens each entry lists in `top_logprobs` (needs `logprobs: true`). */
+  top_logprobs?: number | null;
   /** Cancels the request; a stream then ends with finish_reason "abort". */
   signal?: AbortSignal;
   /** Your own request id, for engine.abort(id); one is made up when left out. */
@@ -49,6 +58,21 @@ export interface CompletionUsage {
   prompt_tokens_details?: { cached_tokens: number };
 }
 
+/** One generated token's log-probability (natural log) and the most likely tokens at its step, best first. */
+export interface ChatCompletionTokenLogprob {
+  /** The token's text: its bytes read as UTF-8 (a token holding part of a character shows U+FFFD; `bytes` is exact). */
+  token: string;
+  logprob: number;
+  bytes: number[] | null;
+  top_logprobs: { token: string; logprob: number; bytes: number[] | null }[];
+}
+
+/** A choice's log-probabilities: `content` per generated token (`refusal` is OpenAI's, always null here). */
+export interface ChoiceLogprobs {
+  content: ChatCompletionTokenLogprob[] | null;
+  refusal: null;
+}
+
 export interface ChatCompletion {
   id: string;
   object: 'chat.completion';
@@ -59,7 +83,8 @@ export interface ChatCompletion {
     index: number;
     message: { role: 'assistant'; content: string };
     finish_reason: ChatFinishReason;
-    logprobs: null;
+    /** With `logprobs: true`; else null. */
+    logprobs: ChoiceLogprobs | null;
   }[];
   usage: CompletionUsage;
 }
@@ -73,8 +98,38 @@ export interface ChatCompletionChunk {
     index: number;
     delta: { role?: 'assistant'; content?: string };
     finish_reason: ChatFinishReason | null;
-    logprobs: null;
+    /** With `logprobs: true`: the entries of this chunk's tokens; else null. */
+    logprobs: ChoiceLogprobs | null;
   }[];
   /** On the last chunk only. */
   usage?: CompletionUsage;
+}
+
+/** The body of `embeddings.create`: one text or several, each embedded alone (one after another). */
+export interface EmbeddingRequest {
+  input: string | string[];
+  /** Ignored: the engine embeds with the model it loaded. Accepted so OpenAI request bodies work as they are. */
+  model?: string;
+  /** 'float' (default): number arrays. OpenAI's 'base64' is not offered. */
+  encoding_format?: 'float';
+  /** Cancels the request; it then rejects with ABORTED. */
+  signal?: AbortSignal;
+  /** Your own request id, for engine.abort(id); one is made up when left out. */
+  request_id?: string;
+}
+
+/** One input's embedding: [n_embd], L2 norm 1. */
+export interface Embedding {
+  object: 'embedding';
+  /** The input's position in `input`. */
+  index: number;
+  embedding: number[];
+}
+
+export interface EmbeddingResponse {
+  object: 'list';
+  data: Embedding[];
+  model: string;
+  /** Tokens of every input, BOS (and EOS, where the model adds it) included. */
+  usage: { prompt_tokens: number; total_tokens: number };
 }

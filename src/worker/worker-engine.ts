@@ -34,6 +34,21 @@ export interface EngineRequest {
   options: GenerateOptions;
 }
 
+/** One embeddings request as it crosses the worker boundary: plain data. */
+export interface EmbedRequest {
+  /** Unique across every caller of this engine, as EngineRequest.id. */
+  id: string;
+  caller: string;
+  /** Texts, each tokenized with the model's BOS/EOS rules and embedded alone. */
+  input: string[];
+}
+
+/** The embeddings of an EmbedRequest's inputs, in order ([n_embd] each, L2 norm 1), and the tokens they took. */
+export interface EmbedResult {
+  embeddings: Float32Array[];
+  promptTokens: number;
+}
+
 /** What WebGPU this worker sees: SharedWorkers have no navigator.gpu in some browsers. */
 export interface Probe {
   webgpu: boolean;
@@ -156,6 +171,26 @@ export class WorkerEngine {
         if (this.lostError) throw this.lostError;
         return notStarted();
       }
+      throw e;
+    }
+  }
+
+  /**
+   * Queues an embeddings request like a generation: once it runs, every input is tokenized (so a
+   * bad one fails before any GPU work) and embedded in turn, one after another (Runtime.embed).
+   * Cancelling it rejects it with ABORTED.
+   */
+  async embed(request: EmbedRequest): Promise<EmbedResult> {
+    try {
+      return await this.scheduler.submit(request.id, request.caller, async (signal) => {
+        const runtime = this.model();
+        const ids = request.input.map((text) => runtime.encode(text, true));
+        const embeddings: Float32Array[] = [];
+        for (const one of ids) embeddings.push(await runtime.embed(one, {}, signal));
+        return { embeddings, promptTokens: ids.reduce((n, one) => n + one.length, 0) };
+      });
+    } catch (e) {
+      if (e instanceof LanternError && e.code === 'ABORTED' && this.lostError) throw this.lostError;
       throw e;
     }
   }

@@ -13,6 +13,9 @@ import {
   LlamaLogLevel,
   type ControlledEvaluateInputItem,
   type Llama,
+  type LlamaContext,
+  type LlamaContextOptions,
+  LlamaEmbeddingContext,
   type LlamaContextSequence,
   type LlamaModel,
   type Token,
@@ -176,6 +179,33 @@ export async function llamaCppLogitsFrom(modelPath: string, promptIds: number[],
       return logits;
     });
   });
+}
+
+/**
+ * llama.cpp's embedding of `ids` as given (BOS included by the caller; node-llama-cpp adds BOS, and
+ * EOS where the model adds it, only when they are missing): a context with embeddings on, pooled as
+ * the GGUF's {arch}.pooling_type says (llama-graph.cpp build_pooling; the last token with none),
+ * over the final hidden states after the output norm. Not normalized ([n_embd], f64 as returned).
+ */
+export async function llamaCppEmbedding(modelPath: string, ids: number[], kvCache: LlamaCppKvCache = 'F32'): Promise<number[]> {
+  const model = await loadModel(modelPath);
+  // createEmbeddingContext takes no KV cache type: its context is made here as it makes one (an
+  // embeddings context), with the cache like Lantern's under test (an F16 cache rounds Q to f16 too).
+  const llamaContext = await model.createContext({
+    contextSize: ids.length + 8,
+    sequences: 1,
+    threads: THREADS,
+    flashAttention: kvCache === 'Q8_0',
+    experimentalKvCacheKeyType: kvCache,
+    experimentalKvCacheValueType: kvCache,
+    _embeddings: true,
+  } as LlamaContextOptions);
+  const context = new (LlamaEmbeddingContext as unknown as new (options: { _llamaContext: LlamaContext }) => LlamaEmbeddingContext)({ _llamaContext: llamaContext });
+  try {
+    return [...(await context.getEmbeddingFor(asTokens(ids))).vector];
+  } finally {
+    await context.dispose();
+  }
 }
 
 /** llama.cpp's tokenization of `text`: BOS (when the model asks for it) + SentencePiece/BPE ids. */
