@@ -292,9 +292,11 @@ export class Runtime {
    * logits are read back ([chunk, vocab] per prefill chunk, Forward.stepRows) and the log-softmax is
    * taken here in double, as llama.cpp's perplexity does: exact, with no kernel to add, and only
    * length − 1 − from numbers leave the runtime. A cached prefix up to `from` is reused as generate
-   * reuses one; the last id is only predicted, never run.
+   * reuses one; the last id is only predicted, never run. `onRows`, where given, sees each chunk's
+   * logits before they are dropped ([rows, vocab] f32, the first of them position from + `row`):
+   * what needs whole distributions, such as the KL divergence from another model, reads them there.
    */
-  async tokenLogProbs(ids: number[], from = 0): Promise<Float64Array> {
+  async tokenLogProbs(ids: number[], from = 0, onRows?: (logits: Float32Array, row: number) => void): Promise<Float64Array> {
     this.checkPrompt(ids);
     if (!Number.isInteger(from) || from < 0 || from > ids.length - 2) {
       throw new LanternError('BAD_ARGUMENT', `tokenLogProbs scores the positions from "from" to the one before the last of ${ids.length} ids: give at least 2 ids and a whole number from 0 to ${ids.length - 2}, not ${from}.`);
@@ -316,6 +318,7 @@ export class Runtime {
         const chunk = run.slice(start, start + size);
         const logits = await this.forward.stepRows(chunk, start); // [chunk, vocab]
         this.wrote(chunk, start);
+        onRows?.(logits, start - from);
         for (let r = 0; r < chunk.length; r++) logProbs[start - from + r] = logSoftmaxAt(logits, r, vocab, ids[start + r + 1]);
       }
       return logProbs;
