@@ -23,7 +23,7 @@ export {
 } from './worker/client.ts';
 
 /** OpenAI's chat completion request and response shapes, as the engine fills them. */
-export type { ChatCompletionRequest, ChatCompletion, ChatCompletionChunk, ChatFinishReason, CompletionUsage } from './worker/openai.ts';
+export type { ChatCompletionRequest, ChatCompletion, ChatCompletionChunk, ChatFinishReason, CompletionUsage, ChatTool, ToolChoice, ToolCall, ChatCompletionChunkToolCall } from './worker/openai.ts';
 
 /** What load() takes (a URL, a File/Blob, bytes) and the progress it reports, phase by phase. */
 export type { LoadProgress, LoadPhase, ModelInput } from './storage/open.ts';

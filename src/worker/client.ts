@@ -2,8 +2,9 @@ import { proxy, wrap, type Remote } from 'comlink';
 import { LanternError } from '../errors.ts';
 import type { GpuBytes } from '../gpu/memory.ts';
 import type { ChatMessage } from '../runtime/chat.ts';
+import { parseToolCalls, toolCallFormatOf, ToolCallStream, type ToolCallFormat } from '../runtime/tools.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CompletionUsage } from './openai.ts';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionChunkToolCall, ChatCompletionRequest, ChatFinishReason, CompletionUsage } from './openai.ts';
 import { registerLanternErrorTransfer } from './transfer.ts';
 import type { EngineRequest, LoadProgress, ModelInput, Probe, WorkerEngine, WorkerLoadOptions } from './worker-engine.ts';
 
@@ -281,22 +282,34 @@ async function createChatCompletion(
     responseFormat: request.response_format,
   };
   const messages: ChatMessage[] = request.messages;
-  const stream = start({ messages, chatTemplate: request.chat_template, options }, request.request_id, request.signal);
+  const tools = { tools: request.tools, toolChoice: request.tool_choice, parallelToolCalls: request.parallel_tool_calls };
+  const stream = start({ messages, chatTemplate: request.chat_template, options, ...tools }, request.request_id, request.signal);
   const { calls } = await connection;
-  const model = (await calls.info()).name;
+  const info = await calls.info();
+  const model = info.name;
   const id = `chatcmpl-${stream.id}`;
   const created = Math.floor(Date.now() / 1000);
+  // The reply is read for calls when tools were offered (the worker refused a template without them).
+  const offered = (request.tools?.length ?? 0) > 0 && request.tool_choice !== 'none';
+  const format: ToolCallFormat | undefined = !offered ? undefined : request.chat_template !== undefined ? toolCallFormatOf(request.chat_template) : info.toolCallFormat;
+  const finish = (reason: ChatFinishReason, called: boolean): ChatFinishReason => (called && reason === 'stop' ? 'tool_calls' : reason);
 
   if (!request.stream) {
-    let content = '';
-    for await (const chunk of stream) content += chunk.text;
+    let text = '';
+    for await (const chunk of stream) text += chunk.text;
     const stats = await stream.result;
+    const { content, toolCalls } = format ? parseToolCalls(text, format) : { content: text, toolCalls: [] };
     return {
       id,
       object: 'chat.completion',
       created,
       model,
-      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: stats.finishReason, logprobs: null }],
+      choices: [{
+        index: 0,
+        message: { role: 'assistant', content, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) },
+        finish_reason: finish(stats.finishReason, toolCalls.length > 0),
+        logprobs: null,
+      }],
       usage: usage(stats),
     };
   }
@@ -309,9 +322,23 @@ async function createChatCompletion(
       choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
     });
     yield chunk({ role: 'assistant', content: '' }, null);
-    for await (const { text } of stream) if (text) yield chunk({ content: text }, null);
+    const reader = format ? new ToolCallStream(format) : undefined;
+    // Text and calls as OpenAI streams them: a call's first delta has its id, type and name.
+    const deltas = (events: ReturnType<ToolCallStream['push']>) => events.map((e): ChatCompletionChunk['choices'][0]['delta'] => {
+      if (e.kind === 'content') return { content: e.text };
+      const call: ChatCompletionChunkToolCall = e.kind === 'call'
+        ? { index: e.index, id: e.id, type: 'function', function: { name: e.name, arguments: '' } }
+        : { index: e.index, function: { arguments: e.text } };
+      return { tool_calls: [call] };
+    });
+    for await (const { text } of stream) {
+      if (!text) continue;
+      if (!reader) yield chunk({ content: text }, null);
+      else for (const delta of deltas(reader.push(text))) yield chunk(delta, null);
+    }
     const stats = await stream.result;
-    yield { ...chunk({}, stats.finishReason), usage: usage(stats) };
+    if (reader) for (const delta of deltas(reader.end())) yield chunk(delta, null);
+    yield { ...chunk({}, finish(stats.finishReason, reader?.hasCalls ?? false)), usage: usage(stats) };
   })();
 }
 
