@@ -1,7 +1,15 @@
 // @vitest-environment node
 import { Template } from '@huggingface/jinja';
-import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import Ajv2020 from 'ajv/dist/2020.js';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeRandomModel } from '../scripts/lib/model-writer.ts';
+import { openGpuPage, type GpuPage } from '../src/cli/chromium-host.ts';
+import type { MetaValue } from '../src/model/gguf-writer.ts';
+import { GGMLType } from '../src/model/gguf.ts';
+import { BYTE_TO_CHAR } from '../src/model/tokenizer/bpe.ts';
 import { renderChatTemplate, type ChatMessage } from '../src/runtime/chat.ts';
 import { parseGbnf } from '../src/runtime/grammar/gbnf.ts';
 import { compileGrammar, GrammarAutomaton } from '../src/runtime/grammar/matcher.ts';
@@ -14,7 +22,8 @@ import { SHARED_MODELS_DIR } from './helpers/paths.ts';
  * ../shared/models/chat-templates exactly as the template itself writes them (given the messages
  * transformers' users give it), each format's replies parsed into OpenAI's tool_calls (malformed
  * ones left as content), the streaming reader adding up to the same calls, and the grammar of a
- * forced call.
+ * forced call; end to end, a forced call from a written model in Chromium through the engine's
+ * chat.completions, streamed and not.
  */
 
 const template = (name: string) => readFileSync(`${SHARED_MODELS_DIR}/chat-templates/${name}.jinja`, 'utf8');
@@ -254,5 +263,111 @@ describe('the grammar of a forced call', () => {
     expect(planTools(qwen, { tools: [WEATHER, TIME], toolChoice: 'required' }).grammar).toBe(toolCallGrammar('hermes', [WEATHER, TIME], true));
     expect(planTools(qwen, { tools: [WEATHER, TIME], toolChoice: { type: 'function', function: { name: 'get_time' } }, parallelToolCalls: false }).grammar).toBe(toolCallGrammar('hermes', [TIME], false));
     expect(planTools(qwen, { tools: [WEATHER, TIME], toolChoice: 'auto' }).grammar).toBeUndefined();
+  });
+});
+
+type Helpers = typeof import('./helpers/engine-page.ts');
+const HELPERS = '/tests/helpers/engine-page.ts';
+
+/**
+ * A random qwen2 model with a byte-level BPE vocabulary (the 256 byte symbols, a few merges,
+ * Qwen's three control tokens; <|im_end|> ends a turn) and Qwen2.5's chat template: it has never
+ * seen a tool, so only the grammar makes its reply a call.
+ */
+function writeToolModel(path: string): void {
+  const merged = ['Ġt', 'he', 'Ġthe', 'in', 'Ġw', 'or', 'ld', 'Ġwor', 'Ġworld'];
+  const merges = ['Ġ t', 'h e', 'Ġt he', 'i n', 'Ġ w', 'o r', 'l d', 'Ġw or', 'Ġwor ld'];
+  const specials = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
+  const tokens = [...BYTE_TO_CHAR, ...merged, ...specials];
+  const vocab: Record<string, MetaValue> = {
+    'tokenizer.ggml.model': { type: 'string', value: 'gpt2' },
+    'tokenizer.ggml.pre': { type: 'string', value: 'qwen2' },
+    'tokenizer.ggml.tokens': { type: 'array', itemType: 'string', value: tokens },
+    'tokenizer.ggml.token_type': { type: 'array', itemType: 'i32', value: tokens.map((t) => (specials.includes(t) ? 3 : 1)) },
+    'tokenizer.ggml.merges': { type: 'array', itemType: 'string', value: merges },
+    'tokenizer.ggml.bos_token_id': { type: 'u32', value: tokens.length - 3 },
+    'tokenizer.ggml.eos_token_id': { type: 'u32', value: tokens.length - 1 },
+    'tokenizer.ggml.add_bos_token': { type: 'bool', value: false },
+    'tokenizer.chat_template': { type: 'string', value: template('qwen2.5-instruct') },
+  };
+  writeFileSync(path, writeRandomModel({ architecture: 'qwen2', nLayers: 1, nEmbd: 64, nFF: 128, nHeads: 4, nKvHeads: 2, contextLength: 2048 }, vocab, GGMLType.F32, 7));
+}
+
+describe('a forced tool call end to end (written model, Qwen2.5 template, Chromium)', () => {
+  let dir: string;
+  let gpu: GpuPage;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'lantern-tools-'));
+    writeToolModel(join(dir, 'tools.gguf'));
+    gpu = await openGpuPage({ modelFile: join(dir, 'tools.gguf'), warmup: ['./src/index.ts', './tests/helpers/engine-page.ts'] });
+    await gpu.evaluate(async (path) => {
+      const h: Helpers = await window.lanternImport(path);
+      return h.start('tools', 'none');
+    }, HELPERS);
+  }, 120_000);
+  afterAll(async () => {
+    await gpu?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const PARAMETERS = {
+    type: 'object',
+    properties: { city: { enum: ['Paris', 'Oslo'] }, days: { type: 'integer', minimum: 1, maximum: 7 } },
+    required: ['city', 'days'],
+    additionalProperties: false,
+  };
+  const TIME_PARAMETERS = { type: 'object', properties: { zone: { type: 'string', pattern: '^[A-Z]{3}$' } }, required: ['zone'], additionalProperties: false };
+
+  it('tool_calls parse and validate; streamed delta.tool_calls add up to the same call; NO_TOOL_SUPPORT without tools in the template', async () => {
+    const r = await gpu.evaluate(async ({ path, parameters, timeParameters }) => {
+      const h: Helpers = await window.lanternImport(path);
+      const engine = h.engine('tools');
+      const tools = [
+        { type: 'function' as const, function: { name: 'get_weather', parameters } },
+        { type: 'function' as const, function: { name: 'get_time', parameters: timeParameters } },
+      ];
+      const request = { messages: [{ role: 'user' as const, content: 'Weather in Paris?' }], tools, tool_choice: 'required' as const, parallel_tool_calls: false, temperature: 0, max_tokens: 200 };
+      const whole = await engine.chat.completions.create(request);
+      const stream = await engine.chat.completions.create({ ...request, stream: true });
+      const calls: { id?: string; type?: string; name?: string; arguments: string; firsts: number }[] = [];
+      let content = '';
+      let finish: string | null = null;
+      for await (const chunk of stream) {
+        const delta = chunk.choices[0].delta;
+        content += delta.content ?? '';
+        for (const d of delta.tool_calls ?? []) {
+          if (d.id === undefined) calls[d.index].arguments += d.function?.arguments ?? '';
+          else if (calls[d.index]) calls[d.index].firsts++; // a second first chunk: wrong
+          else calls[d.index] = { id: d.id, type: d.type, name: d.function?.name, arguments: d.function?.arguments ?? '', firsts: 1 };
+        }
+        finish = chunk.choices[0].finish_reason ?? finish;
+      }
+      const noSupport = await h.failure(() => engine.chat.completions.create({ ...request, chat_template: h.SIMPLE_TEMPLATE }));
+      const none = await engine.chat.completions.create({ ...request, tool_choice: 'none', chat_template: h.SIMPLE_TEMPLATE, max_tokens: 3 });
+      return {
+        whole: { message: whole.choices[0].message, finish: whole.choices[0].finish_reason },
+        streamed: { content, calls, finish },
+        noSupport,
+        none: { finish: none.choices[0].finish_reason, calls: none.choices[0].message.tool_calls },
+      };
+    }, { path: HELPERS, parameters: PARAMETERS, timeParameters: TIME_PARAMETERS });
+
+    const ajv = new Ajv2020({ strict: false });
+    expect(r.whole.finish).toBe('tool_calls');
+    expect(r.whole.message.content).toBeNull();
+    expect(r.whole.message.tool_calls).toHaveLength(1);
+    const call = r.whole.message.tool_calls![0];
+    expect(call).toMatchObject({ type: 'function', id: expect.stringMatching(/^call_/) });
+    expect(['get_weather', 'get_time']).toContain(call.function.name);
+    const args = JSON.parse(call.function.arguments);
+    expect(ajv.validate(call.function.name === 'get_weather' ? PARAMETERS : TIME_PARAMETERS, args), call.function.arguments).toBe(true);
+
+    expect(r.streamed.finish).toBe('tool_calls');
+    expect(r.streamed.content).toBe('');
+    expect(r.streamed.calls).toEqual([{ id: expect.stringMatching(/^call_/), type: 'function', name: call.function.name, arguments: call.function.arguments, firsts: 1 }]);
+
+    expect(r.noSupport).toMatchObject({ isLanternError: true, code: 'NO_TOOL_SUPPORT' });
+    expect(r.none.calls).toBeUndefined();
+    expect(r.none.finish).toBe('length');
   });
 });
