@@ -2,7 +2,7 @@ import { proxy, wrap, type Remote } from 'comlink';
 import { LanternError } from '../errors.ts';
 import type { GpuBytes } from '../gpu/memory.ts';
 import type { ChatMessage } from '../runtime/chat.ts';
-import { parseToolCalls, toolCallFormatOf, ToolCallStream, type ToolCallFormat } from '../runtime/tools.ts';
+import type { ToolCallFormat, ToolCallStream } from '../runtime/tools.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionChunkToolCall, ChatCompletionRequest, ChatFinishReason, CompletionUsage } from './openai.ts';
 import { registerLanternErrorTransfer } from './transfer.ts';
@@ -289,16 +289,18 @@ async function createChatCompletion(
   const model = info.name;
   const id = `chatcmpl-${stream.id}`;
   const created = Math.floor(Date.now() / 1000);
-  // The reply is read for calls when tools were offered (the worker refused a template without them).
+  // The reply is read for calls when tools were offered (the worker refused a template without
+  // them). The reader is imported only then, so that a page that uses no tools does not load it.
   const offered = (request.tools?.length ?? 0) > 0 && request.tool_choice !== 'none';
-  const format: ToolCallFormat | undefined = !offered ? undefined : request.chat_template !== undefined ? toolCallFormatOf(request.chat_template) : info.toolCallFormat;
+  const reading = offered ? await import('../runtime/tools.ts') : undefined;
+  const format: ToolCallFormat | undefined = !reading ? undefined : request.chat_template !== undefined ? reading.toolCallFormatOf(request.chat_template) : info.toolCallFormat;
   const finish = (reason: ChatFinishReason, called: boolean): ChatFinishReason => (called && reason === 'stop' ? 'tool_calls' : reason);
 
   if (!request.stream) {
     let text = '';
     for await (const chunk of stream) text += chunk.text;
     const stats = await stream.result;
-    const { content, toolCalls } = format ? parseToolCalls(text, format) : { content: text, toolCalls: [] };
+    const { content, toolCalls } = format && reading ? reading.parseToolCalls(text, format) : { content: text, toolCalls: [] };
     return {
       id,
       object: 'chat.completion',
@@ -322,7 +324,7 @@ async function createChatCompletion(
       choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
     });
     yield chunk({ role: 'assistant', content: '' }, null);
-    const reader = format ? new ToolCallStream(format) : undefined;
+    const reader = format && reading ? new reading.ToolCallStream(format) : undefined;
     // Text and calls as OpenAI streams them: a call's first delta has its id, type and name.
     const deltas = (events: ReturnType<ToolCallStream['push']>) => events.map((e): ChatCompletionChunk['choices'][0]['delta'] => {
       if (e.kind === 'content') return { content: e.text };
