@@ -27,7 +27,8 @@ export type LanternErrorCode =
   | 'NO_CHAT_TEMPLATE'
   | 'BAD_CHAT_TEMPLATE'
   | 'BAD_GRAMMAR'
-  | 'UNSUPPORTED_SCHEMA';
+  | 'UNSUPPORTED_SCHEMA'
+  | 'NO_TOOL_SUPPORT';
 
 /**
  * Every error Lantern throws, also across the worker boundary: branch on `code`; `message` says

@@ -24,7 +24,7 @@ export {
 } from './worker/client.ts';
 
 /** OpenAI's chat completion request and response shapes, as the engine fills them. */
-export type { ChatCompletionRequest, ChatCompletion, ChatCompletionChunk, ChatFinishReason, CompletionUsage } from './worker/openai.ts';
+export type { ChatCompletionRequest, ChatCompletion, ChatCompletionChunk, ChatFinishReason, CompletionUsage, ChatTool, ToolChoice, ToolCall, ChatCompletionChunkToolCall } from './worker/openai.ts';
 
 /** OpenAI's log-probability entries (chat logprobs: true) and embeddings shapes (engine.embeddings.create). */
 export type { ChatCompletionTokenLogprob, ChoiceLogprobs, EmbeddingRequest, EmbeddingResponse, Embedding } from './worker/openai.ts';

@@ -155,7 +155,7 @@ describe('engine on this thread', () => {
     expect(cached).toBeLessThan(r.turn2.usage.prompt_tokens);
     expect(r.cold.usage.prompt_tokens_details!.cached_tokens).toBeLessThan(3);
     expect(r.turn2.choices[0].message.content).toBe(r.cold.choices[0].message.content);
-    expect(r.turn2.choices[0].message.content.length).toBeGreaterThan(0);
+    expect(r.turn2.choices[0].message.content!.length).toBeGreaterThan(0);
   });
 
   it('a prompt longer than the context is CONTEXT_OVERFLOW; a full context ends with "length"', async () => {

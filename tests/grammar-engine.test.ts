@@ -84,11 +84,11 @@ describe('constrained generation on stories260K', () => {
       return { chat: { content: chat.choices[0].message.content, finish: chat.choices[0].finish_reason }, gbnf, before: before.text, unsupported, badGrammar, after: after.text };
     }, HELPERS);
     if (r.chat.finish === 'stop') {
-      const value = JSON.parse(r.chat.content);
+      const value = JSON.parse(r.chat.content!);
       expect(typeof value === 'object' && value !== null && !Array.isArray(value)).toBe(true);
     } else {
       expect(r.chat.finish).toBe('length');
-      expect(r.chat.content.startsWith('{')).toBe(true);
+      expect(r.chat.content!.startsWith('{')).toBe(true);
     }
     expect(['yes!', 'no!', 'maybe!']).toContain(r.gbnf.text);
     expect(r.gbnf.stats.finishReason).toBe('stop');

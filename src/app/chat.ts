@@ -87,7 +87,7 @@ export async function streamReply(
       chunks++;
       callbacks.onText(text, chunks);
     }
-    if (choice?.finish_reason) finishReason = choice.finish_reason;
+    if (choice?.finish_reason && choice.finish_reason !== 'tool_calls') finishReason = choice.finish_reason; // the app offers no tools
     if (chunk.usage) {
       promptTokens = chunk.usage.prompt_tokens;
       generatedTokens = chunk.usage.completion_tokens;

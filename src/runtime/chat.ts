@@ -7,12 +7,17 @@ import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { LanternError } from '../errors.ts';
 import type { GGUFFile } from '../model/gguf.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
+import { templateMessages } from './tool-prompt.ts';
+import { toolCallFormatOf, type ChatTool, type ToolCall } from './tools.ts';
 
-/** One turn of a conversation, as in OpenAI's chat completions. */
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-}
+/**
+ * One turn of a conversation, as in OpenAI's chat completions: an assistant turn may hold the
+ * tool calls it made (content null or text), and a `tool` turn the result of one of them.
+ */
+export type ChatMessage =
+  | { role: 'system' | 'user'; content: string }
+  | { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] }
+  | { role: 'tool'; content: string; tool_call_id: string };
 
 export interface ChatTemplateContext {
   /** Ends the prompt with the header of an assistant turn, so the model answers. Default true. */
@@ -26,6 +31,11 @@ export interface ChatTemplateContext {
   enableThinking?: boolean;
   /** The moment `strftime_now` reads (Llama 3's "Today Date"). Default: now. */
   now?: Date;
+  /**
+   * Tools to offer, as the template takes them (a `tools` variable; Phi-4-mini's in the system
+   * message). A template without tool calls throws NO_TOOL_SUPPORT, as do tool messages for it.
+   */
+  tools?: readonly ChatTool[];
 }
 
 /** The template stored in the GGUF file, if the model has one. */
@@ -54,6 +64,12 @@ export function renderChatTemplate(template: string, messages: readonly ChatMess
     throw new LanternError('BAD_CHAT_TEMPLATE', `The chat template does not parse (${(e as Error).message}); fix it or pass another chatTemplate.`);
   }
   const now = context.now ?? new Date();
+  const withTools = (context.tools?.length ?? 0) > 0 || messages.some((m) => m.role === 'tool' || (m.role === 'assistant' && m.tool_calls !== undefined));
+  const format = withTools ? toolCallFormatOf(template) : undefined;
+  if (withTools && format === undefined) {
+    throw new LanternError('NO_TOOL_SUPPORT', 'This chat template takes no tools or tool calls; drop tools and tool messages, or pass a chat_template that has them (Qwen2.5, Qwen3, Llama 3.2, Mistral, Phi-4-mini).');
+  }
+  const input = withTools ? templateMessages(format, messages, context.tools) : { messages: messages.map((m) => ({ role: m.role, content: m.content })), tools: null };
   // The variables and functions transformers' apply_chat_template gives a template. Rendered on an
   // Environment of our own, since Template.render's globals cannot be replaced: its strftime_now
   // names months in the browser's language, and its raise_exception message looks like any error.
@@ -65,12 +81,12 @@ export function renderChatTemplate(template: string, messages: readonly ChatMess
       throw new TemplateRaised(String(message));
     },
     strftime_now: (format: string) => strftime(now, format),
-    messages: messages.map((m) => ({ role: m.role, content: m.content })),
+    messages: input.messages,
     add_generation_prompt: context.addGenerationPrompt ?? true,
     bos_token: context.bosToken ?? '',
     eos_token: context.eosToken ?? '',
     // transformers passes these as None when there are none, so `tools is defined` holds.
-    tools: null,
+    tools: input.tools,
     documents: null,
     ...(context.enableThinking === undefined ? {} : { enable_thinking: context.enableThinking }),
   };
@@ -140,7 +156,7 @@ export function chatPromptIds(
   modelTemplate: string | undefined,
   messages: readonly ChatMessage[],
   template?: string,
-  options: Pick<ChatTemplateContext, 'enableThinking' | 'now'> = {},
+  options: Pick<ChatTemplateContext, 'enableThinking' | 'now' | 'tools'> = {},
 ): number[] {
   const chosen = template ?? modelTemplate;
   if (chosen === undefined) {
@@ -159,8 +175,17 @@ function checkMessages(messages: readonly ChatMessage[]): void {
     throw new LanternError('BAD_ARGUMENT', 'messages is empty; give at least one { role, content } message.');
   }
   for (const [i, m] of messages.entries()) {
-    if (!m || !['system', 'user', 'assistant'].includes(m.role) || typeof m.content !== 'string') {
-      throw new LanternError('BAD_ARGUMENT', `messages[${i}] must be { role: 'system' | 'user' | 'assistant', content: string }.`, { index: i });
+    const role = (m as { role?: unknown } | null)?.role;
+    const calls = (m as { tool_calls?: unknown } | null)?.tool_calls;
+    if (role === 'assistant' && calls !== undefined) {
+      const call = (c: ToolCall | null) => typeof c?.function?.name === 'string' && ['string', 'object'].includes(typeof c.function.arguments);
+      if ((m.content !== null && typeof m.content !== 'string') || !Array.isArray(calls) || !calls.every(call)) {
+        throw new LanternError('BAD_ARGUMENT', `messages[${i}] must be { role: 'assistant', content: string | null, tool_calls: [{ id, type: 'function', function: { name, arguments } }] }.`, { index: i });
+      }
+    } else if (role === 'tool') {
+      if (typeof m.content !== 'string') throw new LanternError('BAD_ARGUMENT', `messages[${i}] must be { role: 'tool', tool_call_id, content: string }.`, { index: i });
+    } else if (!m || !['system', 'user', 'assistant'].includes(role as string) || typeof m.content !== 'string') {
+      throw new LanternError('BAD_ARGUMENT', `messages[${i}] must be { role: 'system' | 'user' | 'assistant' | 'tool', content: string }.`, { index: i });
     }
   }
 }

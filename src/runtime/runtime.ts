@@ -6,6 +6,7 @@ import type { Family } from './models/family.ts';
 import type { ByteSource } from '../storage/source.ts';
 import { type Tokenizer, tokenizerFromGGUF } from '../model/tokenizer/index.ts';
 import { chatPromptIds, chatTemplateOf, type ChatMessage } from './chat.ts';
+import { toolCallFormatOf, type ChatTool } from './tools.ts';
 import { weightBytesPerToken } from './bench.ts';
 import { TOPK_MAX } from '../kernels/topk.ts';
 import { kvCacheFits, type KvCacheType } from '../kernels/ops.ts';
@@ -141,6 +142,7 @@ export class Runtime {
       kvBytesPerToken: forward.kv.bytesPerToken,
       loadSummary,
       hasChatTemplate: chatTemplate !== undefined,
+      toolCallFormat: chatTemplate === undefined ? undefined : toolCallFormatOf(chatTemplate),
     };
     const runtime = new Runtime(context, forward, tokenizer, info, chatTemplate);
     runtime._weightBytesPerToken = weightBytesPerToken(file.tensors);
@@ -153,9 +155,9 @@ export class Runtime {
     return this.tokenizer.encode(text, { addSpecial, parseSpecial: false });
   }
 
-  /** Prompt ids for a conversation, with the model's chat template or `template` (NO_CHAT_TEMPLATE when neither). */
-  encodeChat(messages: readonly ChatMessage[], template?: string): number[] {
-    return chatPromptIds(this.tokenizer, this.chatTemplate, messages, template);
+  /** Prompt ids for a conversation, with the model's chat template or `template` (NO_CHAT_TEMPLATE when neither), offering `tools`. */
+  encodeChat(messages: readonly ChatMessage[], template?: string, tools?: readonly ChatTool[]): number[] {
+    return chatPromptIds(this.tokenizer, this.chatTemplate, messages, template, { tools });
   }
 
   /** Figures of the last generation, set when its iterator ends (also when it was stopped early). */

@@ -1,6 +1,7 @@
 /** The runtime's surface, shared by the in-thread runtime, the Web Worker and the CLI. */
 import type { ResponseFormat } from './grammar/index.ts';
 import type { SamplingOptions } from './sampler.ts';
+import type { ToolCallFormat } from './tools.ts';
 
 export type { SamplingOptions } from './sampler.ts';
 export type { ResponseFormat } from './grammar/index.ts';
@@ -26,6 +27,8 @@ export interface ModelInfo {
   loadSummary: string;
   /** Whether the GGUF file carries tokenizer.chat_template (chat needs one, or a chatTemplate option). */
   hasChatTemplate: boolean;
+  /** The tool-call syntax of the model's chat template (src/runtime/tools.ts); undefined when it takes no tools. */
+  toolCallFormat?: ToolCallFormat;
 }
 
 /** Plain data, so that it crosses the worker boundary as it is. */

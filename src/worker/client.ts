@@ -2,8 +2,9 @@ import { proxy, wrap, type Remote } from 'comlink';
 import { LanternError } from '../errors.ts';
 import type { GpuBytes } from '../gpu/memory.ts';
 import type { ChatMessage } from '../runtime/chat.ts';
+import type { ToolCallFormat, ToolCallStream } from '../runtime/tools.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo, TokenLogprob } from '../runtime/types.ts';
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletionTokenLogprob, CompletionUsage, EmbeddingRequest, EmbeddingResponse } from './openai.ts';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionChunkToolCall, ChatCompletionRequest, ChatCompletionTokenLogprob, ChatFinishReason, CompletionUsage, EmbeddingRequest, EmbeddingResponse } from './openai.ts';
 import { registerLanternErrorTransfer } from './transfer.ts';
 import type { EmbedRequest, EmbedResult, EngineRequest, LoadProgress, ModelInput, Probe, WorkerEngine, WorkerLoadOptions } from './worker-engine.ts';
 
@@ -303,28 +304,42 @@ async function createChatCompletion(
     logprobs: chatLogprobs(request),
   };
   const messages: ChatMessage[] = request.messages;
-  const stream = start({ messages, chatTemplate: request.chat_template, options }, request.request_id, request.signal);
+  const tools = { tools: request.tools, toolChoice: request.tool_choice, parallelToolCalls: request.parallel_tool_calls };
+  const stream = start({ messages, chatTemplate: request.chat_template, options, ...tools }, request.request_id, request.signal);
   const { calls } = await connection;
-  const model = (await calls.info()).name;
+  const info = await calls.info();
+  const model = info.name;
   const id = `chatcmpl-${stream.id}`;
   const created = Math.floor(Date.now() / 1000);
+  // The reply is read for calls when tools were offered (the worker refused a template without
+  // them). The reader is imported only then, so that a page that uses no tools does not load it.
+  const offered = (request.tools?.length ?? 0) > 0 && request.tool_choice !== 'none';
+  const reading = offered ? await import('../runtime/tools.ts') : undefined;
+  const format: ToolCallFormat | undefined = !reading ? undefined : request.chat_template !== undefined ? reading.toolCallFormatOf(request.chat_template) : info.toolCallFormat;
+  const finish = (reason: ChatFinishReason, called: boolean): ChatFinishReason => (called && reason === 'stop' ? 'tool_calls' : reason);
 
   // OpenAI's entries of the tokens of one chunk, or null when not asked for.
   const logprobs = (chunk: GenerateChunk) => (chunk.logprobs ? { content: chunk.logprobs.map(openAiLogprob), refusal: null } : null);
   if (!request.stream) {
-    let content = '';
+    let text = '';
     const entries: ChatCompletionTokenLogprob[] = [];
     for await (const chunk of stream) {
-      content += chunk.text;
+      text += chunk.text;
       entries.push(...(logprobs(chunk)?.content ?? []));
     }
     const stats = await stream.result;
+    const { content, toolCalls } = format && reading ? reading.parseToolCalls(text, format) : { content: text, toolCalls: [] };
     return {
       id,
       object: 'chat.completion',
       created,
       model,
-      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: stats.finishReason, logprobs: options.logprobs === undefined ? null : { content: entries, refusal: null } }],
+      choices: [{
+        index: 0,
+        message: { role: 'assistant', content, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) },
+        finish_reason: finish(stats.finishReason, toolCalls.length > 0),
+        logprobs: options.logprobs === undefined ? null : { content: entries, refusal: null },
+      }],
       usage: usage(stats),
     };
   }
@@ -339,13 +354,26 @@ async function createChatCompletion(
       choices: [{ index: 0, delta, finish_reason: finish, logprobs: entries }],
     });
     yield chunk({ role: 'assistant', content: '' }, null);
+    const reader = format && reading ? new reading.ToolCallStream(format) : undefined;
+    // Text and calls as OpenAI streams them: a call's first delta has its id, type and name.
+    const deltas = (events: ReturnType<ToolCallStream['push']>) => events.map((e): ChatCompletionChunk['choices'][0]['delta'] => {
+      if (e.kind === 'content') return { content: e.text };
+      const call: ChatCompletionChunkToolCall = e.kind === 'call'
+        ? { index: e.index, id: e.id, type: 'function', function: { name: e.name, arguments: '' } }
+        : { index: e.index, function: { arguments: e.text } };
+      return { tool_calls: [call] };
+    });
     for await (const generated of stream) {
-      // A token whose text is held back (part of a character or of a possible stop string) still has its entry.
+      // A token whose text is held back (part of a character, of a possible stop string or of a
+      // possible tool call) still has its entry: on the chunk its text goes out with, or on its own.
       const entries = logprobs(generated);
-      if (generated.text || entries?.content.length) yield chunk({ content: generated.text }, null, entries);
+      const out = !reader ? (generated.text ? [{ content: generated.text }] : []) : generated.text ? deltas(reader.push(generated.text)) : [];
+      if (out.length === 0 && entries?.content.length) yield chunk({}, null, entries);
+      for (let i = 0; i < out.length; i++) yield chunk(out[i], null, i === 0 ? entries : null);
     }
     const stats = await stream.result;
-    yield { ...chunk({}, stats.finishReason), usage: usage(stats) };
+    if (reader) for (const delta of deltas(reader.end())) yield chunk(delta, null);
+    yield { ...chunk({}, finish(stats.finishReason, reader?.hasCalls ?? false)), usage: usage(stats) };
   })();
 }
 

@@ -3,10 +3,21 @@
  * OpenAI's SDK or WebLLM reads the same here.
  */
 import type { ChatMessage } from '../runtime/chat.ts';
+import type { ChatTool, ToolCall, ToolChoice } from '../runtime/tools.ts';
 import type { ResponseFormat } from '../runtime/types.ts';
 
-/** Why a choice ended. OpenAI's "stop" and "length", plus "abort" for a cancelled request. */
-export type ChatFinishReason = 'stop' | 'length' | 'abort';
+export type { ChatTool, ToolCall, ToolChoice } from '../runtime/tools.ts';
+
+/** Why a choice ended. OpenAI's "stop", "length" and "tool_calls", plus "abort" for a cancelled request. */
+export type ChatFinishReason = 'stop' | 'length' | 'tool_calls' | 'abort';
+
+/** One call's piece of a streamed reply: the first names the call (arguments ''), the next ones add arguments text. */
+export interface ChatCompletionChunkToolCall {
+  index: number;
+  id?: string;
+  type?: 'function';
+  function?: { name?: string; arguments?: string };
+}
 
 /** The body of `chat.completions.create`. Sampling fields beyond OpenAI's (top_k, min_p, repetition_penalty) are llama.cpp's. */
 export interface ChatCompletionRequest {
@@ -44,6 +55,16 @@ export interface ChatCompletionRequest {
   logprobs?: boolean | null;
   /** 0..20: how many of the most likely tokens each entry lists in `top_logprobs` (needs `logprobs: true`). */
   top_logprobs?: number | null;
+  /**
+   * Functions the model may call, shown to it through its chat template; a template without tool
+   * calls gives NO_TOOL_SUPPORT (unless tool_choice is 'none'). Calls come back in
+   * `message.tool_calls` with finish_reason "tool_calls".
+   */
+  tools?: ChatTool[];
+  /** 'auto' (default): the model decides; 'none': no tools are shown; 'required' or { type: 'function', function: { name } }: a call is forced, its arguments following `parameters`. */
+  tool_choice?: ToolChoice;
+  /** With a forced call, whether the reply may hold several (default true). */
+  parallel_tool_calls?: boolean;
   /** Cancels the request; a stream then ends with finish_reason "abort". */
   signal?: AbortSignal;
   /** Your own request id, for engine.abort(id); one is made up when left out. */
@@ -81,7 +102,8 @@ export interface ChatCompletion {
   model: string;
   choices: {
     index: number;
-    message: { role: 'assistant'; content: string };
+    /** content is null when the reply is only tool calls. */
+    message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] };
     finish_reason: ChatFinishReason;
     /** With `logprobs: true`; else null. */
     logprobs: ChoiceLogprobs | null;
@@ -96,7 +118,7 @@ export interface ChatCompletionChunk {
   model: string;
   choices: {
     index: number;
-    delta: { role?: 'assistant'; content?: string };
+    delta: { role?: 'assistant'; content?: string; tool_calls?: ChatCompletionChunkToolCall[] };
     finish_reason: ChatFinishReason | null;
     /** With `logprobs: true`: the entries of this chunk's tokens; else null. */
     logprobs: ChoiceLogprobs | null;

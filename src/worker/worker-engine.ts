@@ -6,6 +6,8 @@ import { openModel, type LoadProgress, type ModelInput } from '../storage/open.t
 import type { ChatMessage } from '../runtime/chat.ts';
 import { Runtime, type LoadOptions } from '../runtime/runtime.ts';
 import { Scheduler } from '../runtime/scheduler.ts';
+import { planTools } from '../runtime/tool-prompt.ts';
+import type { ChatTool, ToolChoice } from '../runtime/tools.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
 
 export interface WorkerLoadOptions extends LoadOptions, CheckpointLoadOptions {
@@ -31,6 +33,10 @@ export interface EngineRequest {
   /** ...or a conversation, rendered with the model's chat template (or `chatTemplate`). */
   messages?: ChatMessage[];
   chatTemplate?: string;
+  /** Tools offered to the conversation (OpenAI's tools, tool_choice, parallel_tool_calls). */
+  tools?: ChatTool[];
+  toolChoice?: ToolChoice;
+  parallelToolCalls?: boolean;
   options: GenerateOptions;
 }
 
@@ -156,8 +162,8 @@ export class WorkerEngine {
     try {
       return await this.scheduler.submit(request.id, request.caller, async (signal) => {
         const runtime = this.model();
-        const promptIds = request.messages ? runtime.encodeChat(request.messages, request.chatTemplate) : runtime.encode(request.prompt ?? '', true);
-        for await (const token of runtime.generate(promptIds, request.options, signal)) {
+        const { promptIds, options } = prompt(runtime, request);
+        for await (const token of runtime.generate(promptIds, options, signal)) {
           if (!(await answered(onToken(token)))) this.scheduler.cancel(request.id);
         }
         // A loss between two steps (while a token went to the page) reaches the loop as the abort
@@ -226,6 +232,20 @@ export class WorkerEngine {
     this.runtime = undefined;
     this.loaded = undefined;
   }
+}
+
+/** The request's prompt ids, and its options with the grammar of a forced tool call. */
+function prompt(runtime: Runtime, request: EngineRequest): { promptIds: number[]; options: GenerateOptions } {
+  if (!request.messages) return { promptIds: runtime.encode(request.prompt ?? '', true), options: request.options };
+  const plan = planTools(request.chatTemplate ?? runtime.chatTemplate, request);
+  let options = request.options;
+  if (plan.grammar !== undefined) {
+    if (options.grammar !== undefined || (options.responseFormat !== undefined && options.responseFormat.type !== 'text')) {
+      throw new LanternError('BAD_ARGUMENT', "tool_choice 'required' or a named function constrains the reply to tool calls; it cannot be combined with grammar or response_format: drop one of them.");
+    }
+    options = { ...options, grammar: plan.grammar };
+  }
+  return { promptIds: runtime.encodeChat(request.messages, request.chatTemplate, plan.tools), options };
 }
 
 /** Whether a callback settled in time (see CALLBACK_TIMEOUT_MS). */

@@ -245,6 +245,20 @@ function isDigit(c: string | undefined): boolean {
   return c !== undefined && c >= '0' && c <= '9';
 }
 
+/** The grammar with every rule name (and reference) prefixed, so that several grammars can share one rule set. */
+export function prefixRules(grammar: Grammar, prefix: string): Grammar {
+  const rename = (e: GrammarExpr): GrammarExpr => {
+    switch (e.kind) {
+      case 'ref': return ref(prefix + e.name);
+      case 'seq':
+      case 'alt': return { kind: e.kind, items: e.items.map(rename) };
+      case 'repeat': return { ...e, item: rename(e.item) };
+      default: return e;
+    }
+  };
+  return { rules: new Map([...grammar.rules].map(([name, e]) => [prefix + name, rename(e)])), root: prefix + grammar.root };
+}
+
 /** The grammar as GBNF text, root first: for debugging and for llama.cpp side-by-side runs. */
 export function printGbnf(grammar: Grammar): string {
   const names = [grammar.root, ...[...grammar.rules.keys()].filter((n) => n !== grammar.root)];
