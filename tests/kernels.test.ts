@@ -267,11 +267,11 @@ describe('kernels match their CPU twins', () => {
 
   // matmul.wgsl, the register-tiled prefill of GPUs (a workgroup tile of 32 tokens x 32 rows, 4 x 4
   // per invocation, k in chunks of 32), forced here since SwiftShader prefills through its own
-  // kernels (gpuPaths: its decode matvec is then the cheap-to-compile matvec.wgsl): token and row
+  // kernels (1 per row: its decode matvec is then one the tests above compiled already): token and row
   // counts off the tile, k off the chunk and, for F32, off a quad (x read a float at a time), one
   // token (its op encoded for 2, so the tiled kernel runs with the step's single token), and blocks
-  // starting off a word (Q8_0, Q6_K). Each variant costs SwiftShader a compile, so the formats are
-  // the common ones; every format's w_load is also checked by embedding and the tests above.
+  // starting off a word (Q8_0, Q6_K). The formats are the common ones; the tests above run every
+  // format through the tiled matmul too (16 per row), on fewer shapes.
   describe('tiled matmul (prefill on GPUs)', () => {
     const formats: [WeightFormat, number[][]][] = [
       ['f32', [[5, 67, 45], [13, 320, 131], [1, 70, 33], [34, 96, 7]]],
@@ -288,7 +288,7 @@ describe('kernels match their CPU twins', () => {
           const w = format === 'f32' || format === 'f16' ? packWeight(values, format) : packQuantized(values, QUANT.find(([f]) => f === format)![1]);
           const got = await runKernel({
             op: 'linear', nTokens, encodeTokens: Math.max(2, nTokens), pos0: 0, inputs: { x: f32(x) },
-            weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: nTokens * n }, options: { tiledMatmul: true, gpuPaths: true },
+            weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: nTokens * n }, options: { tiledMatmul: true, threadsPerRow: 1 },
           });
           expectClose(got.y, ref.linear(x, w.rounded, k, n), { abs: 1e-4, rel: 1e-4 }, `tiled ${format} ${nTokens} x ${k} -> ${n}`);
         }
@@ -296,15 +296,15 @@ describe('kernels match their CPU twins', () => {
     }
 
     // Bias and three stacked parts (q, k, v), the last into a KV cache ring of 40 rows that the tokens wrap around.
-    it('linear (q6_k) of stacked parts [20, 9, 11], bias, the last part into a ring', async () => {
-      const parts = [20, 9, 11], k = 256, n = 40, nTokens = 35, pos0 = 30, cacheRows = 40;
-      const w = packQuantized(ref.randomArray(n * k, 53), GGMLType.Q6_K);
+    it('linear (q8_0) of stacked parts [20, 9, 11], bias, the last part into a ring', async () => {
+      const parts = [20, 9, 11], k = 160, n = 40, nTokens = 35, pos0 = 30, cacheRows = 40;
+      const w = packQuantized(ref.randomArray(n * k, 53), GGMLType.Q8_0);
       const bias = asF32(ref.randomArray(n, 54));
       const x = asF32(ref.randomArray(nTokens * k, 55));
       const outputs = { y0: nTokens * parts[0], y1: nTokens * parts[1], y2: cacheRows * parts[2] };
       const got = await runKernel({
         op: 'linear', nTokens, pos0, inputs: { x: f32(x), bias: f32(bias) },
-        weights: { W: { words: w.words, format: 'q6_k', rows: n, cols: k, parts } }, outputs, options: { cacheRows, tiledMatmul: true, gpuPaths: true },
+        weights: { W: { words: w.words, format: 'q8_0', rows: n, cols: k, parts } }, outputs, options: { cacheRows, tiledMatmul: true, threadsPerRow: 1 },
       });
       const full = ref.linear(x, w.rounded, k, n, bias);
       let first = 0;
