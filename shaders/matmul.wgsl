@@ -86,7 +86,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   for (var k0 = 0u; k0 < params.k; k0 += KC) {
     // Staging: unit u is quad q of the chunk in row r of the tile (token t0 + r of x, row row0 + r
     // of W), stored transposed; neighbouring invocations take neighbouring quads of a row. One call
-    // site of w_load keeps the shader small: SwiftShader compiles it in its first dispatch.
+    // site of w_load keeps the shader small (SwiftShader compiles K-quant decoders slowly).
     for (var u = li; u < TG * KC; u += TG * TG) {
       let r = u / (KC / 4u);
       let kk = 4u * (u % (KC / 4u));
