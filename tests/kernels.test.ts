@@ -265,6 +265,63 @@ describe('kernels match their CPU twins', () => {
     }
   }
 
+  // matmul.wgsl, the register-tiled prefill of GPUs (a workgroup tile of 32 tokens x 32 rows, 4 x 4
+  // per invocation, k in chunks of 32), forced here since SwiftShader prefills through its own
+  // kernels (1 per row: its decode matvec is then one the tests above compiled already): token and row
+  // counts off the tile, k off the chunk and, for F32, off a quad (x read a float at a time), one
+  // token (its op encoded for 2, so the tiled kernel runs with the step's single token), and blocks
+  // starting off a word (Q8_0, Q6_K). The formats are the common ones; the tests above run every
+  // format through the tiled matmul too (16 per row), on fewer shapes.
+  describe('tiled matmul (prefill on GPUs)', () => {
+    const formats: [WeightFormat, number[][]][] = [
+      ['f32', [[5, 67, 45], [13, 320, 131], [1, 70, 33], [34, 96, 7]]],
+      ['f16', [[5, 68, 45], [13, 320, 131], [1, 72, 33], [34, 96, 7]]],
+      ['q8_0', [[5, 64, 45], [13, 320, 131], [1, 32, 33], [34, 96, 7]]],
+      ['q4_k', [[5, 512, 45], [13, 256, 131], [1, 256, 33], [34, 256, 7]]],
+      ['q6_k', [[5, 512, 45], [13, 256, 131], [1, 256, 33], [34, 256, 7]]],
+    ];
+    for (const [format, shapes] of formats) {
+      it(`linear (${format}) on odd shapes`, async () => {
+        for (const [nTokens, k, n] of shapes) {
+          const x = asF32(ref.randomArray(nTokens * k, 51));
+          const values = ref.randomArray(n * k, 52);
+          const w = format === 'f32' || format === 'f16' ? packWeight(values, format) : packQuantized(values, QUANT.find(([f]) => f === format)![1]);
+          const got = await runKernel({
+            op: 'linear', nTokens, encodeTokens: Math.max(2, nTokens), pos0: 0, inputs: { x: f32(x) },
+            weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: nTokens * n }, options: { tiledMatmul: true, threadsPerRow: 1 },
+          });
+          expectClose(got.y, ref.linear(x, w.rounded, k, n), { abs: 1e-4, rel: 1e-4 }, `tiled ${format} ${nTokens} x ${k} -> ${n}`);
+        }
+      });
+    }
+
+    // Bias and three stacked parts (q, k, v), the last into a KV cache ring of 40 rows that the tokens wrap around.
+    it('linear (q8_0) of stacked parts [20, 9, 11], bias, the last part into a ring', async () => {
+      const parts = [20, 9, 11], k = 160, n = 40, nTokens = 35, pos0 = 30, cacheRows = 40;
+      const w = packQuantized(ref.randomArray(n * k, 53), GGMLType.Q8_0);
+      const bias = asF32(ref.randomArray(n, 54));
+      const x = asF32(ref.randomArray(nTokens * k, 55));
+      const outputs = { y0: nTokens * parts[0], y1: nTokens * parts[1], y2: cacheRows * parts[2] };
+      const got = await runKernel({
+        op: 'linear', nTokens, pos0, inputs: { x: f32(x), bias: f32(bias) },
+        weights: { W: { words: w.words, format: 'q8_0', rows: n, cols: k, parts } }, outputs, options: { cacheRows, tiledMatmul: true, threadsPerRow: 1 },
+      });
+      const full = ref.linear(x, w.rounded, k, n, bias);
+      let first = 0;
+      parts.forEach((rows, i) => {
+        const last = i === parts.length - 1;
+        const want = new Float64Array((last ? cacheRows : nTokens) * rows);
+        // Tokens 0..9 land on rows 30..39, 10..34 on rows 0..24; rows 25..29 stay 0.
+        for (let t = 0; t < nTokens; t++) {
+          const at = last ? (pos0 + t) % cacheRows : t;
+          for (let r = 0; r < rows; r++) want[at * rows + r] = full[t * n + first + r];
+        }
+        expectClose(got[`y${i}`], want, { abs: 1e-4, rel: 1e-4 }, `part ${i} of [${parts.join(', ')}]`);
+        first += rows;
+      });
+    });
+  });
+
   for (const neox of [false, true]) {
     it(`rope (${neox ? 'neox' : 'adjacent pairs'}) in place and into the cache, partial rotary dims`, async () => {
       const nTokens = 3, nHeads = 3, headDim = 12, ropeDim = 8, pos0 = 7, thetaBase = 10000;

@@ -80,6 +80,12 @@ export interface KernelOptions {
   int8Activations?: boolean;
   /** Default true: CPU adapters take the kernels written for them; false gives them the GPU paths (tests). */
   cpuKernels?: boolean;
+  /**
+   * Whether linears of several tokens (prefill) take the register-tiled matmul.wgsl. Default: where
+   * no CPU-adapter kernel applies (GPUs; see Kernels.linear). true forces it on every adapter, false
+   * runs the matvec once per token (tests, benchmarks).
+   */
+  tiledMatmul?: boolean;
 }
 
 export interface Op {
@@ -115,6 +121,8 @@ export class Kernels {
   private readonly cpuSubgroups: boolean;
   /** F16 and F32 linears take matvec_rows.wgsl (four rows per invocation). */
   private readonly cpuRows: boolean;
+  /** KernelOptions.tiledMatmul: undefined chooses per adapter. */
+  private readonly tiledMatmul: boolean | undefined;
   /** Int8 copies of activation buffers, one per f32 buffer (quantize_x.wgsl's outputs). */
   private readonly quantized = new Map<GPUBuffer, { xq: GPUBuffer; xs: GPUBuffer }>();
 
@@ -123,7 +131,8 @@ export class Kernels {
    * (tests); `int8Activations: false` keeps block formats on the f32 path on CPU adapters too.
    */
   constructor(readonly gpu: GpuContext, readonly step: GPUBuffer, options: KernelOptions = {}) {
-    const { matvecThreadsPerRow, int8Activations = true, cpuKernels = true } = options;
+    const { matvecThreadsPerRow, int8Activations = true, cpuKernels = true, tiledMatmul } = options;
+    this.tiledMatmul = tiledMatmul;
     this.matvecSubgroups = matvecThreadsPerRow === undefined && gpu.subgroupSize !== undefined && gpu.subgroupSize <= 64;
     this.matvecThreadsPerRow = matvecThreadsPerRow ?? (this.matvecSubgroups ? gpu.subgroupSize! : gpu.cpuAdapter ? 1 : 16);
     this.cpuSubgroups = cpuKernels && gpu.cpuAdapter && (gpu.subgroupSize ?? 0) >= 4;
@@ -202,10 +211,13 @@ export class Kernels {
   }
 
   /**
-   * y = x W^T for every token: a tiled matmul when there are several tokens, a matvec for one.
-   * Block-format weights on CPU adapters (one invocation per row) take the matvec for every token
-   * count: it decodes each block in registers with no barrier, where the tiled matmul decodes
-   * element by element between two barriers per tile step.
+   * y = x W^T for every token: a matvec for one token (decode), and for several (prefill) the
+   * register-tiled matmul.wgsl on GPUs. CPU adapters prefill with the matvecs written for them
+   * (int8 activations, four rows per invocation, or whole rows of blocks per invocation): on
+   * SwiftShader, at SmolLM2's 64 tokens x 576 -> 1536, F16 rows took half the tiled matmul's time
+   * and Q8_0's int8 path a small fraction of it, since each workgroup barrier and workgroup-memory
+   * access costs a CPU dearly (the tiled matmul still beats a matvec per token, 2-5x).
+   * KernelOptions.tiledMatmul overrides the choice.
    * With cacheRows, token t's row lands at row (pos0 + t) % cacheRows of y (writing V into a KV
    * cache of cacheRows rows: the whole context, or a ring for a sliding-window layer);
    * with bias, bias[n] is added to every row. A stacked weight (weight.parts, 2 or 3 of them)
@@ -227,39 +239,48 @@ export class Kernels {
       y: outputs[0],
       extra: parts.length === 3 ? [outputs[1], outputs[2]] : parts.length === 2 ? [undefined, outputs[1]] : [],
     };
-    if (this.readsInt8Activations(weight)) return this.linearInt8(x, weight, stack, values, bias);
-    if (weight.format === 'q5_0r' || weight.format === 'q6_kr') {
+    const int8 = this.readsInt8Activations(weight);
+    if (!int8 && (weight.format === 'q5_0r' || weight.format === 'q6_kr')) {
       throw new Error(`${weight.format.toUpperCase()} weights are read with int8 activations only: load them as stored where int8Activations is off`);
     }
-    if (this.cpuRows && (weight.format === 'f16' || weight.format === 'f32' || weight.format === 'bf16') && weight.cols % 16 === 0) {
-      return this.linearRows(x, weight, stack, values, bias);
-    }
-    const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : []), ...stack.defines];
-    const tile = 16;
-    const matmul = await this.pipeline('matmul', defines, LINEAR_PARAMS, { TILE: tile });
-    const wg = 64;
-    const tpr = this.matvecThreadsPerRow;
-    const matvec = await this.pipeline('matvec', [...defines, ...(this.matvecSubgroups ? ['SUBGROUPS'] : [])], LINEAR_PARAMS, { WG: wg, TPR: tpr });
-    const resources = [this.step, values, x, weight.buffer, stack.y, bias, undefined, undefined, ...stack.extra];
-    const matmulBind = this.bindGroup(matmul, resources);
-    const matvecBind = this.bindGroup(matvec, resources);
-    const rows = weight.rows;
-    const matvecOnly = BLOCK_ELEMENTS[weight.format] > 1 && (tpr === 1 || (this.matvecSubgroups && this.gpu.cpuAdapter));
+    const rows = !int8 && this.cpuRows && (weight.format === 'f16' || weight.format === 'f32' || weight.format === 'bf16') && weight.cols % 16 === 0;
+    // Block weights with one invocation per row (CPU adapters) decode each block in registers with no barrier.
+    const blockRows = BLOCK_ELEMENTS[weight.format] > 1 && (this.matvecThreadsPerRow === 1 || (this.matvecSubgroups && this.gpu.cpuAdapter));
+    const matvec = int8
+      ? await this.linearInt8(x, weight, stack, values, bias)
+      : rows ? await this.linearRows(x, weight, stack, values, bias) : await this.linearMatvec(x, weight, stack, values, bias);
+    if (!(this.tiledMatmul ?? !(int8 || rows || blockRows))) return matvec;
+    const matmul = await this.linearTiled(x, weight, stack, values, bias);
     return {
-      name: `linear:${weight.format} ${shapeName(weight)}`,
+      name: matvec.name,
       encode(pass, n) {
-        if (n === 1 || matvecOnly) {
-          pass.setPipeline(matvec);
-          pass.setBindGroup(0, matvecBind);
-          const groups = Math.ceil(rows / (wg / tpr));
-          pass.dispatchWorkgroups(...rowGroups(groups), n);
-        } else {
-          pass.setPipeline(matmul);
-          pass.setBindGroup(0, matmulBind);
-          pass.dispatchWorkgroups(Math.ceil(rows / tile), Math.ceil(n / tile));
-        }
+        (n === 1 ? matvec : matmul).encode(pass, n);
       },
     };
+  }
+
+  /** linear() through matvec.wgsl for every token: a workgroup of rows, each row's dot product shared by matvecThreadsPerRow invocations. */
+  private async linearMatvec(x: GPUBuffer, weight: Weight, out: LinearOutputs, values: GPUBuffer, bias?: GPUBuffer): Promise<Op> {
+    const defines = [weightDefine(weight), ...(bias ? ['BIAS'] : []), ...out.defines, ...(this.matvecSubgroups ? ['SUBGROUPS'] : [])];
+    const wg = 64;
+    const tpr = this.matvecThreadsPerRow;
+    const pipeline = await this.pipeline('matvec', defines, LINEAR_PARAMS, { WG: wg, TPR: tpr });
+    const bind = this.bindGroup(pipeline, [this.step, values, x, weight.buffer, out.y, bias, undefined, undefined, ...out.extra]);
+    const groups = rowGroups(Math.ceil(weight.rows / (wg / tpr)));
+    return { name: `linear:${weight.format} ${shapeName(weight)}`, encode: this.op(pipeline, bind, (n) => [...groups, n]).encode };
+  }
+
+  /** linear() through matmul.wgsl: 4 tokens x 4 rows per invocation, a workgroup of 8 x 8 on a 32 x 32 tile (its header says why). */
+  private async linearTiled(x: GPUBuffer, weight: Weight, out: LinearOutputs, values: GPUBuffer, bias?: GPUBuffer): Promise<Op> {
+    const tg = 8;
+    const tile = 4 * tg;
+    if (Math.ceil(weight.rows / tile) > MAX_DISPATCH) {
+      throw new LanternError('BAD_MODEL_FILE', `A linear of ${weight.rows} rows is more than the tiled matmul dispatches (${MAX_DISPATCH * tile}); the file is not a language model Lantern can run.`);
+    }
+    const defines = [weightDefine(weight), ...(weight.cols % 4 === 0 ? ['X_VEC4'] : []), ...(bias ? ['BIAS'] : []), ...out.defines];
+    const pipeline = await this.pipeline('matmul', defines, LINEAR_PARAMS, { TG: tg });
+    const bind = this.bindGroup(pipeline, [this.step, values, x, weight.buffer, out.y, bias, undefined, undefined, ...out.extra]);
+    return this.op(pipeline, bind, (n) => [Math.ceil(weight.rows / tile), Math.ceil(n / tile)]);
   }
 
   /** linear() on a CPU adapter: x quantized per block of 32 (quantize_x.wgsl), then matvec_int8.wgsl for every token. */

@@ -65,7 +65,10 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
   const step = device.createBuffer({ size: STEP.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(step, 0, STEP.pack({ n_tokens: spec.nTokens, pos0: spec.pos0 }));
   const o = spec.options ?? {};
-  const k = new Kernels(gpu, step, { ...(o.threadsPerRow === undefined ? {} : { matvecThreadsPerRow: Number(o.threadsPerRow) }), ...(o.gpuPaths ? { cpuKernels: false } : {}) });
+  const k = new Kernels(gpu, step, {
+    ...(o.threadsPerRow === undefined ? {} : { matvecThreadsPerRow: Number(o.threadsPerRow) }), ...(o.gpuPaths ? { cpuKernels: false } : {}),
+    ...(o.tiledMatmul === undefined ? {} : { tiledMatmul: Boolean(o.tiledMatmul) }),
+  });
   const num = (key: string) => Number(o[key]);
   // Optional numbers: absent stays absent (the op's default).
   const opt = (key: string) => (o[key] === undefined ? undefined : Number(o[key]));
