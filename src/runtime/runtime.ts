@@ -344,17 +344,16 @@ export class Runtime {
     const pos = pos0 + last.start;
     let id: number;
     const k = sampler.topKOnly;
-    if (constraint) {
-      // The grammar's mask is applied to read-back logits on the CPU (a GPU mask kernel, so that
-      // constrained greedy reads back one id, is a later step).
-      id = sampler.sample(await this.forward.step(last.chunk, pos, 'logits'), history, constraint.mask());
-      constraint.advance(id);
-    } else if (sampler.gpuGreedy) id = await this.forward.step(last.chunk, pos, 'argmax');
+    // A grammar's mask is uploaded and applied on the GPU before argmax and top-k, so constrained
+    // greedy still reads back one id; the full-logits path applies it here, on the CPU.
+    const mask = constraint?.mask();
+    if (sampler.gpuGreedy) id = await this.forward.step(last.chunk, pos, 'argmax', mask);
     else if (k !== undefined && k <= TOPK_MAX && k < this.info.vocabSize) {
       // Only k candidates come back from the GPU, not the [n_vocab] logits.
-      const top = await this.forward.step(last.chunk, pos, 'topk', k);
+      const top = await this.forward.step(last.chunk, pos, 'topk', k, mask);
       id = sampler.sampleTopK(top.ids, top.logits);
-    } else id = sampler.sample(await this.forward.step(last.chunk, pos, 'logits'), history);
+    } else id = sampler.sample(await this.forward.step(last.chunk, pos, 'logits'), history, mask);
+    constraint?.advance(id);
     this.wrote(last.chunk, pos);
     return id;
   }
