@@ -255,6 +255,7 @@ export class Runtime {
     } finally {
       stats.finishReason = finishReason;
       stats.decodeTokensPerSecond = decodeMs > 0 ? decodeSteps / (decodeMs / 1000) : 0;
+      if (constraint && constraint.msPerToken.length > 0) stats.maskMs = { median: quantile(constraint.msPerToken, 0.5), p99: quantile(constraint.msPerToken, 0.99) };
       this._lastStats = stats;
       this.busy = false;
     }
@@ -452,6 +453,12 @@ export class Runtime {
     if (this.busy) throw new LanternError('BAD_ARGUMENT', 'This runtime is already generating; wait for it to finish or abort it first.');
     this.busy = true;
   }
+}
+
+/** The q-quantile of `values` (nearest rank). */
+function quantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
 
 function commonPrefixLength(a: readonly number[], b: readonly number[]): number {

@@ -181,8 +181,15 @@ export class TokenConstraint {
     return this.current;
   }
 
+  /** Milliseconds each token's mask and advance took together (one entry per advance): what `lantern bench --json-schema` reports. */
+  readonly msPerToken: number[] = [];
+  private spent = 0;
+
   mask(): Uint32Array<ArrayBuffer> {
-    return this.masker.mask(this.current);
+    const t0 = performance.now();
+    const mask = this.masker.mask(this.current);
+    this.spent += performance.now() - t0;
+    return mask;
   }
 
   allows(id: number): boolean {
@@ -196,6 +203,16 @@ export class TokenConstraint {
 
   /** Moves past the token's bytes; an end-of-generation token is accepted only when complete. */
   advance(id: number): boolean {
+    const t0 = performance.now();
+    try {
+      return this.step(id);
+    } finally {
+      this.msPerToken.push(this.spent + performance.now() - t0);
+      this.spent = 0;
+    }
+  }
+
+  private step(id: number): boolean {
     if (this.vocab.eog.includes(id)) return this.isComplete();
     const bytes = this.vocab.bytes[id];
     if (bytes === undefined || bytes.length === 0) return false;
