@@ -3,11 +3,20 @@
 // decoding reads both back as one small buffer; a non-zero count is a numeric fault, and so is an
 // id of NONE (no finite logit at all), so a caller never takes an id outside [0, n).
 // Bindings: 0 params (uniform Params {n}), 1 logits [n] f32, 2 result [2] u32 {id, non-finite count}
+//           MASK: 3 mask [ceil(n / 32)] u32, a grammar's allowed tokens (bit i & 31 of word i >> 5)
+// Variants: MASK picks only among allowed ids (NONE when none is allowed); every logit is still
+//   checked for NaN and ±Inf. Reading the mask here costs one u32 per 32 logits in the same scan,
+//   where a separate kernel writing -Inf into the logits would cost a dispatch and a pass over
+//   [n] f32, and would turn banned logits into the non-finite values this kernel counts as faults
+//   (and into what a logits readback returns).
 // Dispatch: (1); one workgroup of WG invocations scans strided, then reduces.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> result: array<u32>;
+#ifdef MASK
+@group(0) @binding(3) var<storage, read> mask: array<u32>;
+#endif
 
 override WG: u32 = 256u;
 const NONE = 0xffffffffu;
@@ -28,6 +37,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
   for (var i = lid.x; i < params.n; i += WG) {
     let x = logits[i];
     if (!finite(x)) { bad++; continue; }
+#ifdef MASK
+    if ((mask[i >> 5u] & (1u << (i & 31u))) == 0u) { continue; }
+#endif
     if (idx == NONE || x > v) { v = x; idx = i; } // strictly greater keeps the first index within this stride
   }
   if (bad > 0u) { atomicAdd(&non_finite, bad); }

@@ -5,6 +5,9 @@
 // Bindings: 0 params (uniform Params {n, k}), 1 logits [n] f32,
 //           2 result [2 * K_MAX + 1] u32: ids in [0, k), f32 bits of their logits in [K_MAX, K_MAX + k),
 //             and at 2 * K_MAX the count of non-finite logits
+//           MASK: 3 mask [ceil(n / 32)] u32, a grammar's allowed tokens (bit i & 31 of word i >> 5)
+// Variants: MASK picks only among allowed ids (as argmax.wgsl's MASK, and for the same reasons);
+//   picks past the last allowed finite logit are NONE, which is no fault there.
 // Overrides: WG (invocations), K_MAX (capacity of result; k <= K_MAX).
 // Dispatch: (1). k rounds; round j finds, in one strided scan and a tree reduction, the best logit
 // ordered strictly after pick j-1 (value descending, index ascending), so no candidate list is kept.
@@ -12,6 +15,9 @@
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> result: array<u32>;
+#ifdef MASK
+@group(0) @binding(3) var<storage, read> mask: array<u32>;
+#endif
 
 override WG: u32 = 256u;
 override K_MAX: u32 = 256u;
@@ -23,6 +29,14 @@ var<workgroup> non_finite: atomic<u32>; // zeroed at the start of every dispatch
 // By its bits: WGSL lets compilers assume no NaN or Inf, so `x != x` may be folded away.
 fn finite(x: f32) -> bool {
   return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+fn allowed(i: u32) -> bool {
+#ifdef MASK
+  return (mask[i >> 5u] & (1u << (i & 31u))) != 0u;
+#else
+  return true;
+#endif
 }
 
 // Whether (v, i) comes before (w, j) in the order value descending, index ascending; NONE comes last.
@@ -50,7 +64,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
       for (var i = lid.x; i < params.n; i += WG) {
         let x = logits[i];
         let after_prev = first || before(prev_val, prev_idx, x, i);
-        if (finite(x) && after_prev && before(x, i, v, idx)) { v = x; idx = i; }
+        if (finite(x) && allowed(i) && after_prev && before(x, i, v, idx)) { v = x; idx = i; }
       }
     }
     best_val[lid.x] = v;

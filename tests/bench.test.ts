@@ -6,6 +6,8 @@
  * sanity are asserted here, never speed.
  */
 import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openGpuPage, type GpuPage } from '../src/cli/chromium-host.ts';
@@ -70,10 +72,19 @@ describe('lantern bench', () => {
     expect(result.decodeBandwidthFraction).toBeCloseTo(result.decodeGBps / result.streamReadGBps, 9);
   }, 120_000);
 
-  it('--profile times every dispatch of a decode step, grouped by kernel', async () => {
-    const run = await lantern('bench', '--model', STORIES_GGUF, '--prompt-tokens', '5', '--gen-tokens', '3', '--profile', '--json');
+  it('--profile times every dispatch of a decode step, grouped by kernel; --json-schema times the grammar mask', async () => {
+    const schema = join(mkdtempSync(join(tmpdir(), 'lantern-bench-')), 'schema.json');
+    writeFileSync(schema, JSON.stringify({ type: 'array', items: { type: 'integer' } }));
+    const run = await lantern('bench', '--model', STORIES_GGUF, '--prompt-tokens', '5', '--gen-tokens', '3', '--profile', '--json-schema', schema, '--json');
     expect(run.code, run.stderr).toBe(0);
     const result = JSON.parse(run.stdout);
+    // A real constrained decode of up to 3 tokens (the reply is checked in grammar-engine.test).
+    expect(result.grammar.tokens).toBeGreaterThan(0);
+    expect(result.grammar.tokens).toBeLessThanOrEqual(3);
+    expect(['stop', 'length']).toContain(result.grammar.finishReason);
+    expect(result.grammar.maskMsMedian).toBeGreaterThan(0);
+    expect(result.grammar.maskMsP99).toBeGreaterThanOrEqual(result.grammar.maskMsMedian);
+    expect(result.grammar.decodeTokensPerSecond).toBeGreaterThan(0);
     if (result.timing !== 'gpu-timestamps') {
       expect(result.profile).toBeNull();
       return;

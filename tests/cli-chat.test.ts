@@ -43,3 +43,56 @@ describe('lantern chat', () => {
     expect(badPenalty.code).toBe(2);
   });
 });
+
+describe('constraint flags', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lantern-constraint-'));
+  const file = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    return join(dir, name);
+  };
+  const schemaFile = file('mood.json', JSON.stringify({ type: 'object', properties: { mood: { enum: ['happy', 'sad'] }, age: { type: 'integer', minimum: 1, maximum: 12 } }, required: ['mood', 'age'], additionalProperties: false }));
+  const grammarFile = file('yes-no.gbnf', 'root ::= ("yes" | "no") "!"\n');
+  const template = file('template.jinja', '{% for m in messages %}{{ m.content }}{% endfor %}');
+
+  it('bad constraint files and combinations are errors before any GPU work', async () => {
+    const [both, notJson, missing] = await Promise.all([
+      lantern('generate', '--model', STORIES_GGUF, '--prompt', 'x', '--json-object', '--grammar', grammarFile, '--json'),
+      lantern('generate', '--model', STORIES_GGUF, '--prompt', 'x', '--json-schema', grammarFile, '--json'), // GBNF, not JSON
+      lantern('chat', '--model', STORIES_GGUF, '--chat-template', template, '--message', 'x', '--grammar', join(dir, 'no-such.gbnf'), '--json'),
+    ]);
+    expect(both.code).toBe(2);
+    expect(JSON.parse(both.stdout).error.message).toMatch(/cannot be combined/);
+    for (const run of [notJson, missing]) {
+      expect(run.code, run.stderr).toBe(1);
+      expect(JSON.parse(run.stdout).error.code).toBe('BAD_ARGUMENT');
+    }
+  });
+
+  it('generate --json-schema: a reply that stops is an object of the schema', async () => {
+    const run = await lantern('generate', '--model', STORIES_GGUF, '--prompt', 'Once upon a time', '--json-schema', schemaFile, '--max-tokens', '40', '--json');
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const { text, finishReason } = JSON.parse(run.stdout);
+    if (finishReason !== 'stop') return expect(text.startsWith('{'), text).toBe(true);
+    const value = JSON.parse(text);
+    expect(Object.keys(value).sort()).toEqual(['age', 'mood']);
+    expect(['happy', 'sad']).toContain(value.mood);
+    expect(Number.isInteger(value.age) && value.age >= 1 && value.age <= 12, text).toBe(true);
+  });
+
+  it('chat --json-object: a reply that stops is a JSON object', async () => {
+    const run = await lantern('chat', '--model', STORIES_GGUF, '--chat-template', template, '--message', 'Once upon a time', '--json-object', '--max-tokens', '40', '--json');
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const { message, finishReason } = JSON.parse(run.stdout);
+    if (finishReason !== 'stop') return expect(message.content.startsWith('{'), message.content).toBe(true);
+    const value = JSON.parse(message.content);
+    expect(typeof value === 'object' && value !== null && !Array.isArray(value), message.content).toBe(true);
+  });
+
+  it('generate --grammar: sampled output is a sentence of the GBNF grammar', async () => {
+    const run = await lantern('generate', '--model', STORIES_GGUF, '--prompt', 'Once upon a time', '--grammar', grammarFile, '--temperature', '1', '--seed', '3', '--json');
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const { text, finishReason } = JSON.parse(run.stdout);
+    expect(['yes!', 'no!']).toContain(text);
+    expect(finishReason).toBe('stop');
+  });
+});

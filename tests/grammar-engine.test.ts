@@ -1,13 +1,16 @@
 // @vitest-environment node
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openGpuPage, type GpuPage } from '../src/cli/chromium-host.ts';
-import { STORIES_GGUF } from './helpers/paths.ts';
+import { REPO_ROOT, STORIES_GGUF } from './helpers/paths.ts';
 
 /**
  * Constrained decoding end to end: stories260K (a model that has never seen JSON) in Chromium
- * (SwiftShader WebGPU), through the public engine, with `responseFormat` and `grammar`. The mask
- * is applied to read-back logits on the CPU. Every reply that ends with "stop" must parse and
+ * (SwiftShader WebGPU), through the public engine, with `responseFormat` and `grammar`. Greedy and
+ * top-k apply the mask on the GPU (argmax.wgsl and topk.wgsl's MASK variants); other sampling
+ * applies it to read-back logits on the CPU. Every reply that ends with "stop" must parse and
  * validate (ajv); one cut off by maxTokens ends with "length".
  */
 
@@ -15,6 +18,15 @@ type Helpers = typeof import('./helpers/engine-page.ts');
 const HELPERS = '/tests/helpers/engine-page.ts';
 
 const ajv = new Ajv2020({ strict: false });
+
+/** llama.cpp's example grammars, as node-llama-cpp ships them. */
+const exampleGbnf = (name: string) => readFileSync(resolve(REPO_ROOT, 'node_modules/node-llama-cpp/llama/grammars', `${name}.gbnf`), 'utf8');
+
+/**
+ * A logit bias of 0 changes no logit but makes the sampler adjust logits, which takes the
+ * full-logits path: the mask is then applied on the CPU (runtime.ts runStep).
+ */
+const CPU_MASK = { logitBias: { 0: 0 } };
 
 const SCHEMAS: Record<string, unknown>[] = [
   { enum: ['red', 'green', 'blue', 42, null] },
@@ -95,5 +107,35 @@ describe('constrained generation on stories260K', () => {
     expect(r.unsupported).toMatchObject({ isLanternError: true, code: 'UNSUPPORTED_SCHEMA', details: { keyword: 'format', path: '#' } });
     expect(r.badGrammar).toMatchObject({ isLanternError: true, code: 'BAD_GRAMMAR' });
     expect(r.after).toBe(r.before); // the engine is fine afterwards
+  });
+
+  it('the GPU mask gives the tokens the CPU mask gives: greedy, and seeded top-k (which only draws allowed tokens)', async () => {
+    const schema = SCHEMAS[1];
+    const responseFormat = { type: 'json_schema' as const, json_schema: { name: 'mood', schema } };
+    const list = exampleGbnf('list');
+    const r = await gpu.evaluate(async ({ path, responseFormat, list, cpu }) => {
+      const h: Helpers = await window.lanternImport(path);
+      const pair = async (options: Parameters<Helpers['collect']>[2]) => {
+        const onGpu = await h.collect('local', 'Once upon a time', options);
+        const onCpu = await h.collect('local', 'Once upon a time', { ...options, ...cpu });
+        return { gpu: { text: onGpu.text, tokens: onGpu.tokens, finish: onGpu.stats.finishReason }, cpu: { text: onCpu.text, tokens: onCpu.tokens } };
+      };
+      return {
+        schemaGreedy: await pair({ temperature: 0, maxTokens: 40, responseFormat }),
+        listGreedy: await pair({ temperature: 0, maxTokens: 24, grammar: list }),
+        topK: [await pair({ temperature: 1.5, topK: 8, seed: 7, maxTokens: 40, responseFormat }), await pair({ temperature: 1.5, topK: 8, seed: 8, maxTokens: 24, grammar: list })],
+      };
+    }, { path: HELPERS, responseFormat, list, cpu: CPU_MASK });
+    for (const run of [r.schemaGreedy, r.listGreedy, ...r.topK]) {
+      expect(run.gpu.tokens.length).toBeGreaterThan(3);
+      expect(run.gpu.tokens).toEqual(run.cpu.tokens);
+      expect(run.gpu.text).toBe(run.cpu.text);
+    }
+    for (const run of [r.schemaGreedy, r.topK[0]]) {
+      if (run.gpu.finish === 'stop') expect(ajv.validate(schema, JSON.parse(run.gpu.text)), run.gpu.text).toBe(true);
+      else expect(run.gpu.text.startsWith('{'), run.gpu.text).toBe(true);
+    }
+    // list.gbnf: lines of "- item"; a reply cut off by maxTokens is a prefix of such lines.
+    for (const run of [r.listGreedy, r.topK[1]]) expect(run.gpu.text, run.gpu.text).toMatch(/^(- [^\n]+\n)*(- [^\n]*)?$/);
   });
 });

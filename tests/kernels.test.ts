@@ -377,4 +377,19 @@ describe('kernels match their CPU twins', () => {
     expect(got.result).toEqual([31_337, 0]); // the id, and no NaN or Inf
     expect(ref.argmax(logits)).toBe(31_337);
   });
+
+  it('argmax under a grammar mask picks the largest allowed logit, NONE when nothing is allowed', async () => {
+    const n = 1_001; // not a multiple of 32: the last mask word is partial
+    const logits = asF32(ref.randomArray(n, 16, 10));
+    logits[500] = 50; // the largest, but banned
+    logits[7] = Infinity; // banned, and still counted as a fault
+    const allowed = [3, 64, 700, 998, 1_000];
+    const mask = new Array(Math.ceil(n / 32)).fill(0);
+    for (const id of allowed) mask[id >> 5] |= 1 << (id & 31);
+    const want = allowed.reduce((best, id) => (logits[id] > logits[best] ? id : best));
+    const got = await runKernel({ op: 'argmax', nTokens: 1, pos0: 0, inputs: { logits: f32(logits) }, words: { mask: mask.map((w) => w >>> 0) }, outputs: { result: 2 }, u32Outputs: ['result'], options: { n } });
+    expect(got.result).toEqual([want, 1]);
+    const none = await runKernel({ op: 'argmax', nTokens: 1, pos0: 0, inputs: { logits: f32(logits) }, words: { mask: mask.map(() => 0) }, outputs: { result: 2 }, u32Outputs: ['result'], options: { n } });
+    expect(none.result).toEqual([0xffffffff, 1]);
+  });
 });

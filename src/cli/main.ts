@@ -26,14 +26,18 @@ const USAGE = `Usage: lantern <command> [options]
 Commands:
   generate  --model FILE (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N] [--temperature T]
             [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]...
-            [--context N] [--kv-cache f16|q8_0|f32] [--json [--logprobs N]]
+            [--context N] [--kv-cache f16|q8_0|f32] [--json-schema FILE | --json-object | --grammar FILE]
+            [--json [--logprobs N]]
             Streams the continuation to stdout. --prompt is tokenized with the model's own BOS
             rules; --prompt-ids are used as given. Default: 64 tokens, temperature 0 (greedy).
             --stop (repeatable) ends before that text, which is not printed. --logprobs N (0..20,
             with --json) adds "logprobs": each token's log-probability at temperature 1 (the
             log-softmax of the raw logits) and the N most likely tokens at its step.
-  chat      --model FILE --message TEXT [--system TEXT] [--chat-template FILE] [sampling flags
-            as for generate] [--json [--logprobs N]]
+            --json-schema FILE (a JSON Schema), --json-object (any JSON object) and --grammar FILE
+            (GBNF, llama.cpp's format) constrain the output: every token keeps it a prefix of the
+            language, so output that ends by itself (not by --max-tokens) is complete.
+  chat      --model FILE --message TEXT [--system TEXT] [--chat-template FILE] [sampling and
+            constraint flags as for generate] [--json [--logprobs N]]
             One assistant reply to --message, in the model's chat template (or --chat-template,
             a Jinja file); a model without one is an error NO_CHAT_TEMPLATE.
   logits    --model FILE --prompt-ids 1,2,3 [--context N] [--kv-cache T] [--json]
@@ -57,13 +61,14 @@ Commands:
             No GPU needed. BOS/EOS only with --add-special; special tokens written as text
             (e.g. <s>) are parsed unless --no-parse-special, as llama.cpp's llama-tokenize does.
   bench     --model FILE [--prompt-tokens N] [--gen-tokens N] [--context N] [--kv-cache T] [--profile]
-            [--op-costs] [--json]
+            [--op-costs] [--json-schema FILE] [--json]
             Prefill (N=128 prompt tokens) and greedy decode (N=64) tokens/s, the weight bandwidth
             decoding reaches and the adapter's streaming-read bandwidth, on GPU timestamps where
             the adapter has them. --profile adds each kernel's GPU time per decode step;
             --op-costs what each kind of WGSL operation costs on the adapter, in u32 adds.
             --context: the KV cache's length (default: what the run needs); the GPU memory by
-            category is reported (gpuBytes).
+            category is reported (gpuBytes). --json-schema adds a greedy decode of N tokens
+            constrained to the schema: the grammar mask's CPU time per token, median and p99.
   convert   --model DIR|URL --out FILE.gguf [--type auto|none|f16|q8_0|q4_0|q4_k] [--json]
             Writes a Hugging Face model (a folder with config.json and safetensors weights, or
             https://huggingface.co/ORG/NAME[@REV]) as one GGUF: llama.cpp's architecture and keys
@@ -110,6 +115,9 @@ const OPTIONS = {
   'op-costs': { type: 'boolean' },
   'kv-cache': { type: 'string' },
   logprobs: { type: 'string' },
+  'json-schema': { type: 'string' },
+  'json-object': { type: 'boolean' },
+  grammar: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -117,9 +125,9 @@ const OPTIONS = {
 /** Which options each command takes; any other is a usage error. */
 const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
   convert: ['model', 'out', 'type', 'json'],
-  bench: ['model', 'quantize', 'prompt-tokens', 'gen-tokens', 'context', 'kv-cache', 'profile', 'op-costs', 'json'],
-  generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'logprobs'],
-  chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'logprobs'],
+  bench: ['model', 'quantize', 'prompt-tokens', 'gen-tokens', 'context', 'kv-cache', 'profile', 'op-costs', 'json', 'json-schema'],
+  generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'logprobs', 'json-schema', 'json-object', 'grammar'],
+  chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'logprobs', 'json-schema', 'json-object', 'grammar'],
   embed: ['model', 'quantize', 'text', 'text-file', 'context', 'kv-cache', 'json'],
   logits: ['model', 'quantize', 'prompt-ids', 'context', 'kv-cache', 'json'],
   perplexity: ['model', 'quantize', 'text-file', 'context', 'kv-cache', 'json'],
@@ -205,6 +213,9 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const request = command === 'generate' ? generateRequest(values) : command === 'bench' ? benchRequest(values) : logitsRequest(values);
+    // Constraint files are read (and a schema parsed) before any browser starts.
+    if (request.kind === 'generate') Object.assign(request.sampling, await constraintFlags(values));
+    if (request.kind === 'bench' && values['json-schema'] !== undefined) request.jsonSchema = await readJsonSchema(values['json-schema']);
     const kvCache = parseKvCache(values['kv-cache']);
     // Reading the header first turns a bad file into an error before any browser starts.
     const source = await openFileSource(values.model!);
@@ -338,6 +349,8 @@ interface BenchRequest {
   profile: boolean;
   opCosts: boolean;
   contextLength: number;
+  /** --json-schema: also time a constrained decode. */
+  jsonSchema?: Record<string, unknown>;
 }
 
 function benchRequest(values: Values): BenchRequest {
@@ -352,7 +365,7 @@ function benchRequest(values: Values): BenchRequest {
 
 /** `lantern bench`: one object with --json (the keys of BenchResult, plus model file and backend), else a few lines. */
 async function bench(session: ModelSession, request: BenchRequest, modelFile: string, json: boolean): Promise<void> {
-  const result = await session.bench({ promptTokens: request.promptTokens, genTokens: request.genTokens, profile: request.profile, opCosts: request.opCosts });
+  const result = await session.bench({ promptTokens: request.promptTokens, genTokens: request.genTokens, profile: request.profile, opCosts: request.opCosts, jsonSchema: request.jsonSchema });
   if (json) {
     writeJSON({ ...result, model: basename(modelFile), modelName: result.model, backend: session.backend });
     return;
@@ -368,6 +381,10 @@ async function bench(session: ModelSession, request: BenchRequest, modelFile: st
       `gpu      ${f(result.gpuBytes.total / 1e6)} MB: weights ${f(result.gpuBytes.weights / 1e6)}, kv cache ${f(result.gpuBytes.kvCache / 1e6)}, ` +
       `activations ${f(result.gpuBytes.activations / 1e6)}, staging ${f(result.gpuBytes.staging / 1e6)}\n`,
   );
+  if (result.grammar) {
+    const g = result.grammar;
+    process.stdout.write(`grammar  ${g.tokens} tokens under --json-schema (${g.finishReason}): mask ${f(g.maskMsMedian)} ms per token median, ${f(g.maskMsP99)} ms p99; ${f(g.decodeTokensPerSecond)} tok/s\n`);
+  }
   if (result.profile === null) process.stdout.write('profile  not available: this device has no timestamp-query\n');
   if (result.profile) {
     const total = result.profile.reduce((sum, p) => sum + p.ms, 0);
@@ -465,7 +482,7 @@ async function chatRequest(values: Values): Promise<ChatRequest> {
     const promptIds = chatPromptIds(tokenizerFromGGUF(file), chatTemplateOf(file), messages, template);
     return {
       promptIds,
-      options: { maxTokens: base.maxTokens, temperature: base.temperature, seed: base.seed, ...base.sampling },
+      options: { maxTokens: base.maxTokens, temperature: base.temperature, seed: base.seed, ...base.sampling, ...(await constraintFlags(values)) },
       contextLength: base.contextLength,
     };
   } finally {
@@ -581,6 +598,34 @@ async function tokenize(values: Values, json: boolean): Promise<void> {
   }
   // The same listing as llama-tokenize: id, then the piece it stands for.
   for (const id of tokens) process.stdout.write(`${String(id).padStart(6)} -> '${tokenizer.decode([id])}'\n`);
+}
+
+/** --json-schema FILE, --json-object, --grammar FILE: at most one, as GenerateOptions. */
+async function constraintFlags(values: Values): Promise<Pick<GenerateOptions, 'grammar' | 'responseFormat'>> {
+  const given = (['json-schema', 'json-object', 'grammar'] as const).filter((name) => values[name] !== undefined && values[name] !== false);
+  if (given.length > 1) throw new UsageError(`--${given.join(' and --')} cannot be combined; give one constraint`);
+  if (values['json-schema'] !== undefined) {
+    const schema = await readJsonSchema(values['json-schema']);
+    return { responseFormat: { type: 'json_schema', json_schema: { name: basename(values['json-schema']).replace(/\.json$/, ''), schema } } };
+  }
+  if (values['json-object']) return { responseFormat: { type: 'json_object' } };
+  if (values.grammar !== undefined) return { grammar: await readTextFile(values.grammar) };
+  return {};
+}
+
+/** A JSON Schema file: a JSON object (what it may contain is checked when the request starts: UNSUPPORTED_SCHEMA). */
+async function readJsonSchema(path: string): Promise<Record<string, unknown>> {
+  const text = await readTextFile(path);
+  let schema: unknown;
+  try {
+    schema = JSON.parse(text);
+  } catch (e) {
+    throw new LanternError('BAD_ARGUMENT', `The JSON Schema file ${path} is not JSON (${(e as Error).message}); check the file.`, { path });
+  }
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
+    throw new LanternError('BAD_ARGUMENT', `The JSON Schema file ${path} holds ${Array.isArray(schema) ? 'an array' : JSON.stringify(schema)}, not a schema object; write the schema as a JSON object.`, { path });
+  }
+  return schema as Record<string, unknown>;
 }
 
 async function readTextFile(path: string): Promise<string> {

@@ -481,11 +481,13 @@ export class Kernels {
   /**
    * result[0] = index of the largest finite of logits[0..n), result[1] = how many are NaN or ±Inf
    * (a numeric fault when not 0; result[0] is then 0xffffffff if none is finite). [2] u32.
+   * With `mask` ([ceil(n / 32)] u32, bit i & 31 of word i >> 5) only allowed ids are picked:
+   * result[0] is 0xffffffff when the mask allows no finite logit.
    */
-  async argmax(logits: GPUBuffer, n: number, result: GPUBuffer): Promise<Op> {
+  async argmax(logits: GPUBuffer, n: number, result: GPUBuffer, mask?: GPUBuffer): Promise<Op> {
     const params = new UniformLayout('Params', { n: 'u32' });
-    const pipeline = await this.pipeline('argmax', [], params, { WG: 256 });
-    const bind = this.bindGroup(pipeline, [this.uniform(params, { n }), logits, result]);
+    const pipeline = await this.pipeline('argmax', mask ? ['MASK'] : [], params, { WG: 256 });
+    const bind = this.bindGroup(pipeline, [this.uniform(params, { n }), logits, result, mask]);
     return this.op(pipeline, bind, () => [1]);
   }
 

@@ -22,13 +22,16 @@ export interface TopKOp extends Op {
   setK(k: number): void;
 }
 
-/** `result` must hold TOPK_RESULT_WORDS words. */
-export async function topK(kernels: Kernels, logits: GPUBuffer, n: number, result: GPUBuffer): Promise<TopKOp> {
+/**
+ * `result` must hold TOPK_RESULT_WORDS words. With `mask` ([ceil(n / 32)] u32, bit i & 31 of word
+ * i >> 5) only allowed ids are picked, and picks past the last allowed finite logit are 0xffffffff.
+ */
+export async function topK(kernels: Kernels, logits: GPUBuffer, n: number, result: GPUBuffer, mask?: GPUBuffer): Promise<TopKOp> {
   const { device } = kernels.gpu;
-  const pipeline = await kernels.pipeline('topk', [], PARAMS, { WG: 256, K_MAX: TOPK_MAX });
+  const pipeline = await kernels.pipeline('topk', mask ? ['MASK'] : [], PARAMS, { WG: 256, K_MAX: TOPK_MAX });
   // Its own uniform buffer rather than Kernels.uniform's shared ones: k changes between steps.
   const params = kernels.gpu.memory.createBuffer('activations', { label: 'uniform topk Params', size: PARAMS.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  const op = kernels.op(pipeline, kernels.bindGroup(pipeline, [params, logits, result]), () => [1]);
+  const op = kernels.op(pipeline, kernels.bindGroup(pipeline, [params, logits, result, mask]), () => [1]);
   return {
     name: op.name,
     encode: (pass, nTokens) => op.encode(pass, nTokens),
@@ -43,8 +46,10 @@ export async function topK(kernels: Kernels, logits: GPUBuffer, n: number, resul
  * The CPU twin: the k largest finite logits (fewer when fewer are finite), value descending then
  * index ascending, in float64, and how many logits are NaN or ±Inf.
  */
-export function topKReference(logits: ArrayLike<number>, k: number): { ids: number[]; values: number[]; nonFinite: number } {
-  const finite = Array.from({ length: logits.length }, (_, i) => i).filter((i) => Number.isFinite(logits[i]));
+export function topKReference(logits: ArrayLike<number>, k: number, mask?: Uint32Array): { ids: number[]; values: number[]; nonFinite: number } {
+  const all = Array.from({ length: logits.length }, (_, i) => i);
+  const nonFinite = all.filter((i) => !Number.isFinite(logits[i])).length;
+  const finite = all.filter((i) => Number.isFinite(logits[i]) && (!mask || (mask[i >>> 5] >>> (i & 31)) & 1));
   const ids = finite.sort((a, b) => logits[b] - logits[a] || a - b).slice(0, k);
-  return { ids, values: ids.map((i) => logits[i]), nonFinite: logits.length - finite.length };
+  return { ids, values: ids.map((i) => logits[i]), nonFinite };
 }

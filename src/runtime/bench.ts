@@ -27,6 +27,8 @@ export interface BenchOptions {
   profile?: boolean;
   /** Also measure what each kind of WGSL operation costs on this adapter (measureOpCosts). */
   opCosts?: boolean;
+  /** Also run a greedy decode of genTokens constrained to this JSON Schema, and time its grammar masks. */
+  jsonSchema?: Record<string, unknown>;
 }
 
 export interface BenchResult {
@@ -66,6 +68,12 @@ export interface BenchResult {
   profile?: KernelProfile[] | null;
   /** With options.opCosts, the throughput of each kind of operation, and its cost in u32 adds. */
   opCosts?: OpCost[];
+  /**
+   * With options.jsonSchema, a greedy decode constrained to it: how many tokens it gave, how it
+   * ended, and the CPU time of each token's mask and grammar step (median and 99th percentile, ms;
+   * the mask is then applied on the GPU), beside its wall-clock decode speed.
+   */
+  grammar?: { tokens: number; finishReason: string; maskMsMedian: number; maskMsP99: number; decodeTokensPerSecond: number };
 }
 
 const MB = 1 << 20;
@@ -126,6 +134,7 @@ export async function benchRuntime(runtime: Runtime, options: BenchOptions = {})
     clock?.destroy();
   }
 
+  const grammar = options.jsonSchema ? await grammarRun(runtime, options.jsonSchema, promptTokens, genTokens) : undefined;
   const profile = options.profile ? (await runtime.profileDecode()) ?? null : undefined;
   const opCosts = options.opCosts ? await measureOpCosts(gpu) : undefined;
 
@@ -160,6 +169,24 @@ export async function benchRuntime(runtime: Runtime, options: BenchOptions = {})
     },
     ...(profile !== undefined ? { profile } : {}),
     ...(opCosts ? { opCosts } : {}),
+    ...(grammar ? { grammar } : {}),
+  };
+}
+
+/** A real constrained decode: greedy under the schema from a random prompt, masks timed by the runtime (GenerationStats.maskMs). */
+async function grammarRun(runtime: Runtime, schema: Record<string, unknown>, promptTokens: number, genTokens: number): Promise<BenchResult['grammar']> {
+  const responseFormat = { type: 'json_schema' as const, json_schema: { name: 'bench', schema } };
+  let tokens = 0;
+  for await (const token of runtime.generate(randomIds(promptTokens, runtime.info.vocabSize, 3), { maxTokens: genTokens, temperature: 0, responseFormat })) {
+    if (token.id >= 0) tokens++;
+  }
+  const stats = runtime.lastStats!;
+  return {
+    tokens,
+    finishReason: stats.finishReason,
+    maskMsMedian: stats.maskMs?.median ?? 0,
+    maskMsP99: stats.maskMs?.p99 ?? 0,
+    decodeTokensPerSecond: stats.decodeTokensPerSecond,
   };
 }
 

@@ -7,6 +7,7 @@ import type { ModelConfig } from '../model/config.ts';
 import { type GGUFFile, GGMLType } from '../model/gguf.ts';
 import { Graph, type GraphBuffers } from './graph.ts';
 import type { Family } from './models/family.ts';
+import { noTokenAllowed } from './grammar/mask.ts';
 import { countNonFinite, numericError } from './numeric.ts';
 import type { WeightLoader } from './weights.ts';
 
@@ -41,6 +42,8 @@ export class Forward {
 
   /** The all-rows head and its buffers, made by the first stepRows. */
   private rows: RowHead | undefined;
+  /** argmax and top-k under the grammar mask (their MASK variants), made by the first masked step. */
+  private masked: Promise<{ argmax: Op; topK: TopKOp }> | undefined;
 
   /** Whether quantized linears take int8 activations on this device (Kernels.int8Activations). */
   get int8Activations(): boolean {
@@ -93,6 +96,7 @@ export class Forward {
       logits: f32('logits', c.vocabSize, GPUBufferUsage.COPY_SRC),  // [vocab]
       argmax: f32('argmax', 2, GPUBufferUsage.COPY_SRC),            // [2] u32: id, non-finite count
       topK: f32('top-k', TOPK_RESULT_WORDS, GPUBufferUsage.COPY_SRC), // [TOPK_MAX] u32 ids, [TOPK_MAX] f32 logits, non-finite count
+      mask: f32('grammar mask', maskWords(c.vocabSize), GPUBufferUsage.COPY_DST), // [ceil(vocab / 32)] u32: bit id & 31 of word id >> 5
       // [cacheRows[l], n_kv_heads * head_dim] per layer in form kvCache: the whole context, or a ring of a sliding window
       kCache: kv.cacheRows.map((rows, l) => cache(`k cache ${l}`, rows)),
       vCache: kv.cacheRows.map((rows, l) => cache(`v cache ${l}`, rows)),
@@ -114,27 +118,41 @@ export class Forward {
    * last token's next-token result comes back: the argmax id, the full logits, or the `k`
    * largest logits and their ids, best first (k <= TOPK_MAX). NaN or ±Inf in the logits (counted
    * on the GPU for argmax and top-k, here for full logits) is NUMERIC_ERROR, never an id.
+   * With `mask` (a grammar's allowed tokens, [ceil(vocab / 32)] u32, bit id & 31 of word id >> 5),
+   * uploaded and applied on the GPU, argmax and top-k pick only allowed ids (top-k may then return
+   * fewer than k); a mask that allows nothing is BAD_GRAMMAR.
    */
-  async step(tokens: readonly number[], pos0: number, read: 'argmax'): Promise<number>;
+  async step(tokens: readonly number[], pos0: number, read: 'argmax', mask?: Uint32Array<ArrayBuffer>): Promise<number>;
   async step(tokens: readonly number[], pos0: number, read: 'logits'): Promise<Float32Array>;
-  async step(tokens: readonly number[], pos0: number, read: 'topk', k: number): Promise<{ ids: number[]; logits: number[] }>;
+  async step(tokens: readonly number[], pos0: number, read: 'topk', k: number, mask?: Uint32Array<ArrayBuffer>): Promise<{ ids: number[]; logits: number[] }>;
   async step(tokens: readonly number[], pos0: number, read: 'none'): Promise<void>;
-  async step(tokens: readonly number[], pos0: number, read: 'argmax' | 'logits' | 'topk' | 'none', k = 0): Promise<number | Float32Array | { ids: number[]; logits: number[] } | void> {
+  async step(tokens: readonly number[], pos0: number, read: 'argmax' | 'logits' | 'topk' | 'none', kOrMask?: number | Uint32Array<ArrayBuffer>, topKMask?: Uint32Array<ArrayBuffer>): Promise<number | Float32Array | { ids: number[]; logits: number[] } | void> {
+    const k = typeof kOrMask === 'number' ? kOrMask : 0;
+    const mask = typeof kOrMask === 'number' ? topKMask : kOrMask;
     const n = tokens.length;
     if (n === 0 || n > this.maxBatch) throw new Error(`step takes 1..${this.maxBatch} tokens, got ${n}`);
     if (pos0 + n > this.contextLength) throw new Error(`step would write past the KV cache (${pos0} + ${n} > ${this.contextLength})`);
     const { device } = this.gpu;
     const b = this.buffers;
+    const masked = mask ? await (this.masked ??= this.createMaskedOps()) : undefined;
+    if (mask) {
+      if (mask.length !== maskWords(this.config.vocabSize)) throw new Error(`a mask of ${this.config.vocabSize} tokens has ${maskWords(this.config.vocabSize)} words, not ${mask.length}`);
+      device.queue.writeBuffer(b.mask, 0, mask);
+    }
     device.queue.writeBuffer(b.tokens, 0, new Uint32Array(tokens));
     device.queue.writeBuffer(b.step, 0, STEP.pack({ n_tokens: n, pos0 }));
 
     const encoder = device.createCommandEncoder({ label: 'forward' });
     const pass = encoder.beginComputePass({ label: 'forward' });
     for (const op of this.layerOps) op.encode(pass, n);
-    if (read !== 'none') for (const op of this.headOps) op.encode(pass, 1);
+    // The head's last op is the unmasked argmax: a masked step runs the head without it, then its own.
+    const head = masked ? this.headOps.slice(0, -1) : this.headOps;
+    if (read !== 'none') for (const op of head) op.encode(pass, 1);
+    if (read === 'argmax' && masked) masked.argmax.encode(pass, 1);
     if (read === 'topk') {
-      this.topKOp.setK(k);
-      this.topKOp.encode(pass, 1);
+      const topKOp = masked?.topK ?? this.topKOp;
+      topKOp.setK(k);
+      topKOp.encode(pass, 1);
     }
     pass.end();
     if (read === 'argmax') encoder.copyBufferToBuffer(b.argmax, 0, b.readArgmax, 0, 8);
@@ -151,15 +169,22 @@ export class Forward {
       const data = staging.getMappedRange();
       const vocab = this.config.vocabSize;
       if (read === 'topk') {
-        const ids = Array.from(new Uint32Array(data, 0, k));
+        let ids = Array.from(new Uint32Array(data, 0, k));
         const nonFinite = new Uint32Array(data)[TOPK_NON_FINITE];
         if (nonFinite > 0) throw numericError(nonFinite, vocab);
+        if (mask) {
+          // Fewer allowed tokens than k: the picks after the last are NONE.
+          const none = ids.indexOf(NONE);
+          if (none === 0) throw noTokenAllowed();
+          if (none > 0) ids = ids.slice(0, none);
+        }
         if (ids.some((id) => id >= vocab)) throw new LanternError('GPU_ERROR', `top-k returned an id outside the vocabulary of ${vocab}. This is a bug in Lantern; please report it with the model you used.`);
-        return { ids, logits: Array.from(new Float32Array(data, TOPK_MAX * 4, k)) };
+        return { ids, logits: Array.from(new Float32Array(data, TOPK_MAX * 4, ids.length)) };
       }
       if (read === 'argmax') {
         const [id, nonFinite] = new Uint32Array(data, 0, 2);
         if (nonFinite > 0) throw numericError(nonFinite, vocab);
+        if (mask && id === NONE) throw noTokenAllowed();
         if (id >= vocab) throw new LanternError('GPU_ERROR', `argmax returned id ${id}, outside the vocabulary of ${vocab}. This is a bug in Lantern; please report it with the model you used.`);
         return id;
       }
@@ -248,6 +273,12 @@ export class Forward {
     } finally {
       read.unmap();
     }
+  }
+
+  private async createMaskedOps(): Promise<{ argmax: Op; topK: TopKOp }> {
+    const b = this.buffers;
+    const vocab = this.config.vocabSize;
+    return { argmax: await this.kernels.argmax(b.logits, vocab, b.argmax, b.mask), topK: await topK(this.kernels, b.logits, vocab, b.topK, b.mask) };
   }
 
   /** The head for every row, into [maxBatch, vocab] logits and their staging copy (each 39 MB for a 152k vocabulary: made only when asked for). */
@@ -341,9 +372,18 @@ interface RowHead {
 interface ForwardBuffers extends GraphBuffers {
   argmax: GPUBuffer;
   topK: GPUBuffer;
+  mask: GPUBuffer;
   readLogits: GPUBuffer;
   readArgmax: GPUBuffer;
   readTopK: GPUBuffer;
+}
+
+/** What argmax.wgsl and topk.wgsl pick when nothing can be picked. */
+const NONE = 0xffffffff;
+
+/** Words of a grammar mask over `vocab` tokens: one bit per token. */
+function maskWords(vocab: number): number {
+  return Math.ceil(vocab / 32);
 }
 
 /** Where the KV cache's rows live, and what that costs. */
@@ -432,7 +472,7 @@ export function forwardBytes(plan: ForwardPlan, c: ModelConfig, maxBatch: number
   const inputs = [...Array(4).fill(maxBatch * c.nEmbd), maxBatch * qDim, maxBatch * c.nFF, maxBatch * c.nFF, c.nEmbd].map((n) => buf(n) / 4);
   const forwardActs = STEP.byteSize + Math.max(16, maxBatch * 4) + 4 * buf(maxBatch * c.nEmbd) + buf(maxBatch * qDim) + buf(maxBatch * kvDim)
     + (kvCache === 'f32' ? 0 : buf(maxBatch * kvDim)) + buf(maxBatch * qDim) + 2 * buf(maxBatch * c.nFF) + buf(c.nEmbd)
-    + buf(c.vocabSize) + buf(2) + buf(TOPK_RESULT_WORDS);
+    + buf(c.vocabSize) + buf(2) + buf(TOPK_RESULT_WORDS) + buf(maskWords(c.vocabSize));
   const rope = plan.ropeTables * Math.max(16, c.contextLength * plan.ropeDim * 4);
   // quantize_x.wgsl's copies: int8 pairs of words and a scale pair per 32 (Kernels.quantizedCopy).
   const int8 = int8Activations && plan.blockWeights ? inputs.reduce((sum, n) => sum + Math.max(16, Math.ceil(n / 2) * 4) + Math.max(16, Math.ceil(n / 32) * 8), 0) : 0;

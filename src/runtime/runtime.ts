@@ -265,6 +265,7 @@ export class Runtime {
     } finally {
       stats.finishReason = finishReason;
       stats.decodeTokensPerSecond = decodeMs > 0 ? decodeSteps / (decodeMs / 1000) : 0;
+      if (constraint && constraint.msPerToken.length > 0) stats.maskMs = { median: quantile(constraint.msPerToken, 0.5), p99: quantile(constraint.msPerToken, 0.99) };
       this._lastStats = stats;
       this.busy = false;
     }
@@ -397,22 +398,20 @@ export class Runtime {
     let id: number;
     let logits: Float32Array | undefined;
     const k = sampler.topKOnly;
-    if (constraint) {
-      // The grammar's mask is applied to read-back logits on the CPU (a GPU mask kernel, so that
-      // constrained greedy reads back one id, is a later step).
-      logits = await this.forward.step(last.chunk, pos, 'logits');
-      id = sampler.sample(logits, history, constraint.mask());
-      constraint.advance(id);
-    } else if (withLogits) {
+    // A grammar's mask is uploaded and applied on the GPU before argmax and top-k, so constrained
+    // greedy still reads back one id; the full-logits path applies it here, on the CPU.
+    const mask = constraint?.mask();
+    if (withLogits) {
       // Log-probabilities need the whole distribution; the same logits are sampled from.
       logits = await this.forward.step(last.chunk, pos, 'logits');
-      id = sampler.sample(logits, history);
-    } else if (sampler.gpuGreedy) id = await this.forward.step(last.chunk, pos, 'argmax');
+      id = sampler.sample(logits, history, mask);
+    } else if (sampler.gpuGreedy) id = await this.forward.step(last.chunk, pos, 'argmax', mask);
     else if (k !== undefined && k <= TOPK_MAX && k < this.info.vocabSize) {
       // Only k candidates come back from the GPU, not the [n_vocab] logits.
-      const top = await this.forward.step(last.chunk, pos, 'topk', k);
+      const top = await this.forward.step(last.chunk, pos, 'topk', k, mask);
       id = sampler.sampleTopK(top.ids, top.logits);
-    } else id = sampler.sample(await this.forward.step(last.chunk, pos, 'logits'), history);
+    } else id = sampler.sample(await this.forward.step(last.chunk, pos, 'logits'), history, mask);
+    constraint?.advance(id);
     this.wrote(last.chunk, pos);
     return { id, logits: withLogits ? logits : undefined };
   }
@@ -511,6 +510,12 @@ export class Runtime {
     if (this.busy) throw new LanternError('BAD_ARGUMENT', 'This runtime is already generating; wait for it to finish or abort it first.');
     this.busy = true;
   }
+}
+
+/** The q-quantile of `values` (nearest rank). */
+function quantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
 
 function commonPrefixLength(a: readonly number[], b: readonly number[]): number {

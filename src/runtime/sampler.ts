@@ -8,7 +8,7 @@
  *   → draw with a seeded PRNG.
  */
 import { LanternError } from '../errors.ts';
-import { applyMask } from './grammar/mask.ts';
+import { applyMask, noTokenAllowed } from './grammar/mask.ts';
 
 export interface SamplingOptions {
   /** 0 (default) is greedy; higher flattens the distribution. */
@@ -98,7 +98,7 @@ export class Sampler {
     if (mask) {
       logits = Float32Array.from(logits);
       applyMask(logits, mask);
-      if (!logits.some((x) => x > -Infinity)) throw new LanternError('BAD_GRAMMAR', 'No token of the vocabulary can continue the grammar here; check that the grammar can be completed with the model\'s tokens.');
+      if (!logits.some((x) => x > -Infinity)) throw noTokenAllowed();
     }
     if ((this.options.temperature ?? 0) === 0) return argmax(adjustedLogits(logits, this.options, history));
     return this.draw(candidates(logits, this.options, history));

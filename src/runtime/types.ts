@@ -93,4 +93,6 @@ export interface GenerationStats {
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
   finishReason: FinishReason;
+  /** With a grammar or JSON response format: the CPU time of each token's mask and grammar step, median and 99th percentile, in ms. */
+  maskMs?: { median: number; p99: number };
 }

@@ -103,7 +103,7 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
     case 'copyToCache': op = await k.copyToCache(buffers.x, buffers.cache, num('width'), num('cacheRows'), spec.kvCache); break;
     case 'swiglu': op = await k.swiglu(buffers.gate, buffers.up, num('width')); break;
     case 'add': op = await k.add(buffers.x, buffers.y, num('width')); break;
-    case 'argmax': op = await k.argmax(buffers.logits, num('n'), buffers.result); break;
+    case 'argmax': op = await k.argmax(buffers.logits, num('n'), buffers.result, buffers.mask); break; // a `mask` in words: the MASK variant
   }
 
   const encoder = device.createCommandEncoder();

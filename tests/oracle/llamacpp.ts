@@ -10,6 +10,7 @@
  */
 import {
   getLlama,
+  LlamaGrammarEvaluationState,
   LlamaLogLevel,
   type ControlledEvaluateInputItem,
   type Llama,
@@ -134,6 +135,29 @@ export async function llamaCppGreedy(modelPath: string, promptIds: number[], n: 
     }
     return ids;
   }, kvCache);
+}
+
+/**
+ * Greedy continuation under a GBNF grammar (llama.cpp's own grammar sampler, through
+ * node-llama-cpp's LlamaGrammar): at most n ids after promptIds as given, ending early at an
+ * end-of-generation token, which is not returned (`eog` says whether one came).
+ */
+export async function llamaCppGrammarGreedy(modelPath: string, promptIds: number[], gbnf: string, n: number): Promise<{ ids: number[]; eog: boolean }> {
+  const prompt = asTokens(promptIds);
+  const llama = await loadLlama();
+  const model = await loadModel(modelPath);
+  const grammar = await llama.createGrammar({ grammar: gbnf });
+  return withSequence(modelPath, promptIds.length + n, async (sequence) => {
+    const state = new LlamaGrammarEvaluationState({ model, grammar });
+    const ids: number[] = [];
+    // The sampler chain at temperature 0 is the grammar, then greedy; the grammar accepts each pick.
+    for await (const token of sequence.evaluate(prompt, { temperature: 0, grammarEvaluationState: state, yieldEogToken: true })) {
+      if (model.isEogToken(token)) return { ids, eog: true };
+      ids.push(token);
+      if (ids.length >= n) break;
+    }
+    return { ids, eog: false };
+  });
 }
 
 /** Next-token logits (full vocab, raw, not softmaxed) after the last prompt id. */

@@ -5,6 +5,7 @@
  * cached byte transitions, so tokens sharing a prefix share its matching and a dead prefix prunes
  * its whole subtree. Masks are cached per automaton state: states are canonical (matcher.ts).
  */
+import { LanternError } from '../../errors.ts';
 import type { Tokenizer } from '../../model/tokenizer/index.ts';
 import { GrammarAutomaton, isPlainText } from './matcher.ts';
 
@@ -111,7 +112,7 @@ const MASK_CACHE_LIMIT = 4096;
 
 /** Masks for one grammar automaton over one vocabulary, cached per state. */
 export class TokenMasker {
-  private readonly cache = new Map<number, Uint32Array>();
+  private readonly cache = new Map<number, Uint32Array<ArrayBuffer>>();
   private readonly stateAt: Int32Array;
 
   constructor(readonly automaton: GrammarAutomaton, readonly trie: TokenTrie) {
@@ -119,7 +120,7 @@ export class TokenMasker {
   }
 
   /** The allowed tokens in a state. The returned array is shared: do not modify it. */
-  mask(state: number): Uint32Array {
+  mask(state: number): Uint32Array<ArrayBuffer> {
     let mask = this.cache.get(state);
     if (mask === undefined) {
       mask = this.compute(state);
@@ -129,7 +130,7 @@ export class TokenMasker {
     return mask;
   }
 
-  private compute(state: number): Uint32Array {
+  private compute(state: number): Uint32Array<ArrayBuffer> {
     const { automaton, trie, stateAt } = this;
     const { depth, label, skip, first, ids, plainSubtree } = trie;
     let table = automaton.table;
@@ -180,8 +181,15 @@ export class TokenConstraint {
     return this.current;
   }
 
-  mask(): Uint32Array {
-    return this.masker.mask(this.current);
+  /** Milliseconds each token's mask and advance took together (one entry per advance): what `lantern bench --json-schema` reports. */
+  readonly msPerToken: number[] = [];
+  private spent = 0;
+
+  mask(): Uint32Array<ArrayBuffer> {
+    const t0 = performance.now();
+    const mask = this.masker.mask(this.current);
+    this.spent += performance.now() - t0;
+    return mask;
   }
 
   allows(id: number): boolean {
@@ -195,6 +203,16 @@ export class TokenConstraint {
 
   /** Moves past the token's bytes; an end-of-generation token is accepted only when complete. */
   advance(id: number): boolean {
+    const t0 = performance.now();
+    try {
+      return this.step(id);
+    } finally {
+      this.msPerToken.push(this.spent + performance.now() - t0);
+      this.spent = 0;
+    }
+  }
+
+  private step(id: number): boolean {
     if (this.vocab.eog.includes(id)) return this.isComplete();
     const bytes = this.vocab.bytes[id];
     if (bytes === undefined || bytes.length === 0) return false;
@@ -216,4 +234,9 @@ export function applyMask(logits: Float32Array | Float64Array, mask: Uint32Array
     const end = Math.min(32, logits.length - base);
     for (let b = 0; b < end; b++) if (!((bits >>> b) & 1)) logits[base + b] = -Infinity;
   }
+}
+
+/** BAD_GRAMMAR for a step whose mask allows no token (on the CPU or the GPU path alike). */
+export function noTokenAllowed(): LanternError {
+  return new LanternError('BAD_GRAMMAR', 'No token of the vocabulary can continue the grammar here; check that the grammar can be completed with the model\'s tokens.');
 }
