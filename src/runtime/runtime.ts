@@ -1,5 +1,5 @@
 import { LanternError } from '../errors.ts';
-import { acquireGpu, type GpuContext } from '../gpu/device.ts';
+import { acquireGpu, type GpuContext, shareGpu } from '../gpu/device.ts';
 import { type GGUFFile, readGGUF } from '../model/gguf.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { Family } from './models/family.ts';
@@ -77,6 +77,8 @@ export class Runtime {
   private ringFrom = 0;
   private lostError: LanternError | undefined;
   private _weightBytesPerToken = 0;
+  /** Whether dispose() destroys the device: false on a device the caller keeps (Runtime.load on a GpuContext). */
+  private ownsDevice = true;
 
   private constructor(
     private readonly gpu: GpuContext,
@@ -89,7 +91,12 @@ export class Runtime {
     void gpu.lost.then((error) => (this.lostError = error));
   }
 
-  static async load(gpu: GPU | undefined, source: ByteSource, options: LoadOptions = {}): Promise<Runtime> {
+  /**
+   * Loads a model on a new device of `gpu`, or on `gpu`'s device when given a GpuContext that the
+   * caller keeps across models (the CLI's runner page): that model reuses the pipelines earlier ones
+   * compiled, and its dispose() frees its buffers but leaves the device.
+   */
+  static async load(gpu: GPU | GpuContext | undefined, source: ByteSource, options: LoadOptions = {}): Promise<Runtime> {
     const file = await readGGUF(source);
     const { family, config } = modelConfig(file);
     const tokenizer = tokenizerFromGGUF(file);
@@ -104,7 +111,8 @@ export class Runtime {
     const { maxGpuBytes } = options;
     if (maxGpuBytes !== undefined && !(maxGpuBytes > 0)) throw new LanternError('BAD_ARGUMENT', `maxGpuBytes must be a number of bytes > 0, not ${maxGpuBytes}.`);
     if (options.contextLength !== undefined && !(options.contextLength >= 1)) throw new LanternError('BAD_ARGUMENT', `contextLength must be at least 1, not ${options.contextLength}.`);
-    const context = await acquireGpu(gpu);
+    const kept = gpu !== undefined && 'device' in gpu;
+    const context = kept ? shareGpu(gpu) : await acquireGpu(gpu);
     let forward: Forward;
     let loadSummary: string;
     try {
@@ -116,7 +124,8 @@ export class Runtime {
       });
       await forward.finish();
     } catch (e) {
-      context.device.destroy();
+      if (kept) context.memory.destroyAll();
+      else context.device.destroy();
       throw e;
     }
     const contextLength = forward.contextLength;
@@ -140,6 +149,7 @@ export class Runtime {
     };
     const runtime = new Runtime(context, forward, tokenizer, info, chatTemplate);
     runtime._weightBytesPerToken = weightBytesPerToken(file.tensors);
+    runtime.ownsDevice = !kept;
     return runtime;
   }
 
@@ -322,7 +332,8 @@ export class Runtime {
   dispose(): void {
     this.cachedIds = [];
     this.forward.destroy();
-    this.gpu.device.destroy();
+    if (this.ownsDevice) this.gpu.device.destroy();
+    else this.gpu.memory.destroyAll();
   }
 
   /**
