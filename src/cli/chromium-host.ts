@@ -153,6 +153,8 @@ interface SharedHost {
   models: Map<string, string>;
   /** Every open page's failure: a failing server or browser fails them all. */
   failures: Set<(error: Error) => void>;
+  /** Runner pages whose session closed, oldest first, each with the GPU device its models compiled pipelines on. */
+  idleRunners: RunnerPage[];
 }
 
 let sharedHost: Promise<SharedHost> | undefined;
@@ -183,7 +185,7 @@ function startSharedHost(): Promise<SharedHost> {
     });
     // The process's end closes them; a test file's worker ends with its file.
     process.once('exit', () => void browser.close().catch(() => {}));
-    return { browser, server, url: serverOrigin(server), models, failures };
+    return { browser, server, url: serverOrigin(server), models, failures, idleRunners: [] };
   })();
   starting.catch(() => (sharedHost = undefined));
   return starting;
@@ -212,6 +214,61 @@ async function openSharedPage(options: GpuPageOptions): Promise<ModelPage> {
   }
 }
 
+/** A page of src/cli/runner.html, and where its token binding delivers: the session that holds the page now. */
+interface RunnerPage {
+  gpuPage: ModelPage;
+  /** Where the holder's model is served (a reused shared page serves each session's at a new path). */
+  modelPath: string;
+  deliver: ((index: number, token: GeneratedToken) => void) | undefined;
+}
+
+/** Idle shared runner pages kept for the next session; more are closed. */
+const MAX_IDLE_RUNNERS = 4;
+
+async function openRunnerPage(modelFile: string, shared: boolean): Promise<RunnerPage> {
+  const runner: Partial<RunnerPage> = {};
+  const gpuPage = await openGpuPage({
+    modelFile,
+    path: RUNNER_URL_PATH,
+    warmup: [RUNNER_SCRIPT],
+    shared,
+    beforeOpen: (page) => page.exposeFunction('lanternToken', (index: number, token: GeneratedToken) => runner.deliver?.(index, token)),
+  });
+  try {
+    // The runner's module script may still be loading when goto() returns.
+    await gpuPage.guard(gpuPage.page.waitForFunction(() => window.lanternRunner !== undefined, undefined, { timeout: PAGE_READY_TIMEOUT_MS }));
+  } catch (e) {
+    await gpuPage.close();
+    throw e;
+  }
+  return Object.assign(runner, { gpuPage, modelPath: gpuPage.modelPath, deliver: undefined });
+}
+
+/**
+ * A runner page of the shared browser for `modelFile`: one a closed session left, when there is
+ * one. Its GPU device comes with it (runner.ts keeps one per page), and with the device the
+ * pipelines the page's earlier models compiled, which SwiftShader takes seconds over each: a test
+ * file opening sessions one after another compiles each kernel variant once per page, not per session.
+ */
+async function takeSharedRunner(modelFile: string): Promise<RunnerPage> {
+  const host = await (sharedHost ??= startSharedHost());
+  const idle = host.idleRunners.shift();
+  if (!idle) return openRunnerPage(modelFile, true);
+  idle.modelPath = `/__lantern/model-${nextModel++}.gguf`;
+  host.models.set(idle.modelPath, modelFile);
+  return idle;
+}
+
+/** Frees the session's model; a shared page that did so cleanly waits for the next session, any other closes. */
+async function releaseRunner(runner: RunnerPage, shared: boolean, unloaded: Promise<unknown>): Promise<void> {
+  runner.deliver = undefined;
+  const host = shared ? await sharedHost?.catch(() => undefined) : undefined;
+  host?.models.delete(runner.modelPath);
+  const reusable = await unloaded.then((settled) => settled !== null && typeof settled === 'object' && !('error' in settled), () => false);
+  if (host && reusable && host.idleRunners.length < MAX_IDLE_RUNNERS && !runner.gpuPage.page.isClosed()) host.idleRunners.push(runner);
+  else await runner.gpuPage.close();
+}
+
 /** Loads `modelFile` in a Chromium page and drives the runtime there. */
 export async function openChromiumSession(modelFile: string, options: SessionOptions): Promise<ModelSession> {
   // Tokens arrive through a binding, each with its index; they are handed on in order.
@@ -228,18 +285,18 @@ export async function openChromiumSession(modelFile: string, options: SessionOpt
     if (delivered === expected) allDelivered?.();
   };
 
-  const gpuPage = await openGpuPage({
-    modelFile,
-    path: RUNNER_URL_PATH,
-    warmup: [RUNNER_SCRIPT],
-    shared: process.env.LANTERN_SHARED_BROWSER === '1',
-    beforeOpen: (page) => page.exposeFunction('lanternToken', (index: number, token: GeneratedToken) => {
-      pending.set(index, token);
-      flush();
-    }),
-  });
+  const shared = process.env.LANTERN_SHARED_BROWSER === '1';
+  const runner = shared ? await takeSharedRunner(modelFile) : await openRunnerPage(modelFile, false);
+  const { gpuPage } = runner;
+  runner.deliver = (index, token) => {
+    pending.set(index, token);
+    flush();
+  };
+  let closing: Promise<void> | undefined;
   const call = async <K extends keyof RunnerApi>(name: K, ...args: Parameters<RunnerApi[K]>) => {
     type Value = Awaited<ReturnType<RunnerApi[K]>> extends Settled<infer T> ? T : never;
+    // A shared page outlives its session: a closed session must not reach the next one's model.
+    if (closing) throw new LanternError('NOT_LOADED', 'This model session is closed; open a new one.');
     const settled = await gpuPage.evaluate(
       ([name, args]) => {
         const runner = window.lanternRunner!;
@@ -250,11 +307,11 @@ export async function openChromiumSession(modelFile: string, options: SessionOpt
     if ('error' in settled) throw rebuildError(settled.error);
     return settled.value as Value;
   };
+  const close = () =>
+    (closing ??= releaseRunner(runner, shared, shared ? gpuPage.evaluate(() => window.lanternRunner!.dispose(), undefined) : Promise.resolve(null)));
 
   try {
-    // The runner's module script may still be loading when goto() returns.
-    await gpuPage.guard(gpuPage.page.waitForFunction(() => window.lanternRunner !== undefined, undefined, { timeout: PAGE_READY_TIMEOUT_MS }));
-    const info: ModelInfo = await call('load', gpuPage.url + gpuPage.modelPath, { contextLength: options.contextLength, int8Activations: options.int8Activations, kvCache: options.kvCache, maxGpuBytes: options.maxGpuBytes });
+    const info: ModelInfo = await call('load', gpuPage.url + runner.modelPath, { contextLength: options.contextLength, int8Activations: options.int8Activations, kvCache: options.kvCache, maxGpuBytes: options.maxGpuBytes });
     return {
       backend: 'chromium',
       info,
@@ -280,10 +337,12 @@ export async function openChromiumSession(modelFile: string, options: SessionOpt
       tokenLogProbs: async (ids, from) => new Float64Array(await call('tokenLogProbs', ids, from)),
       embed: async (ids) => new Float32Array(await call('embed', ids)),
       bench: (benchOptions) => call('bench', benchOptions),
-      close: () => gpuPage.close(),
+      close,
     };
   } catch (e) {
-    await gpuPage.close();
+    // A page whose load failed is not handed on.
+    closing ??= releaseRunner(runner, shared, Promise.resolve(null));
+    await closing;
     throw e;
   }
 }

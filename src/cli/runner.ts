@@ -4,6 +4,7 @@
  * LanternError crosses to Node intact instead of as a bare message.
  */
 import { LanternError } from '../errors.ts';
+import { acquireGpu, type GpuContext } from '../gpu/device.ts';
 import { urlSource } from '../storage/source.ts';
 import { type BenchOptions, type BenchResult, benchRuntime } from '../runtime/bench.ts';
 import { type LoadOptions, Runtime } from '../runtime/runtime.ts';
@@ -35,6 +36,30 @@ declare global {
 }
 
 let runtime: Runtime | undefined;
+/**
+ * One device for every model this page loads (a test file's shared browser hands its pages from one
+ * session to the next): each model reuses the pipelines the ones before it compiled, which
+ * SwiftShader takes seconds over each. A device that was lost or reported an error, or on which a
+ * load failed, is replaced.
+ */
+let gpu: { context: GpuContext; healthy: boolean } | undefined;
+
+async function keptGpu(): Promise<GpuContext> {
+  if (!gpu?.healthy) {
+    gpu?.context.device.destroy();
+    const kept = { context: await acquireGpu(navigator.gpu), healthy: true };
+    void kept.context.lost.then(() => (kept.healthy = false));
+    gpu = kept;
+  }
+  return gpu.context;
+}
+
+/** Frees the loaded model; an error its device reported unseen rules the device out for the next model. */
+function unload(): void {
+  runtime?.dispose();
+  runtime = undefined;
+  if (gpu?.context.takeError()) gpu.healthy = false;
+}
 
 function loaded(): Runtime {
   if (!runtime) throw new LanternError('NOT_LOADED', 'No model is loaded in the runner page; call load() first.');
@@ -46,6 +71,7 @@ function settle<A extends unknown[], T>(fn: (...args: A) => Promise<T> | T): (..
     try {
       return { value: await fn(...args) };
     } catch (e) {
+      if (gpu && e instanceof LanternError && (e.code === 'GPU_ERROR' || e.code === 'DEVICE_LOST')) gpu.healthy = false;
       if (e instanceof LanternError) return { error: e.toJSON() };
       const error = e instanceof Error ? e : new Error(String(e));
       return { error: { message: error.message, stack: error.stack } };
@@ -58,8 +84,15 @@ window.lanternRunner = {
     if (!navigator.gpu) {
       throw new LanternError('NO_WEBGPU', 'This Chromium has no navigator.gpu; run it with --enable-unsafe-webgpu, or use a build with WebGPU.');
     }
-    runtime?.dispose();
-    runtime = await Runtime.load(navigator.gpu, await urlSource(url), options);
+    unload();
+    const source = await urlSource(url);
+    const context = await keptGpu();
+    try {
+      runtime = await Runtime.load(context, source, options);
+    } catch (e) {
+      gpu!.healthy = false; // whatever went wrong, the next model starts on a new device
+      throw e;
+    }
     return runtime.info;
   }),
   encode: settle((text: string, addSpecial: boolean) => loaded().encode(text, addSpecial)),
@@ -75,8 +108,5 @@ window.lanternRunner = {
   tokenLogProbs: settle(async (ids: number[], from: number) => Array.from(await loaded().tokenLogProbs(ids, from))),
   embed: settle(async (ids: number[]) => Array.from(await loaded().embed(ids))),
   bench: settle((options: BenchOptions) => benchRuntime(loaded(), options)),
-  dispose: settle(() => {
-    runtime?.dispose();
-    runtime = undefined;
-  }),
+  dispose: settle(unload),
 };

@@ -91,8 +91,16 @@ export async function acquireGpu(gpu: GPU | undefined): Promise<GpuContext> {
     },
     onSubmit: undefined,
     submit(buffers) {
-      device.queue.submit(context.onSubmit ? context.onSubmit(buffers) : buffers);
+      device.queue.submit(this.onSubmit ? this.onSubmit(buffers) : buffers);
     },
   };
   return context;
+}
+
+/**
+ * `gpu`'s device for one more model: its own memory account and profiler hook, the device's
+ * pipelines (those earlier models compiled are reused, which a CPU adapter takes seconds over each).
+ */
+export function shareGpu(gpu: GpuContext): GpuContext {
+  return { ...gpu, memory: new GpuMemory(gpu.device), onSubmit: undefined };
 }

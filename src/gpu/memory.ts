@@ -22,6 +22,7 @@ export function gpuBytes(parts: Omit<GpuBytes, 'total'>): GpuBytes {
 /** Counts live buffers by category: a buffer counts from its creation until destroy(). */
 export class GpuMemory {
   private readonly live: Record<MemoryCategory, number> = { weights: 0, kvCache: 0, activations: 0, staging: 0 };
+  private readonly buffers = new Set<GPUBuffer>();
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -32,12 +33,19 @@ export class GpuMemory {
     // Counted down once, however often destroy() is called (destroying a buffer twice is legal).
     const destroy = buffer.destroy.bind(buffer);
     let counted = true;
+    this.buffers.add(buffer);
     buffer.destroy = () => {
       if (counted) this.live[category] -= size;
       counted = false;
+      this.buffers.delete(buffer);
       destroy();
     };
     return buffer;
+  }
+
+  /** Destroys every buffer still alive: a model's whole share of a device that outlives it. */
+  destroyAll(): void {
+    for (const buffer of [...this.buffers]) buffer.destroy();
   }
 
   /** The buffers alive now, by category. */

@@ -1,5 +1,5 @@
 import { LanternError } from '../errors.ts';
-import { acquireGpu, type GpuContext } from '../gpu/device.ts';
+import { acquireGpu, type GpuContext, shareGpu } from '../gpu/device.ts';
 import { type GGUFFile, readGGUF } from '../model/gguf.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { Family } from './models/family.ts';
@@ -82,6 +82,8 @@ export class Runtime {
   private _weightBytesPerToken = 0;
   /** The pooling the file declares ({arch}.pooling_type), checked when a text is embedded. */
   private declaredPooling: () => EmbeddingPooling = () => 'mean';
+  /** Whether dispose() destroys the device: false on a device the caller keeps (Runtime.load on a GpuContext). */
+  private ownsDevice = true;
 
   private constructor(
     private readonly gpu: GpuContext,
@@ -94,7 +96,12 @@ export class Runtime {
     void gpu.lost.then((error) => (this.lostError = error));
   }
 
-  static async load(gpu: GPU | undefined, source: ByteSource, options: LoadOptions = {}): Promise<Runtime> {
+  /**
+   * Loads a model on a new device of `gpu`, or on `gpu`'s device when given a GpuContext that the
+   * caller keeps across models (the CLI's runner page): that model reuses the pipelines earlier ones
+   * compiled, and its dispose() frees its buffers but leaves the device.
+   */
+  static async load(gpu: GPU | GpuContext | undefined, source: ByteSource, options: LoadOptions = {}): Promise<Runtime> {
     const file = await readGGUF(source);
     const { family, config } = modelConfig(file);
     const tokenizer = tokenizerFromGGUF(file);
@@ -109,7 +116,8 @@ export class Runtime {
     const { maxGpuBytes } = options;
     if (maxGpuBytes !== undefined && !(maxGpuBytes > 0)) throw new LanternError('BAD_ARGUMENT', `maxGpuBytes must be a number of bytes > 0, not ${maxGpuBytes}.`);
     if (options.contextLength !== undefined && !(options.contextLength >= 1)) throw new LanternError('BAD_ARGUMENT', `contextLength must be at least 1, not ${options.contextLength}.`);
-    const context = await acquireGpu(gpu);
+    const kept = gpu !== undefined && 'device' in gpu;
+    const context = kept ? shareGpu(gpu) : await acquireGpu(gpu);
     let forward: Forward;
     let loadSummary: string;
     try {
@@ -121,7 +129,8 @@ export class Runtime {
       });
       await forward.finish();
     } catch (e) {
-      context.device.destroy();
+      if (kept) context.memory.destroyAll();
+      else context.device.destroy();
       throw e;
     }
     const contextLength = forward.contextLength;
@@ -147,6 +156,7 @@ export class Runtime {
     const runtime = new Runtime(context, forward, tokenizer, info, chatTemplate);
     runtime._weightBytesPerToken = weightBytesPerToken(file.tensors);
     runtime.declaredPooling = declaredPooling(file);
+    runtime.ownsDevice = !kept;
     return runtime;
   }
 
@@ -371,7 +381,8 @@ export class Runtime {
   dispose(): void {
     this.cachedIds = [];
     this.forward.destroy();
-    this.gpu.device.destroy();
+    if (this.ownsDevice) this.gpu.device.destroy();
+    else this.gpu.memory.destroyAll();
   }
 
   /**
