@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { LanternError } from '../errors.ts';
 import { readGGUF } from '../model/gguf.ts';
 import { tokenizerFromGGUF } from '../model/tokenizer/index.ts';
-import { chatPromptIds, chatTemplateOf, type ChatMessage } from '../runtime/chat.ts';
+import { chatPromptIds, chatTemplateOf, type ChatMessage, systemPromptLength } from '../runtime/chat.ts';
 import { modelConfig } from '../runtime/models/index.ts';
 import { perplexity as scoreText, perplexityChunks, type PerplexityOptions } from '../runtime/perplexity.ts';
 import type { GeneratedToken, GenerateOptions } from '../runtime/types.ts';
@@ -29,6 +29,9 @@ Commands:
             Streams the continuation to stdout. --prompt is tokenized with the model's own BOS
             rules; --prompt-ids are used as given. Default: 64 tokens, temperature 0 (greedy).
             --stop (repeatable) ends before that text, which is not printed.
+            --context-overflow shift [--keep N]: at a full context, drop the older half of the
+            tokens after the first N (default: the BOS; for chat, the system prompt) and go on;
+            default error: stop with finishReason "length".
   chat      --model FILE --message TEXT [--system TEXT] [--chat-template FILE] [sampling flags
             as for generate] [--json]
             One assistant reply to --message, in the model's chat template (or --chat-template,
@@ -100,6 +103,8 @@ const OPTIONS = {
   profile: { type: 'boolean' },
   'op-costs': { type: 'boolean' },
   'kv-cache': { type: 'string' },
+  'context-overflow': { type: 'string' },
+  keep: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -108,8 +113,8 @@ const OPTIONS = {
 const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
   convert: ['model', 'out', 'type', 'json'],
   bench: ['model', 'quantize', 'prompt-tokens', 'gen-tokens', 'context', 'kv-cache', 'profile', 'op-costs', 'json'],
-  generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
-  chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
+  generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'context-overflow', 'keep'],
+  chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'context-overflow', 'keep'],
   logits: ['model', 'quantize', 'prompt-ids', 'context', 'kv-cache', 'json'],
   perplexity: ['model', 'quantize', 'text-file', 'context', 'kv-cache', 'json'],
   tokenize: ['model', 'quantize', 'text', 'text-file', 'add-special', 'no-parse-special', 'json'],
@@ -385,7 +390,16 @@ function samplingFlags(values: Values): GenerateOptions {
     repetitionPenalty: number('repeat-penalty', values['repeat-penalty'], (n) => n > 0 && Number.isFinite(n), 'a number > 0'),
     // parseArgs gives a repeatable option as an array.
     stop: values.stop as unknown as string[] | undefined,
+    contextOverflow: contextOverflowFlag(values['context-overflow']),
+    keep: values.keep === undefined ? undefined : parseInteger('--keep', values.keep, 0),
   };
+}
+
+/** --context-overflow: error (the default) or shift. */
+function contextOverflowFlag(value: string | undefined): GenerateOptions['contextOverflow'] {
+  if (value === undefined) return undefined;
+  if (value !== 'error' && value !== 'shift') throw new UsageError(`--context-overflow must be error or shift, not "${value}"`);
+  return value;
 }
 
 interface ChatRequest {
@@ -406,10 +420,13 @@ async function chatRequest(values: Values): Promise<ChatRequest> {
   const source = await openFileSource(values.model!);
   try {
     const file = await readGGUF(source);
-    const promptIds = chatPromptIds(tokenizerFromGGUF(file), chatTemplateOf(file), messages, template);
+    const tokenizer = tokenizerFromGGUF(file);
+    const promptIds = chatPromptIds(tokenizer, chatTemplateOf(file), messages, template);
+    // A context shift keeps the system prompt unless --keep says otherwise.
+    const keep = base.sampling.keep ?? (base.sampling.contextOverflow === 'shift' ? systemPromptLength(tokenizer, chatTemplateOf(file), messages, promptIds, template) : undefined);
     return {
       promptIds,
-      options: { maxTokens: base.maxTokens, temperature: base.temperature, seed: base.seed, ...base.sampling },
+      options: { maxTokens: base.maxTokens, temperature: base.temperature, seed: base.seed, ...base.sampling, keep },
       contextLength: base.contextLength,
     };
   } finally {

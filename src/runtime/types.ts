@@ -45,6 +45,21 @@ export interface GenerateOptions extends SamplingOptions {
    * finishReason "stop" parses and validates; "length" can still cut it short.
    */
   responseFormat?: ResponseFormat;
+  /**
+   * What a full context does: 'error' (default) ends the generation with finishReason "length";
+   * 'shift' makes room and goes on, as llama.cpp's context shift: the first `keep` tokens stay, the
+   * older half (rounded up) of the rest is dropped, and the newer half moves down, its keys
+   * re-rotated (RoPE models) or prefilled again (learned positions: GPT-2, GPT-Neo; sliding-window
+   * rings: Gemma). With 'shift', a prompt longer than the context keeps its first `keep` tokens and
+   * its last (context − keep) / 2, the state a shift leaves.
+   */
+  contextOverflow?: 'error' | 'shift';
+  /**
+   * Tokens at the start that a context shift never drops. Default: the system prompt's tokens in a
+   * chat through the engine, otherwise 1 where the prompt starts with BOS (the BOS), else 0. At most
+   * the context length − 4, as llama.cpp caps n_keep.
+   */
+  keep?: number;
 }
 
 export interface GeneratedToken {
@@ -68,4 +83,6 @@ export interface GenerationStats {
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
   finishReason: FinishReason;
+  /** Context shifts during the generation (contextOverflow 'shift'); absent where none could happen. */
+  contextShifts?: number;
 }

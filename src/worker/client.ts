@@ -279,6 +279,8 @@ async function createChatCompletion(
     stop: request.stop,
     grammar: request.grammar,
     responseFormat: request.response_format,
+    contextOverflow: request.context_overflow,
+    keep: request.n_keep,
   };
   const messages: ChatMessage[] = request.messages;
   const stream = start({ messages, chatTemplate: request.chat_template, options }, request.request_id, request.signal);

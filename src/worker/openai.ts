@@ -35,6 +35,10 @@ export interface ChatCompletionRequest {
   response_format?: ResponseFormat;
   /** A GBNF grammar (llama.cpp's format, as llama.cpp's server takes it) the reply must follow. */
   grammar?: string;
+  /** Lantern's: 'shift' goes on past a full context, dropping old tokens (GenerateOptions.contextOverflow); default 'error' (finish_reason "length"). */
+  context_overflow?: 'error' | 'shift';
+  /** Tokens a context shift never drops (llama.cpp's server name); default: the system prompt. */
+  n_keep?: number;
   /** Cancels the request; a stream then ends with finish_reason "abort". */
   signal?: AbortSignal;
   /** Your own request id, for engine.abort(id); one is made up when left out. */
