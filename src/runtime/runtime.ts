@@ -187,7 +187,7 @@ export class Runtime {
    * abort of `signal` lands between chunks and between tokens (finishReason "abort"). Greedy
    * sampling with no bias or penalty keeps the logits on the GPU and reads back one id per token.
    * Ends at an end-of-generation token (not yielded) or a stop string ("stop"), or at maxTokens or
-   * a full context ("length").
+   * a full context ("length"; with contextOverflow 'shift' the context is shifted instead and generation goes on).
    */
   async *generate(promptIds: number[], options: GenerateOptions = {}, signal?: AbortSignal): AsyncGenerator<GeneratedToken> {
     const shift = this.contextOverflow(promptIds, options);
@@ -463,7 +463,7 @@ export class Runtime {
     if (promptIds.length > this.info.contextLength && !longFits) {
       throw new LanternError(
         'CONTEXT_OVERFLOW',
-        `The prompt has ${promptIds.length} tokens but the context holds ${this.info.contextLength}; shorten the prompt or load with a larger contextLength.`,
+        `The prompt has ${promptIds.length} tokens but the context holds ${this.info.contextLength}; shorten the prompt, load with a larger contextLength, or generate with contextOverflow 'shift'.`,
         { promptTokens: promptIds.length, contextLength: this.info.contextLength },
       );
     }
