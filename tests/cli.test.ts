@@ -78,6 +78,8 @@ describe('lantern errors', () => {
       ['tokenize', '--model', MODEL, '--text', 'hi', '--bogus'],
       ['generate', '--model', MODEL, '--prompt-ids', '1', '--kv-cache', 'q4_0'], // not a KV cache form
       ['bench', '--model', MODEL, '--context', '8'], // shorter than the run needs
+      ['generate', '--model', MODEL, '--prompt-ids', '1', '--context-overflow', 'wrap'], // error or shift
+      ['generate', '--model', MODEL, '--prompt-ids', '1', '--context-overflow', 'shift', '--keep', 'x'],
     ];
     const runs = await Promise.all(cases.map((args) => lantern(...args)));
     runs.forEach((run, i) => {
