@@ -79,6 +79,8 @@ describe('lantern errors', () => {
       ['generate', '--model', MODEL, '--prompt-ids', '1', '--kv-cache', 'q4_0'], // not a KV cache form
       ['bench', '--model', MODEL, '--context', '8'], // shorter than the run needs
       ['generate', '--model', MODEL, '--prompt-ids', '1', '--logprobs', '21'], // 0..20, and with --json only
+      ['generate', '--model', MODEL, '--prompt-ids', '1', '--context-overflow', 'wrap'], // error or shift
+      ['generate', '--model', MODEL, '--prompt-ids', '1', '--context-overflow', 'shift', '--keep', 'x'],
     ];
     const runs = await Promise.all(cases.map((args) => lantern(...args)));
     runs.forEach((run, i) => {

@@ -112,6 +112,53 @@ describe('KV cache forms', () => {
     }
   }
 
+  // A context shift (kv_shift.wgsl): rows src.. move to dst.., K rotated by -(src - dst) in the
+  // cache's own form, against the twin: the stored rows decoded, rotated in f64 (reference.rope at
+  // position -delta), and stored again. Odd shapes: heads of 10 and partial rotary, Q8_0 heads of one
+  // block (two heads share a word: a unit of 2, the row padded) and of three.
+  interface ShiftCase { type: KvCacheType; heads: number; headDim: number; ropeDim?: number; neox?: boolean; freqScale?: number }
+  const shiftCases: ShiftCase[] = [
+    { type: 'f32', heads: 3, headDim: 10, ropeDim: 10 },
+    { type: 'f32', heads: 3, headDim: 10, ropeDim: 6, neox: true, freqScale: 0.25 },
+    { type: 'f16', heads: 3, headDim: 10, ropeDim: 6 },
+    { type: 'q8_0', heads: 3, headDim: 32, ropeDim: 32 },
+    { type: 'q8_0', heads: 2, headDim: 96, ropeDim: 64, neox: true },
+    { type: 'q8_0', heads: 3, headDim: 32 }, // V: a verbatim copy
+    { type: 'f16', heads: 3, headDim: 10 },
+  ];
+  const CACHE_ROWS = 13, DST = 3, SRC = 8, MOVED = 5;
+  for (const { type, heads, headDim, ropeDim, neox = false, freqScale } of shiftCases) {
+    const what = ropeDim === undefined ? 'copied verbatim' : `rotated (${neox ? 'NeoX' : 'adjacent'} pairs, rope_dim ${ropeDim}${freqScale ? `, freq_scale ${freqScale}` : ''})`;
+    it(`kvShift moves ${MOVED} ${type} rows of ${heads} heads of ${headDim} from ${SRC} to ${DST}, ${what}`, async () => {
+      const width = heads * headDim, delta = SRC - DST;
+      const rows = asF32(ref.randomArray(CACHE_ROWS * width, 95 + headDim, 2));
+      rows.fill(0, SRC * width, SRC * width + 32); // a zero block stays zero
+      const cache = type === 'f32' ? { words: Array.from(new Uint32Array(Float32Array.from(rows).buffer)), rounded: rows } : packKvCache(rows, width, type);
+      const rowWords = cache.words.length / CACHE_ROWS;
+      const got = await runKernel({
+        op: 'kvShift', nTokens: MOVED, pos0: 0, kvCache: type, inputs: {}, words: { cache: cache.words }, outputs: { cache: cache.words.length }, u32Outputs: ['cache'],
+        options: { width, headDim, src: SRC, dst: DST, ...(ropeDim === undefined ? {} : { ropeDim, neox, thetaBase: 10000 }), ...(freqScale ? { freqScale } : {}) },
+      });
+      // Rows outside dst.. keep their words.
+      const kept = (w: number) => Math.floor(w / rowWords) < DST || Math.floor(w / rowWords) >= DST + MOVED;
+      const changed = got.cache.flatMap((w, i) => (kept(i) && w !== cache.words[i] ? [i] : []));
+      expect(changed, 'words outside the destination rows').toEqual([]);
+      const moved = cache.rounded.slice(SRC * width, (SRC + MOVED) * width);
+      if (ropeDim === undefined) {
+        expect(got.cache.slice(DST * rowWords, (DST + MOVED) * rowWords)).toEqual(cache.words.slice(SRC * rowWords, (SRC + MOVED) * rowWords));
+        return;
+      }
+      // One "token" of MOVED * heads heads: every row is rotated by the same -delta.
+      const want = ref.rope(moved, { nHeads: MOVED * heads, headDim, ropeDim, thetaBase: 10000, neox }, -delta * (freqScale ?? 1));
+      const decoded = decodeKvCache(got.cache.slice(DST * rowWords, (DST + MOVED) * rowWords), width, type);
+      // f32: the rotation's rounding; f16: half an ulp of f16 more; Q8_0: a quantization step more (d = amax / 127 <= 2 / 127).
+      const tol = { f32: { abs: 1e-6, rel: 1e-6 }, f16: { abs: 1e-3, rel: 1e-3 }, q8_0: { abs: 0.017, rel: 0 } }[type];
+      expectClose(Array.from(decoded), want, tol, `kvShift of a ${type} cache`);
+      // The rotation shows: the moved rows are not the source rows.
+      expect(want.some((v, i) => Math.abs(v - moved[i]) > 0.05), 'the rotation changes K').toBe(true);
+    });
+  }
+
   it('a Q8_0 cache refuses rows that are not whole blocks of 32, with BAD_ARGUMENT', async () => {
     const spec: KernelSpec = {
       op: 'attention', nTokens: 1, pos0: 0, kvCache: 'q8_0', inputs: { q: new Array(48).fill(0) }, words: { kCache: new Array(16).fill(0), vCache: new Array(16).fill(0) },
@@ -122,3 +169,22 @@ describe('KV cache forms', () => {
       .rejects.toThrow(/BAD_ARGUMENT|multiple of 32/);
   });
 });
+
+/** The values of rows of a cache of form `type` (the words packKvCache or the GPU wrote). */
+function decodeKvCache(words: number[], width: number, type: KvCacheType): Float64Array {
+  const buffer = Uint32Array.from(words).buffer;
+  if (type === 'f32') return Float64Array.from(new Float32Array(buffer));
+  if (type === 'f16') return Float64Array.from(new Uint16Array(buffer).subarray(0, (words.length * 2 / width | 0) * width), ref.halfBitsToFloat);
+  const bytes = new Uint8Array(buffer);
+  const rowBytes = Math.ceil(((width / 32) * 34) / 4) * 4;
+  const rows = bytes.length / rowBytes;
+  const out = new Float64Array(rows * width);
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < width / 32; b++) {
+      const at = r * rowBytes + b * 34;
+      const d = ref.halfBitsToFloat(bytes[at] | (bytes[at + 1] << 8));
+      for (let i = 0; i < 32; i++) out[r * width + b * 32 + i] = d * ((bytes[at + 2 + i] << 24) >> 24);
+    }
+  }
+  return out;
+}

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { LanternError } from '../errors.ts';
 import { readGGUF } from '../model/gguf.ts';
 import { tokenizerFromGGUF } from '../model/tokenizer/index.ts';
-import { chatPromptIds, chatTemplateOf, type ChatMessage } from '../runtime/chat.ts';
+import { chatPromptIds, chatTemplateOf, type ChatMessage, systemPromptLength } from '../runtime/chat.ts';
 import { modelConfig } from '../runtime/models/index.ts';
 import { perplexity as scoreText, perplexityChunks, type PerplexityOptions } from '../runtime/perplexity.ts';
 import type { GeneratedToken, GenerateOptions, TokenLogprob } from '../runtime/types.ts';
@@ -38,6 +38,9 @@ Commands:
             language, so output that ends by itself (not by --max-tokens) is complete.
   chat      --model FILE --message TEXT [--system TEXT] [--chat-template FILE] [sampling and
             constraint flags as for generate] [--json [--logprobs N]]
+            --context-overflow shift [--keep N]: at a full context, drop the older half of the
+            tokens after the first N (default: the BOS; for chat, the system prompt) and go on;
+            default error: stop with finishReason "length".
             One assistant reply to --message, in the model's chat template (or --chat-template,
             a Jinja file); a model without one is an error NO_CHAT_TEMPLATE.
   logits    --model FILE --prompt-ids 1,2,3 [--context N] [--kv-cache T] [--json]
@@ -118,6 +121,8 @@ const OPTIONS = {
   'json-schema': { type: 'string' },
   'json-object': { type: 'boolean' },
   grammar: { type: 'string' },
+  'context-overflow': { type: 'string' },
+  keep: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -126,8 +131,8 @@ const OPTIONS = {
 const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
   convert: ['model', 'out', 'type', 'json'],
   bench: ['model', 'quantize', 'prompt-tokens', 'gen-tokens', 'context', 'kv-cache', 'profile', 'op-costs', 'json', 'json-schema'],
-  generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'logprobs', 'json-schema', 'json-object', 'grammar'],
-  chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'logprobs', 'json-schema', 'json-object', 'grammar'],
+  generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'logprobs', 'json-schema', 'json-object', 'grammar', 'context-overflow', 'keep'],
+  chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'logprobs', 'json-schema', 'json-object', 'grammar', 'context-overflow', 'keep'],
   embed: ['model', 'quantize', 'text', 'text-file', 'context', 'kv-cache', 'json'],
   logits: ['model', 'quantize', 'prompt-ids', 'context', 'kv-cache', 'json'],
   perplexity: ['model', 'quantize', 'text-file', 'context', 'kv-cache', 'json'],
@@ -422,7 +427,16 @@ function samplingFlags(values: Values): GenerateOptions {
     // parseArgs gives a repeatable option as an array.
     stop: values.stop as unknown as string[] | undefined,
     logprobs: logprobsFlag(values),
+    contextOverflow: contextOverflowFlag(values['context-overflow']),
+    keep: values.keep === undefined ? undefined : parseInteger('--keep', values.keep, 0),
   };
+}
+
+/** --context-overflow: error (the default) or shift. */
+function contextOverflowFlag(value: string | undefined): GenerateOptions['contextOverflow'] {
+  if (value === undefined) return undefined;
+  if (value !== 'error' && value !== 'shift') throw new UsageError(`--context-overflow must be error or shift, not "${value}"`);
+  return value;
 }
 
 /** --logprobs N: how many alternatives each token lists, 0..20; printed with --json only. */
@@ -479,10 +493,13 @@ async function chatRequest(values: Values): Promise<ChatRequest> {
   const source = await openFileSource(values.model!);
   try {
     const file = await readGGUF(source);
-    const promptIds = chatPromptIds(tokenizerFromGGUF(file), chatTemplateOf(file), messages, template);
+    const tokenizer = tokenizerFromGGUF(file);
+    const promptIds = chatPromptIds(tokenizer, chatTemplateOf(file), messages, template);
+    // A context shift keeps the system prompt unless --keep says otherwise.
+    const keep = base.sampling.keep ?? (base.sampling.contextOverflow === 'shift' ? systemPromptLength(tokenizer, chatTemplateOf(file), messages, promptIds, template) : undefined);
     return {
       promptIds,
-      options: { maxTokens: base.maxTokens, temperature: base.temperature, seed: base.seed, ...base.sampling, ...(await constraintFlags(values)) },
+      options: { maxTokens: base.maxTokens, temperature: base.temperature, seed: base.seed, ...base.sampling, ...(await constraintFlags(values)), keep },
       contextLength: base.contextLength,
     };
   } finally {

@@ -58,6 +58,40 @@ export function kvCacheFits(type: KvCacheType, headDim: number): boolean {
   return type === 'f32' || (type === 'f16' ? headDim % 2 === 0 : headDim % 32 === 0);
 }
 
+/**
+ * kv_shift.wgsl's uniform: a context shift moves rows src .. src + rows − 1 of every layer's cache
+ * to dst .. (Forward.shift writes it once per shift; every layer's move reads it).
+ */
+export const KV_SHIFT = new UniformLayout('Params', {
+  src: 'u32', dst: 'u32', rows: 'u32', width: 'u32', head_dim: 'u32', rope_dim: 'u32', row_words: 'u32', heads_per_unit: 'u32',
+});
+
+/** The RoPE of a layer's K as a context shift re-rotates it: the frequencies of Kernels.rope, without attnFactor. */
+export interface RopeShift {
+  headDim: number;
+  ropeDim: number;
+  neox: boolean;
+  thetaBase: number;
+  freqScale?: number;
+  freqFactors?: Float32Array;
+}
+
+/**
+ * (cos, sin) of −delta · θ_i for i < ropeDim / 2, [ropeDim / 2] vec2<f32>: the rotation that takes
+ * K rotated at position p to K rotated at p − delta (θ_i as Kernels.rope: linear in the position).
+ * attnFactor is left out: the cached K carries it once already, and a rotation must not scale.
+ */
+export function ropeShiftTable(rope: RopeShift, delta: number): Float32Array<ArrayBuffer> {
+  const half = rope.ropeDim / 2;
+  const table = new Float32Array(half * 2);
+  for (let i = 0; i < half; i++) {
+    const theta = ((rope.freqScale ?? 1) * -delta * rope.thetaBase ** ((-2 * i) / rope.ropeDim)) / (rope.freqFactors?.[i] ?? 1);
+    table[2 * i] = Math.cos(theta);
+    table[2 * i + 1] = Math.sin(theta);
+  }
+  return table;
+}
+
 /** A weight matrix of `rows` rows of `cols` elements, row-major as ggml stores it. */
 export interface Weight {
   buffer: GPUBuffer;
@@ -408,6 +442,28 @@ export class Kernels {
   }
 
   /**
+   * A context shift's move of one layer's cache (kv_shift.wgsl): `params` (KV_SHIFT, kvShiftParams)
+   * says which rows go where; the op is encoded for that many rows. With `rope`, the rows are K of a
+   * RoPE layer and are rotated by `rope.table` (ropeShiftTable) in the cache's form; without, they
+   * are copied verbatim (V, and K of a layer without RoPE).
+   */
+  async kvShift(
+    params: GPUBuffer, cache: GPUBuffer,
+    shape: { width: number; headDim: number; kvCache: KvCacheType; rope?: { ropeDim: number; neox: boolean; table: GPUBuffer } },
+  ): Promise<Op> {
+    const { width, headDim, kvCache, rope } = shape;
+    checkKvCache(kvCache, headDim);
+    if (headDim > 256 || width % headDim !== 0) throw new Error(`kvShift takes heads of at most 256 values that divide the row (${headDim}, ${width})`);
+    if (rope && (rope.ropeDim % 2 !== 0 || rope.ropeDim > headDim)) throw new Error(`kvShift rotates an even rope_dim <= head_dim, not ${rope.ropeDim}`);
+    const wg = 64;
+    const defines = rope ? ['ROTATE', ...(rope.neox ? ['NEOX'] : []), ...kvDefines(kvCache)] : [];
+    const pipeline = await this.pipeline('kv_shift', defines, KV_SHIFT, { WG: wg });
+    const bind = this.bindGroup(pipeline, [undefined, params, cache, rope?.table]);
+    const { units } = kvShiftUnits(shape);
+    return this.op(pipeline, bind, (rows) => rowGroups(Math.ceil((rows * units) / wg)));
+  }
+
+  /**
    * Causal attention of q [n_tokens, nHeads * headDim]: query t at position p = pos0 + t over key
    * positions 0..p, or with a window p - window + 1..p (llama.cpp's standard sliding window). Key
    * position j is cache row j % cacheRows: cacheRows covers the context, or for a windowed layer is
@@ -606,6 +662,25 @@ function checkNormVector(vector: Weight, what: string): void {
       { format: vector.format, rows: vector.rows },
     );
   }
+}
+
+/** How kv_shift.wgsl splits a row: words (a verbatim copy) or units of heads (a rotation; two heads where Q8_0 blocks of one end mid-word). */
+function kvShiftUnits(shape: { width: number; headDim: number; kvCache: KvCacheType; rope?: object }): { units: number; headsPerUnit: number; rowWords: number } {
+  const rowWords = kvRowBytes(shape.kvCache, shape.width) / 4;
+  const headsPerUnit = shape.kvCache === 'q8_0' && (shape.headDim / 32) % 2 === 1 ? 2 : 1;
+  const heads = shape.width / shape.headDim;
+  return { units: shape.rope ? Math.ceil(heads / headsPerUnit) : rowWords, headsPerUnit, rowWords };
+}
+
+/** KV_SHIFT's values: `rows` rows from src to dst (dst < src, rows <= src − dst: no row is both read and written). */
+export function kvShiftParams(
+  shape: { width: number; headDim: number; kvCache: KvCacheType; ropeDim?: number }, src: number, dst: number, rows: number,
+): ArrayBuffer {
+  if (!(Number.isInteger(src) && Number.isInteger(dst) && Number.isInteger(rows) && dst >= 0 && dst < src && rows >= 0 && rows <= src - dst)) {
+    throw new Error(`kvShift moves rows down without overlap: src ${src}, dst ${dst}, rows ${rows}`);
+  }
+  const { headsPerUnit, rowWords } = kvShiftUnits(shape);
+  return KV_SHIFT.pack({ src, dst, rows, width: shape.width, head_dim: shape.headDim, rope_dim: shape.ropeDim ?? 0, row_words: rowWords, heads_per_unit: headsPerUnit });
 }
 
 /** kv_cache.wgsl's variant of a cache form. */

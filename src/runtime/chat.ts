@@ -170,6 +170,26 @@ export function chatPromptIds(
   return ids;
 }
 
+/**
+ * How many of a conversation's prompt ids are its system prompt (a context shift's default `keep`):
+ * the ids the conversation shares with the system message rendered alone. Undefined where the
+ * first message is not a system one, or the template will not render a system message alone.
+ */
+export function systemPromptLength(
+  tokenizer: Tokenizer, modelTemplate: string | undefined, messages: readonly ChatMessage[], promptIds: readonly number[], template?: string,
+): number | undefined {
+  if (messages[0]?.role !== 'system') return undefined;
+  let alone: number[];
+  try {
+    alone = chatPromptIds(tokenizer, modelTemplate, messages.slice(0, 1), template);
+  } catch {
+    return undefined; // e.g. a template that raises without a user message
+  }
+  let n = 0;
+  while (n < alone.length && n < promptIds.length && alone[n] === promptIds[n]) n++;
+  return n;
+}
+
 function checkMessages(messages: readonly ChatMessage[]): void {
   if (!Array.isArray(messages) || messages.length === 0) {
     throw new LanternError('BAD_ARGUMENT', 'messages is empty; give at least one { role, content } message.');

@@ -1,7 +1,7 @@
 import { LanternError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { type GpuBytes, gpuBytes, type MemoryCategory } from '../gpu/memory.ts';
-import { type KernelOptions, Kernels, type KvCacheType, kvRowBytes, type Op, STEP } from '../kernels/ops.ts';
+import { type KernelOptions, Kernels, type KvCacheType, kvRowBytes, KV_SHIFT, kvShiftParams, type Op, type RopeShift, ropeShiftTable, STEP } from '../kernels/ops.ts';
 import { topK, TOPK_MAX, TOPK_NON_FINITE, TOPK_RESULT_WORDS, type TopKOp } from '../kernels/topk.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { type GGUFFile, GGMLType } from '../model/gguf.ts';
@@ -35,10 +35,15 @@ export class Forward {
     private readonly rowHead?: (logits: GPUBuffer) => Promise<Op[]>,
     /** The output norm of every token of a step, into acts.xn (Graph.rowNorm); stepHidden reads it back. */
     private readonly rowNorm?: Op,
+    /** What a context shift does to each layer's K (Graph.kvRopes), and whether positions are learned. */
+    private readonly shiftPlan: { kvRopes: readonly (RopeShift | undefined)[]; learnedPositions: boolean; kvCache: KvCacheType } = { kvRopes: [], learnedPositions: true, kvCache: 'f32' },
   ) {}
 
   /** The staging buffer stepHidden reads xn through, [maxBatch, n_embd] f32, made by the first call. */
   private readHidden: GPUBuffer | undefined;
+
+  /** The context shift's kernels and buffers, made by the first shift(). */
+  private shifter: Shifter | undefined;
 
   /** The all-rows head and its buffers, made by the first stepRows. */
   private rows: RowHead | undefined;
@@ -110,7 +115,7 @@ export class Forward {
     await family.build(graph);
     const headOps = [...graph.head, await k.argmax(b.logits, c.vocabSize, b.argmax)];
     const topKOp = await topK(k, b.logits, c.vocabSize, b.topK);
-    return new Forward(gpu, c, contextLength, maxBatch, b, graph.body, headOps, topKOp, k, kv, graph.rowHead, graph.rowNorm);
+    return new Forward(gpu, c, contextLength, maxBatch, b, graph.body, headOps, topKOp, k, kv, graph.rowHead, graph.rowNorm, { kvRopes: graph.kvRopes, learnedPositions: graph.learnedPositions, kvCache });
   }
 
   /**
@@ -343,6 +348,70 @@ export class Forward {
     }
   }
 
+  /**
+   * Whether shift() can move this cache: its keys carry no learned positions (GPT-2, GPT-Neo add
+   * them to the embedding, where no rotation reaches), and every layer keeps the whole context (a
+   * sliding-window ring holds positions modulo its size, which a move down would scramble).
+   * Elsewhere a context shift prefills the kept tokens again (Runtime).
+   */
+  get canShift(): boolean {
+    return !this.shiftPlan.learnedPositions && this.kv.ring === undefined;
+  }
+
+  /**
+   * A context shift (llama.cpp's K-shift, done in place): rows keep + delta .. length − 1 of every
+   * layer's K and V move down to keep.., in the cache's own form, and K of RoPE layers is rotated
+   * by −delta, so that a key written at position p now reads as written at p − delta (exact up to
+   * rounding: RoPE is a rotation). Rows keep .. keep + delta − 1 are dropped; rows from length −
+   * delta on are stale. delta must be at least the rows moved, so that no row is both read and written.
+   */
+  async shift(keep: number, delta: number, length: number): Promise<void> {
+    if (!this.canShift) throw new Error(`the ${this.config.architecture} cache cannot be shifted (learned positions or a sliding-window ring)`);
+    if (length > this.contextLength) throw new Error(`shift of ${length} rows in a cache of ${this.contextLength}`);
+    const s = (this.shifter ??= await this.createShifter());
+    const c = this.config;
+    const rows = length - keep - delta;
+    const { device } = this.gpu;
+    const kvCache = this.shiftPlan.kvCache;
+    device.queue.writeBuffer(s.params, 0, kvShiftParams({ width: c.nKvHeads * c.headDim, headDim: c.headDim, kvCache, ropeDim: c.rope?.dims }, keep + delta, keep, rows));
+    for (const { buffer, rope } of s.tables) device.queue.writeBuffer(buffer, 0, ropeShiftTable(rope, delta));
+    if (rows > 0) {
+      const encoder = device.createCommandEncoder({ label: 'context shift' });
+      const pass = encoder.beginComputePass({ label: 'context shift' });
+      for (const op of s.ops) op.encode(pass, rows);
+      pass.end();
+      this.gpu.submit([encoder.finish()]);
+    }
+    await this.finish();
+  }
+
+  /** Every layer's move of K (rotated where the layer has RoPE: one table per distinct RoPE) and of V. */
+  private async createShifter(): Promise<Shifter> {
+    const c = this.config;
+    const memory = this.gpu.memory;
+    const kvCache = this.shiftPlan.kvCache;
+    const width = c.nKvHeads * c.headDim;
+    const params = memory.createBuffer('activations', { label: 'context shift', size: KV_SHIFT.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const tables: Shifter['tables'] = [];
+    const tableOf = (rope: RopeShift): GPUBuffer => {
+      const same = tables.find((t) => t.rope.thetaBase === rope.thetaBase && t.rope.freqScale === rope.freqScale && t.rope.freqFactors === rope.freqFactors);
+      if (same) return same.buffer;
+      const buffer = memory.createBuffer('activations', { label: `context shift rope ${rope.thetaBase}`, size: Math.max(16, rope.ropeDim * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      tables.push({ buffer, rope });
+      return buffer;
+    };
+    const ops: Op[] = [];
+    for (let l = 0; l < c.nLayers; l++) {
+      const rope = this.shiftPlan.kvRopes[l];
+      const shape = { width, headDim: c.headDim, kvCache };
+      ops.push(
+        await this.kernels.kvShift(params, this.buffers.kCache[l], { ...shape, rope: rope && { ropeDim: rope.ropeDim, neox: rope.neox, table: tableOf(rope) } }),
+        await this.kernels.kvShift(params, this.buffers.vCache[l], shape),
+      );
+    }
+    return { params, tables, ops };
+  }
+
   /** Waits for all submitted work (used before timing and after prefill chunks). */
   async finish(): Promise<void> {
     await this.gpu.device.queue.onSubmittedWorkDone();
@@ -358,6 +427,8 @@ export class Forward {
     this.rows?.logits.destroy();
     this.rows?.read.destroy();
     this.readHidden?.destroy();
+    this.shifter?.params.destroy();
+    for (const { buffer } of this.shifter?.tables ?? []) buffer.destroy();
     this.kernels.destroy();
   }
 }
@@ -367,6 +438,13 @@ interface RowHead {
   ops: Op[];
   logits: GPUBuffer;
   read: GPUBuffer;
+}
+
+/** Forward.shift's kernels: every layer's K and V move, the KV_SHIFT uniform they share, and a (cos, sin) table per distinct RoPE of K. */
+interface Shifter {
+  params: GPUBuffer;
+  tables: { buffer: GPUBuffer; rope: RopeShift }[];
+  ops: Op[];
 }
 
 interface ForwardBuffers extends GraphBuffers {

@@ -1,5 +1,5 @@
 import { LanternError } from '../errors.ts';
-import type { Kernels, KvCacheType, Op, Weight } from '../kernels/ops.ts';
+import type { Kernels, KvCacheType, Op, RopeShift, Weight } from '../kernels/ops.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { type GGUFFile, type GGUFTensorInfo, ggmlTypeName } from '../model/gguf.ts';
 import { type LoadLayout, weightFormatOf, type WeightLoader } from './weights.ts';
@@ -76,6 +76,10 @@ export class Graph<C extends ModelConfig = ModelConfig> {
    * which embeddings pool (Forward.stepHidden), and the first op of rowHead.
    */
   rowNorm: Op | undefined;
+  /** Each layer's RoPE of K, as a context shift re-rotates it (Forward.shift); undefined for a layer without RoPE. */
+  readonly kvRopes: (RopeShift | undefined)[] = [];
+  /** Whether positions are learned (position_embd): a context shift cannot move such keys, and prefills again instead. */
+  learnedPositions = false;
   private readonly normWeights = new Map<string, Promise<Weight>>();
   /** Bytes of every weight the graph reads, by tensor (the plan). */
   readonly weightBytes = new Map<string, number>();
@@ -115,6 +119,7 @@ export class Graph<C extends ModelConfig = ModelConfig> {
     if (info.dims[1] < this.c.contextLength) {
       this.bad(`position_embd.weight holds ${info.dims[1]} positions but the context is ${this.c.contextLength}`, 'position_embd.weight');
     }
+    this.learnedPositions = true;
     if (!this.gpu) return;
     const table = await this.gpu.weights.matrix('position_embd.weight', this.layout);
     this.body.push(await this.gpu.kernels.positionEmbedding(table, this.gpu.buffers.acts.x));
@@ -200,6 +205,8 @@ export class Graph<C extends ModelConfig = ModelConfig> {
         freqFactors: factorsName ? await weights.hostVector(factorsName) : undefined,
       };
       this.body.push(await k.rope(b.q, { nHeads: c.nHeads, ...shape }), await k.rope(b.k, { nHeads: c.nKvHeads, ...shape }, direct ? b.kCache[l] : undefined));
+      const { headDim, ropeDim, neox, thetaBase, freqScale, freqFactors } = shape;
+      this.kvRopes[l] = { headDim, ropeDim, neox, thetaBase, freqScale, freqFactors };
     }
     if (!rope || !direct) this.body.push(await k.copyToCache(b.k, b.kCache[l], kvDim, rows, kvCache));
     if (!direct) this.body.push(await k.copyToCache(v, b.vCache[l], kvDim, rows, kvCache));

@@ -204,10 +204,12 @@ export class Runtime {
    * abort of `signal` lands between chunks and between tokens (finishReason "abort"). Greedy
    * sampling with no bias or penalty keeps the logits on the GPU and reads back one id per token.
    * Ends at an end-of-generation token (not yielded) or a stop string ("stop"), or at maxTokens or
-   * a full context ("length").
+   * a full context ("length"; with contextOverflow 'shift' the context is shifted instead and generation goes on).
    */
   async *generate(promptIds: number[], options: GenerateOptions = {}, signal?: AbortSignal): AsyncGenerator<GeneratedToken> {
-    this.checkPrompt(promptIds);
+    const shift = this.contextOverflow(promptIds, options);
+    this.checkPrompt(promptIds, shift !== undefined);
+    if (shift && promptIds.length > this.info.contextLength) promptIds = this.fitPrompt(promptIds, shift.keep);
     const sampler = new Sampler(options);
     const constraint = constraintFor(this.tokenizer, options); // before any token: schema and grammar errors come first
     const maxTokens = options.maxTokens ?? Infinity;
@@ -229,6 +231,7 @@ export class Runtime {
       prefillTokensPerSecond: 0,
       decodeTokensPerSecond: 0,
       finishReason,
+      ...(shift ? { contextShifts: 0 } : {}),
     };
     try {
       const history = promptIds.slice(); // what the penalties look at
@@ -253,18 +256,25 @@ export class Runtime {
           finishReason = 'stop';
           return;
         }
-        if (stats.generatedTokens >= maxTokens || pos >= this.info.contextLength) {
+        if (stats.generatedTokens >= maxTokens || (pos >= this.info.contextLength && !shift)) {
           finishReason = 'length';
           break;
         }
         if (signal?.aborted) return;
         const ts = performance.now();
-        const step = await this.run([id], pos, sampler, history, signal, { step: 'decode', token: stats.generatedTokens + 1 }, constraint, logprobs !== undefined);
+        let tokens = [id];
+        if (pos >= this.info.contextLength) {
+          const room = await this.shiftContext(shift!.keep);
+          tokens = [...room.refill, id];
+          pos = room.from;
+          stats.contextShifts!++;
+        }
+        const step = await this.run(tokens, pos, sampler, history, signal, { step: 'decode', token: stats.generatedTokens + 1 }, constraint, logprobs !== undefined);
         if (step === undefined) return;
         next = step;
         decodeMs += performance.now() - ts;
         decodeSteps++;
-        pos++;
+        pos += tokens.length;
       }
       const rest = stop.push(decoder.flush());
       const text = rest.text + stop.flush();
@@ -462,6 +472,48 @@ export class Runtime {
     return { chunk: tokens.slice(start), start };
   }
 
+  /** With contextOverflow 'shift', the tokens a shift keeps (GenerateOptions.keep, checked and capped); undefined with 'error'. */
+  private contextOverflow(promptIds: readonly number[], options: GenerateOptions): { keep: number } | undefined {
+    const { contextOverflow = 'error', keep } = options;
+    if (contextOverflow !== 'error' && contextOverflow !== 'shift') {
+      throw new LanternError('BAD_ARGUMENT', `contextOverflow must be 'error' or 'shift', not ${String(contextOverflow)}.`);
+    }
+    if (keep !== undefined && !(Number.isInteger(keep) && keep >= 0)) {
+      throw new LanternError('BAD_ARGUMENT', `keep must be a whole number of tokens >= 0, not ${keep}; give the system prompt's token count, or leave it out.`);
+    }
+    if (contextOverflow === 'error') return undefined;
+    const first = keep ?? (promptIds[0] !== undefined && promptIds[0] === this.tokenizer.bos ? 1 : 0);
+    return { keep: Math.max(0, Math.min(first, this.info.contextLength - 4)) };
+  }
+
+  /** A prompt longer than the context, as a shift would leave it: its first `keep` tokens and its last (context − keep) / 2. */
+  private fitPrompt(promptIds: number[], keep: number): number[] {
+    const tail = Math.max(1, Math.floor((this.info.contextLength - keep) / 2));
+    return [...promptIds.slice(0, keep), ...promptIds.slice(-tail)];
+  }
+
+  /**
+   * Makes room in a full KV cache (contextOverflow 'shift'): the first `keep` tokens stay, the older
+   * half (rounded up, so that no row is read after it is written) of the rest is dropped, and the
+   * newer half moves down with its keys re-rotated on the GPU (Forward.shift). Where keys cannot be
+   * moved (learned positions, sliding-window rings: Forward.canShift), the kept tokens are prefilled
+   * again instead, from the first one the cache no longer holds: `refill` is what the caller runs
+   * from position `from`, before the pending token.
+   */
+  private async shiftContext(keep: number): Promise<{ refill: number[]; from: number }> {
+    const ids = this.cachedIds;
+    const delta = Math.ceil((ids.length - keep) / 2);
+    const kept = [...ids.slice(0, keep), ...ids.slice(keep + delta)];
+    if (this.forward.canShift) {
+      await this.forward.shift(keep, delta, ids.length);
+      this.cachedIds = kept;
+      return { refill: [], from: kept.length };
+    }
+    const reused = this.reusablePrefix(kept, kept.length);
+    this.cachedIds.length = reused;
+    return { refill: kept.slice(reused), from: reused };
+  }
+
   /** A failure after the device was lost is reported as DEVICE_LOST, whatever the failing call said. */
   private async explain(e: unknown): Promise<unknown> {
     if (this.lostError) return this.lostError;
@@ -471,15 +523,15 @@ export class Runtime {
     return lost ?? e;
   }
 
-  private checkPrompt(promptIds: number[]): void {
+  private checkPrompt(promptIds: number[], longFits = false): void {
     if (this.lostError) throw this.lostError;
     if (promptIds.length === 0) throw new LanternError('BAD_ARGUMENT', 'The prompt is empty; give at least one token (usually BOS).');
     const bad = promptIds.find((id) => !Number.isInteger(id) || id < 0 || id >= this.info.vocabSize);
     if (bad !== undefined) throw new LanternError('BAD_ARGUMENT', `Token id ${bad} is outside this model's vocabulary of ${this.info.vocabSize}.`);
-    if (promptIds.length > this.info.contextLength) {
+    if (promptIds.length > this.info.contextLength && !longFits) {
       throw new LanternError(
         'CONTEXT_OVERFLOW',
-        `The prompt has ${promptIds.length} tokens but the context holds ${this.info.contextLength}; shorten the prompt or load with a larger contextLength.`,
+        `The prompt has ${promptIds.length} tokens but the context holds ${this.info.contextLength}; shorten the prompt, load with a larger contextLength, or generate with contextOverflow 'shift'.`,
         { promptTokens: promptIds.length, contextLength: this.info.contextLength },
       );
     }

@@ -56,6 +56,21 @@ export interface GenerateOptions extends SamplingOptions {
    * Asking for them reads the [n_vocab] logits back every step; left out, greedy reads back one id.
    */
   logprobs?: number;
+  /**
+   * What a full context does: 'error' (default) ends the generation with finishReason "length";
+   * 'shift' makes room and goes on, as llama.cpp's context shift: the first `keep` tokens stay, the
+   * older half (rounded up) of the rest is dropped, and the newer half moves down, its keys
+   * re-rotated (RoPE models) or prefilled again (learned positions: GPT-2, GPT-Neo; sliding-window
+   * rings: Gemma). With 'shift', a prompt longer than the context keeps its first `keep` tokens and
+   * its last (context − keep) / 2, the state a shift leaves.
+   */
+  contextOverflow?: 'error' | 'shift';
+  /**
+   * Tokens at the start that a context shift never drops. Default: the system prompt's tokens in a
+   * chat through the engine, otherwise 1 where the prompt starts with BOS (the BOS), else 0. At most
+   * the context length − 4, as llama.cpp caps n_keep.
+   */
+  keep?: number;
 }
 
 /** A token and its log-probability (natural log), with the bytes it stands for in text. */
@@ -95,4 +110,6 @@ export interface GenerationStats {
   finishReason: FinishReason;
   /** With a grammar or JSON response format: the CPU time of each token's mask and grammar step, median and 99th percentile, in ms. */
   maskMs?: { median: number; p99: number };
+  /** Context shifts during the generation (contextOverflow 'shift'); absent where none could happen. */
+  contextShifts?: number;
 }

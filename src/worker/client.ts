@@ -302,6 +302,8 @@ async function createChatCompletion(
     grammar: request.grammar,
     responseFormat: request.response_format,
     logprobs: chatLogprobs(request),
+    contextOverflow: request.context_overflow,
+    keep: request.n_keep,
   };
   const messages: ChatMessage[] = request.messages;
   const tools = { tools: request.tools, toolChoice: request.tool_choice, parallelToolCalls: request.parallel_tool_calls };

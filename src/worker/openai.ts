@@ -65,6 +65,10 @@ export interface ChatCompletionRequest {
   tool_choice?: ToolChoice;
   /** With a forced call, whether the reply may hold several (default true). */
   parallel_tool_calls?: boolean;
+  /** Lantern's: 'shift' goes on past a full context, dropping old tokens (GenerateOptions.contextOverflow); default 'error' (finish_reason "length"). */
+  context_overflow?: 'error' | 'shift';
+  /** Tokens a context shift never drops (llama.cpp's server name); default: the system prompt. */
+  n_keep?: number;
   /** Cancels the request; a stream then ends with finish_reason "abort". */
   signal?: AbortSignal;
   /** Your own request id, for engine.abort(id); one is made up when left out. */

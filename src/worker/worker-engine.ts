@@ -3,7 +3,7 @@ import type { GpuBytes } from '../gpu/memory.ts';
 import { type CheckpointLoadOptions, checkpointModel } from '../model/hf/convert.ts';
 import { isFileSetInput } from '../storage/files.ts';
 import { openModel, type LoadProgress, type ModelInput } from '../storage/open.ts';
-import type { ChatMessage } from '../runtime/chat.ts';
+import { type ChatMessage, systemPromptLength } from '../runtime/chat.ts';
 import { Runtime, type LoadOptions } from '../runtime/runtime.ts';
 import { Scheduler } from '../runtime/scheduler.ts';
 import { planTools } from '../runtime/tool-prompt.ts';
@@ -163,7 +163,10 @@ export class WorkerEngine {
       return await this.scheduler.submit(request.id, request.caller, async (signal) => {
         const runtime = this.model();
         const { promptIds, options } = prompt(runtime, request);
-        for await (const token of runtime.generate(promptIds, options, signal)) {
+        // A context shift keeps the system prompt unless told otherwise.
+        const keep = options.keep ?? (request.messages && options.contextOverflow === 'shift'
+          ? systemPromptLength(runtime.tokenizer, runtime.chatTemplate, request.messages, promptIds, request.chatTemplate) : undefined);
+        for await (const token of runtime.generate(promptIds, { ...options, keep }, signal)) {
           if (!(await answered(onToken(token)))) this.scheduler.cancel(request.id);
         }
         // A loss between two steps (while a token went to the page) reaches the loop as the abort

@@ -4,11 +4,11 @@
  * out-of-memory error scopes, so a GPU error fails the test instead of passing silently.
  */
 import { acquireGpu, type GpuContext } from '../../src/gpu/device.ts';
-import { type KvCacheType, Kernels, type Op, STEP, type Weight, type WeightFormat } from '../../src/kernels/ops.ts';
+import { type KvCacheType, Kernels, KV_SHIFT, kvShiftParams, type Op, ropeShiftTable, STEP, type Weight, type WeightFormat } from '../../src/kernels/ops.ts';
 
 export interface KernelSpec {
   op: 'embedding' | 'rmsnorm' | 'linear' | 'rope' | 'attention' | 'swiglu' | 'add' | 'argmax'
-    | 'add2' | 'layernorm' | 'rmsnormRows' | 'gelu' | 'geglu' | 'scale' | 'softcap' | 'positionEmbedding' | 'copyToCache';
+    | 'add2' | 'layernorm' | 'rmsnormRows' | 'gelu' | 'geglu' | 'scale' | 'softcap' | 'positionEmbedding' | 'copyToCache' | 'kvShift';
   /** Tokens the op is encoded for, when not nTokens (the head's ops run for 1 whatever the batch). */
   encodeTokens?: number;
   nTokens: number;
@@ -101,6 +101,23 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
     case 'softcap': op = await k.softcap(buffers.x, num('width'), num('cap')); break;
     case 'positionEmbedding': op = await k.positionEmbedding(weights.W, buffers.x); break;
     case 'copyToCache': op = await k.copyToCache(buffers.x, buffers.cache, num('width'), num('cacheRows'), spec.kvCache); break;
+    case 'kvShift': {
+      // A context shift: rows src.. to dst.. of `cache` (words, any form), K rotated by -(src - dst) with ropeDim.
+      const shape = { width: num('width'), headDim: num('headDim'), kvCache: spec.kvCache ?? 'f32', ropeDim: opt('ropeDim') };
+      const params = device.createBuffer({ size: KV_SHIFT.byteSize, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      device.queue.writeBuffer(params, 0, kvShiftParams(shape, num('src'), num('dst'), spec.nTokens));
+      buffers.params = params;
+      const ropeDim = opt('ropeDim');
+      let rope: { ropeDim: number; neox: boolean; table: GPUBuffer } | undefined;
+      if (ropeDim !== undefined) {
+        const table = ropeShiftTable({ headDim: shape.headDim, ropeDim, neox: Boolean(o.neox), thetaBase: num('thetaBase'), freqScale: opt('freqScale') }, num('src') - num('dst'));
+        buffers.table = make('table', table.byteLength);
+        device.queue.writeBuffer(buffers.table, 0, table);
+        rope = { ropeDim, neox: Boolean(o.neox), table: buffers.table };
+      }
+      op = await k.kvShift(params, buffers.cache, { ...shape, rope });
+      break;
+    }
     case 'swiglu': op = await k.swiglu(buffers.gate, buffers.up, num('width')); break;
     case 'add': op = await k.add(buffers.x, buffers.y, num('width')); break;
     case 'argmax': op = await k.argmax(buffers.logits, num('n'), buffers.result, buffers.mask); break; // a `mask` in words: the MASK variant

@@ -183,6 +183,31 @@ export async function llamaCppLogits(modelPath: string, promptIds: number[], kvC
 }
 
 /**
+ * llama.cpp's context shift: evaluates promptIds, erases positions [erase.start, erase.end) from
+ * the sequence (node-llama-cpp's eraseContextTokenRanges: llama_memory_seq_rm, then seq_add moves
+ * the later cells down by the erased count, and the next decode re-rotates their K: the K-shift),
+ * then evaluates `next` and returns the next-token logits after its last id.
+ */
+export async function llamaCppShiftedLogits(
+  modelPath: string, promptIds: number[], erase: { start: number; end: number }, next: number[], kvCache: LlamaCppKvCache = 'F32',
+): Promise<Float32Array> {
+  const prompt = asTokens(promptIds);
+  const after = asTokens(next);
+  const nVocab = vocabSize(await loadModel(modelPath));
+  return withSequence(modelPath, promptIds.length, async (sequence) => {
+    await sequence.controlledEvaluate(prompt);
+    await sequence.eraseContextTokenRanges([erase]);
+    const last: ControlledEvaluateInputItem = [after[after.length - 1], { generateNext: { logits: true, options: { temperature: 0 } } }];
+    const out = await sequence.controlledEvaluate([...after.slice(0, -1), last]);
+    const map = out[after.length - 1]?.next.logits;
+    if (!map || map.size !== nVocab) throw new Error(`llama.cpp oracle: expected ${nVocab} logits, got ${map?.size ?? 'none'}`);
+    const logits = new Float32Array(nVocab); // [n_vocab] f32
+    for (const [token, logit] of map) logits[token] = logit;
+    return logits;
+  }, kvCache);
+}
+
+/**
  * Raw logits at every position from `from` on, evaluated in one pass over promptIds as given:
  * entry i is [n_vocab] f32, the next-token logits after promptIds[0 .. from + i].
  */
