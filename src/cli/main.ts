@@ -48,13 +48,16 @@ Commands:
             No GPU needed. BOS/EOS only with --add-special; special tokens written as text
             (e.g. <s>) are parsed unless --no-parse-special, as llama.cpp's llama-tokenize does.
   bench     --model FILE [--prompt-tokens N] [--gen-tokens N] [--context N] [--kv-cache T] [--profile]
-            [--op-costs] [--json]
+            [--op-costs] [--positions P,P,...] [--json]
             Prefill (N=128 prompt tokens) and greedy decode (N=64) tokens/s, the weight bandwidth
             decoding reaches and the adapter's streaming-read bandwidth, on GPU timestamps where
             the adapter has them. --profile adds each kernel's GPU time per decode step;
             --op-costs what each kind of WGSL operation costs on the adapter, in u32 adds.
             --context: the KV cache's length (default: what the run needs); the GPU memory by
-            category is reported (gpuBytes).
+            category is reported (gpuBytes). --positions adds decode tokens/s from each position
+            of the context (N steps after a warm-up one, over whatever the KV cache holds) and the
+            bytes a step reads there (weights + the K and V rows attention reads), with the ratios
+            decode(last)/decode(first) and bytes(first)/bytes(last).
   convert   --model DIR|URL --out FILE.gguf [--type auto|none|f16|q8_0|q4_0|q4_k] [--json]
             Writes a Hugging Face model (a folder with config.json and safetensors weights, or
             https://huggingface.co/ORG/NAME[@REV]) as one GGUF: llama.cpp's architecture and keys
@@ -99,6 +102,7 @@ const OPTIONS = {
   'gen-tokens': { type: 'string' },
   profile: { type: 'boolean' },
   'op-costs': { type: 'boolean' },
+  positions: { type: 'string' },
   'kv-cache': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -107,7 +111,7 @@ const OPTIONS = {
 /** Which options each command takes; any other is a usage error. */
 const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
   convert: ['model', 'out', 'type', 'json'],
-  bench: ['model', 'quantize', 'prompt-tokens', 'gen-tokens', 'context', 'kv-cache', 'profile', 'op-costs', 'json'],
+  bench: ['model', 'quantize', 'prompt-tokens', 'gen-tokens', 'context', 'kv-cache', 'profile', 'op-costs', 'positions', 'json'],
   generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
   chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop'],
   logits: ['model', 'quantize', 'prompt-ids', 'context', 'kv-cache', 'json'],
@@ -318,6 +322,7 @@ interface BenchRequest {
   genTokens: number;
   profile: boolean;
   opCosts: boolean;
+  positions?: number[];
   contextLength: number;
 }
 
@@ -326,14 +331,18 @@ function benchRequest(values: Values): BenchRequest {
   const genTokens = parseCount('--gen-tokens', values['gen-tokens']) ?? 64;
   // Headroom: a generation that ends early (end-of-generation token) is restarted a little further on.
   const needed = promptTokens + genTokens + 16;
-  const contextLength = parseCount('--context', values.context) ?? needed;
+  const positions = values.positions === undefined ? undefined : values.positions.split(',').map((p) => parseInteger('--positions', p.trim(), 0));
+  // A position takes a warm-up step and --gen-tokens more.
+  const reach = positions ? Math.max(...positions) + 1 + genTokens : 0;
+  const contextLength = parseCount('--context', values.context) ?? Math.max(needed, reach);
   if (contextLength < needed) throw new UsageError(`--context must be at least ${needed} (--prompt-tokens + --gen-tokens + 16), not ${contextLength}`);
-  return { kind: 'bench', promptTokens, genTokens, profile: Boolean(values.profile), opCosts: Boolean(values['op-costs']), contextLength };
+  if (contextLength < reach) throw new UsageError(`--context must be at least ${reach} (the last of --positions + 1 + --gen-tokens), not ${contextLength}`);
+  return { kind: 'bench', promptTokens, genTokens, profile: Boolean(values.profile), opCosts: Boolean(values['op-costs']), positions, contextLength };
 }
 
 /** `lantern bench`: one object with --json (the keys of BenchResult, plus model file and backend), else a few lines. */
 async function bench(session: ModelSession, request: BenchRequest, modelFile: string, json: boolean): Promise<void> {
-  const result = await session.bench({ promptTokens: request.promptTokens, genTokens: request.genTokens, profile: request.profile, opCosts: request.opCosts });
+  const result = await session.bench({ promptTokens: request.promptTokens, genTokens: request.genTokens, profile: request.profile, opCosts: request.opCosts, positions: request.positions });
   if (json) {
     writeJSON({ ...result, model: basename(modelFile), modelName: result.model, backend: session.backend });
     return;
@@ -349,6 +358,14 @@ async function bench(session: ModelSession, request: BenchRequest, modelFile: st
       `gpu      ${f(result.gpuBytes.total / 1e6)} MB: weights ${f(result.gpuBytes.weights / 1e6)}, kv cache ${f(result.gpuBytes.kvCache / 1e6)}, ` +
       `activations ${f(result.gpuBytes.activations / 1e6)}, staging ${f(result.gpuBytes.staging / 1e6)}\n`,
   );
+  if (result.positions) {
+    process.stdout.write(`positions decode ${request.genTokens} tokens from each position of the context of ${session.info.contextLength}\n`);
+    for (const p of result.positions.at) {
+      process.stdout.write(`  at ${String(p.position).padStart(6)}: ${f(p.decodeTokensPerSecond)} tok/s (wall clock ${f(p.wallClockDecodeTokensPerSecond)}), ${f(p.bytesPerStep / 1e6)} MB read per step\n`);
+    }
+    const r = result.positions.ratios;
+    if (r) process.stdout.write(`  decode(last)/decode(first) ${r.decode.toFixed(3)}, bytes(first)/bytes(last) ${r.bytes.toFixed(3)}\n`);
+  }
   if (result.profile === null) process.stdout.write('profile  not available: this device has no timestamp-query\n');
   if (result.profile) {
     const total = result.profile.reduce((sum, p) => sum + p.ms, 0);
