@@ -304,14 +304,17 @@ describe('kernels match their CPU twins', () => {
   /**
    * Split decode attention (flash-decoding): one query over contexts that are not multiples of the
    * chunk, in every KV form, with GQA, a window over a ring, soft-capping, heads up to 256, on the
-   * subgroup kernel (heads of 64 and 128 on SwiftShader) and the workgroup one (heads of 96, 256). splitChunk 64 splits
+   * kernels for CPU adapters (heads of 64 and 128 on SwiftShader: attention_group.wgsl for groups of
+   * 2, 3, 4 and 5 query heads per KV head, attention_subgroup.wgsl for one) and the workgroup one
+   * (heads of 96, 256). splitChunk 64 splits
    * from one chunk on (minChunks 1); 0 keeps the default (ATTENTION_SPLIT: 256, from 3 chunks).
    */
   interface SplitCase { positions: number; nHeads: number; nKvHeads: number; headDim: number; kv: KvCacheType; chunk: number; window?: number; softcap?: number }
   const splitCases: SplitCase[] = [
-    { positions: 1, nHeads: 2, nKvHeads: 1, headDim: 64, kv: 'f32', chunk: 64 },
+    { positions: 1, nHeads: 5, nKvHeads: 1, headDim: 64, kv: 'f32', chunk: 64 },
     { positions: 255, nHeads: 6, nKvHeads: 2, headDim: 64, kv: 'f16', chunk: 64, softcap: 2 },
-    { positions: 700, nHeads: 3, nKvHeads: 1, headDim: 64, kv: 'f16', chunk: 0, window: 600 },
+    { positions: 200, nHeads: 2, nKvHeads: 2, headDim: 64, kv: 'f16', chunk: 64 },
+    { positions: 700, nHeads: 4, nKvHeads: 1, headDim: 64, kv: 'f16', chunk: 0, window: 600 },
     { positions: 257, nHeads: 4, nKvHeads: 2, headDim: 128, kv: 'q8_0', chunk: 64 },
     { positions: 257, nHeads: 4, nKvHeads: 2, headDim: 96, kv: 'q8_0', chunk: 64, softcap: 2 },
     { positions: 300, nHeads: 2, nKvHeads: 1, headDim: 256, kv: 'f16', chunk: 64 },
@@ -346,9 +349,11 @@ describe('kernels match their CPU twins', () => {
         options: { ...shape, cacheRows: rows, ...(chunk ? { splitChunk: chunk } : {}) },
       });
       expectClose(got.out, want, { abs: 1e-5, rel: 1e-4 }, 'split attention');
-      // It did split: (heads, chunks) partials, then one reduction per head.
+      // It did split: partials per (head, chunk), or on CPU adapters per (up to 4 heads of a KV head, chunk), then one reduction per head.
       const chunks = Math.ceil(Math.min(positions, window ?? positions) / (chunk || ATTENTION_SPLIT.chunk));
-      expect(got.dispatches).toEqual([nHeads, chunks, 1, nHeads, 1, 1]);
+      const group = nHeads / nKvHeads;
+      const grouped = got.cpuSubgroups[0] === 1 && (headDim === 64 || headDim === 128) && group > 1;
+      expect(got.dispatches).toEqual([grouped ? nKvHeads * Math.ceil(group / 4) : nHeads, chunks, 1, nHeads, 1, 1]);
     });
   }
 

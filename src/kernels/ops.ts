@@ -445,9 +445,16 @@ export class Kernels {
     const maxChunks = attentionChunks(window > 0 ? Math.min(window, cacheRows) : cacheRows, chunk);
     if (maxChunks < minChunks) return whole;
 
-    // Split decode (flash-decoding): partials per (head, chunk), then one reduction per head.
+    // Split decode (flash-decoding): partials per (head, chunk), then one reduction per head. CPU
+    // adapters take the query heads of a KV head together (attention_group.wgsl), so that each K and
+    // V value is decoded once for all of them: there the decoding, not the memory, is the cost.
     const partials = this.partialsBuffer(attentionPartialsBytes(shape.nHeads, shape.headDim, maxChunks));
-    const split = await this.pipeline(kernel, [...defines, 'SPLIT'], params, {});
+    const group = shape.nHeads / shape.nKvHeads;
+    const grouped = subgroupHeads && group > 1;
+    const split = grouped
+      ? await this.pipeline('attention_group', defines, params, {})
+      : await this.pipeline(kernel, [...defines, 'SPLIT'], params, {});
+    const splitGroups = grouped ? shape.nKvHeads * Math.ceil(group / 4) : shape.nHeads;
     const splitBind = this.bindGroup(split, [this.step, values, q, kCache, vCache, undefined, partials]);
     const reduceWg = subgroupHeads ? this.gpu.subgroupSize! : 64;
     const reduce = await this.pipeline('attention_reduce', [], params, { WG: reduceWg });
@@ -464,7 +471,7 @@ export class Kernels {
         }
         pass.setPipeline(split);
         pass.setBindGroup(0, splitBind);
-        pass.dispatchWorkgroups(shape.nHeads, chunks);
+        pass.dispatchWorkgroups(splitGroups, chunks);
         pass.setPipeline(reduce);
         pass.setBindGroup(0, reduceBind);
         pass.dispatchWorkgroups(shape.nHeads);

@@ -131,7 +131,11 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
   const result: Record<string, number[]> = {};
   // Which path linear took: 1 where the activations were quantized to int8 (CPU adapters).
   if (spec.op === 'linear') result.int8 = [Number(k.readsInt8Activations(weights.W))];
-  if (spec.op === 'attention') result.dispatches = dispatches;
+  if (spec.op === 'attention') {
+    result.dispatches = dispatches;
+    // 1 where the kernels written for CPU adapters run (one subgroup per head or KV head).
+    result.cpuSubgroups = [Number(gpu.cpuAdapter && (gpu.subgroupSize ?? 0) >= 4 && !o.gpuPaths)];
+  }
   for (const [name, size] of Object.entries(spec.outputs)) {
     await reads[name].mapAsync(GPUMapMode.READ);
     const data = name === 'result' || spec.u32Outputs?.includes(name) ? new Uint32Array(reads[name].getMappedRange()) : new Float32Array(reads[name].getMappedRange());
