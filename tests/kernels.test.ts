@@ -307,14 +307,15 @@ describe('kernels match their CPU twins', () => {
    * kernels for CPU adapters (heads of 64 and 128 on SwiftShader: attention_group.wgsl for groups of
    * 2, 3, 4 and 5 query heads per KV head, attention_subgroup.wgsl for one) and the workgroup one
    * (heads of 96, 256). splitChunk 64 splits
-   * from one chunk on (minChunks 1); 0 keeps the default (ATTENTION_SPLIT: 256, from 3 chunks).
+   * from one chunk on (minChunks 1), as a split chunk of 256 does (ATTENTION_SPLIT's, which GPUs
+   * take from 3 chunks on and CPU adapters not at all by default).
    */
   interface SplitCase { positions: number; nHeads: number; nKvHeads: number; headDim: number; kv: KvCacheType; chunk: number; window?: number; softcap?: number }
   const splitCases: SplitCase[] = [
     { positions: 1, nHeads: 5, nKvHeads: 1, headDim: 64, kv: 'f32', chunk: 64 },
     { positions: 255, nHeads: 6, nKvHeads: 2, headDim: 64, kv: 'f16', chunk: 64, softcap: 2 },
     { positions: 200, nHeads: 2, nKvHeads: 2, headDim: 64, kv: 'f16', chunk: 64 },
-    { positions: 700, nHeads: 4, nKvHeads: 1, headDim: 64, kv: 'f16', chunk: 0, window: 600 },
+    { positions: 700, nHeads: 4, nKvHeads: 1, headDim: 64, kv: 'f16', chunk: 256, window: 600 },
     { positions: 257, nHeads: 4, nKvHeads: 2, headDim: 128, kv: 'q8_0', chunk: 64 },
     { positions: 257, nHeads: 4, nKvHeads: 2, headDim: 96, kv: 'q8_0', chunk: 64, softcap: 2 },
     { positions: 300, nHeads: 2, nKvHeads: 1, headDim: 256, kv: 'f16', chunk: 64 },

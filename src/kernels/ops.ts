@@ -80,7 +80,7 @@ export interface KernelOptions {
   int8Activations?: boolean;
   /** Default true: CPU adapters take the kernels written for them; false gives them the GPU paths (tests). */
   cpuKernels?: boolean;
-  /** Split decode attention (ATTENTION_SPLIT by default): positions per chunk, and the fewest chunks worth splitting into (tests make both small). */
+  /** Split decode attention (ATTENTION_SPLIT by default on GPUs, none on CPU adapters): positions per chunk, and the fewest chunks worth splitting into (tests make both small). */
   attentionSplit?: { chunk: number; minChunks: number };
 }
 
@@ -146,7 +146,9 @@ export class Kernels {
     this.cpuSubgroups = cpuKernels && gpu.cpuAdapter && (gpu.subgroupSize ?? 0) >= 4;
     this.cpuRows = this.matvecSubgroups && this.cpuSubgroups;
     this.int8Activations = int8Activations && this.cpuRows && gpu.packedInt8;
-    this.attentionSplit = options.attentionSplit ?? ATTENTION_SPLIT;
+    // CPU adapters keep one subgroup per head unless told otherwise: on SwiftShader the split kernels
+    // measured slower at 4,000 positions (README, Benchmarks), where the cores are few anyway.
+    this.attentionSplit = options.attentionSplit ?? (gpu.cpuAdapter ? { chunk: ATTENTION_SPLIT.chunk, minChunks: MAX_DISPATCH + 1 } : ATTENTION_SPLIT);
     const { chunk, minChunks } = this.attentionSplit;
     if (!(Number.isInteger(chunk) && chunk >= 1 && Number.isInteger(minChunks) && minChunks >= 1)) {
       throw new LanternError('BAD_ARGUMENT', `attentionSplit takes a whole chunk >= 1 and minChunks >= 1, not chunk ${chunk}, minChunks ${minChunks}.`);
