@@ -13,14 +13,23 @@
 //           softcap, window, cache_rows}),
 //           2 q [n_tokens, n_heads * head_dim] f32, 3 k_cache, 4 v_cache [cache_rows, n_kv_heads * head_dim]
 //           in one of kv_cache.wgsl's forms, 5 out [n_tokens, n_heads * head_dim] f32
-// Variants: KV_F16, KV_Q8_0 (kv_cache.wgsl; none: f32).
+//           with SPLIT, 6 partials (attention_partials.wgsl) in place of out
+// Variants: KV_F16, KV_Q8_0 (kv_cache.wgsl; none: f32). SPLIT: decode split over the context
+//           (flash-decoding): workgroup (head, c) of a grid (n_heads, n_chunks) takes the c-th of
+//           n_chunks equal shares of the query's positions and writes its partial softmax;
+//           attention_reduce.wgsl combines them. An empty share writes an empty partial.
 // Limits:   head_dim <= 4 * WG (each invocation owns up to 4 output dims).
-// Dispatch: (n_heads, n_tokens); WG invocations per (head, token).
+// Dispatch: (n_heads, n_tokens); WG invocations per (head, token). SPLIT: (n_heads, n_chunks), one token.
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read> q: array<f32>;
+#ifdef SPLIT
+@group(0) @binding(6) var<storage, read_write> partials: array<f32>;
+#include "attention_partials"
+#else
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+#endif
 
 #define KV_SCALAR
 #include "kv_cache"
@@ -33,16 +42,30 @@ var<workgroup> p: array<f32, WG>;       // scores, then probabilities, of the cu
 var<workgroup> reduce: array<f32, WG>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+) {
   let head = wid.x;
+#ifdef SPLIT
+  let t = 0u;
+#else
   let t = wid.y;
+#endif
   let hd = params.head_dim;
   let q_base = t * params.n_heads * hd + head * hd;
   let kv_head = head / (params.n_heads / params.n_kv_heads);
   let kv_off = kv_head * hd;
-  let last = step.pos0 + t; // inclusive
+  let q_pos = step.pos0 + t;
   var first = 0u;
-  if (params.window != 0u && last >= params.window) { first = last + 1u - params.window; }
+  if (params.window != 0u && q_pos >= params.window) { first = q_pos + 1u - params.window; }
+  var last = q_pos; // inclusive
+#ifdef SPLIT
+  // This workgroup's share: first > last leaves it empty (more chunks than positions).
+  let share = (q_pos + 1u - first + groups.y - 1u) / groups.y;
+  first += wid.y * share;
+  last = min(q_pos, first + share - 1u);
+#endif
 
   for (var d = lid.x; d < hd; d += WG) { q_row[d] = q[q_base + d]; }
   workgroupBarrier();
@@ -96,8 +119,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     workgroupBarrier();
   }
 
+#ifdef SPLIT
+  if (head == 0u && wid.y == 0u && lid.x == 0u) { partials[0] = f32(groups.y); }
+  let rec = partial_record(head, wid.y, groups.y, hd);
+  if (lid.x == 0u) { partials[rec] = m; partials[rec + 1u] = l; }
+  for (var r = 0u; r < 4u; r++) {
+    let d = lid.x + r * WG;
+    if (d < hd) { partials[rec + 2u + d] = acc[r]; }
+  }
+#else
   for (var r = 0u; r < 4u; r++) {
     let d = lid.x + r * WG;
     if (d < hd) { out[q_base + d] = acc[r] / l; }
   }
+#endif
 }

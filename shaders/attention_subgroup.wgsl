@@ -13,32 +13,49 @@
 //           2 q [n_tokens, n_heads * head_dim] f32, 3 k_cache, 4 v_cache [cache_rows, n_kv_heads * head_dim]
 //           in one of kv_cache.wgsl's forms, 5 out [n_tokens, n_heads * head_dim] f32
 //           (all read by four values: lane l owns the head's chunks of 4 l, l + 4, l + 8, ...)
+//           with SPLIT, 6 partials (attention_partials.wgsl) in place of out
 // Variants: head_dim 64 (4 chunks per lane), or HD128 (8 chunks per lane); KV_F16, KV_Q8_0
-//           (kv_cache.wgsl; none: f32).
-// Needs subgroups of at least 4. Dispatch: (n_heads, n_tokens) workgroups of 4.
+//           (kv_cache.wgsl; none: f32). SPLIT: decode split over the context, as attention.wgsl's.
+// Needs subgroups of at least 4. Dispatch: (n_heads, n_tokens) workgroups of 4; SPLIT: (n_heads, n_chunks).
 
 enable subgroups;
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read> q: array<vec4<f32>>;
+#ifdef SPLIT
+@group(0) @binding(6) var<storage, read_write> partials: array<f32>;
+#include "attention_partials"
+#else
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+#endif
 
 #include "kv_cache"
 #include "tanh"
 
 @compute @workgroup_size(4)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32, @builtin(num_workgroups) groups: vec3<u32>) {
   let head = wid.x;
+#ifdef SPLIT
+  let t = 0u;
+#else
   let t = wid.y;
+#endif
   if (t >= step.n_tokens) { return; }
   let hd4 = params.head_dim / 4u;
   let q_at = (t * params.n_heads + head) * hd4 + lane;
   let kv_head = head / (params.n_heads / params.n_kv_heads);
   let c = (kv_head * hd4 + lane) * 4u; // the lane's first column in a cache row
-  let last = step.pos0 + t; // inclusive
+  let q_pos = step.pos0 + t;
   var first = 0u;
-  if (params.window != 0u && last >= params.window) { first = last + 1u - params.window; }
+  if (params.window != 0u && q_pos >= params.window) { first = q_pos + 1u - params.window; }
+  var last = q_pos; // inclusive
+#ifdef SPLIT
+  // This workgroup's share: first > last leaves it empty (more chunks than positions).
+  let share = (q_pos + 1u - first + groups.y - 1u) / groups.y;
+  first += wid.y * share;
+  last = min(q_pos, first + share - 1u);
+#endif
 
   let q0 = q[q_at] * params.scale; let q1 = q[q_at + 4u] * params.scale;
   let q2 = q[q_at + 8u] * params.scale; let q3 = q[q_at + 12u] * params.scale;
@@ -72,8 +89,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     a6 = a6 * correction + e * v4(at, c + 96u); a7 = a7 * correction + e * v4(at, c + 112u);
 #endif
   }
+#ifdef SPLIT
+  if (head == 0u && wid.y == 0u && lane == 0u) { partials[0] = f32(groups.y); }
+  let rec = partial_record(head, wid.y, groups.y, params.head_dim);
+  if (lane == 0u) { partials[rec] = m; partials[rec + 1u] = l; }
+  // The lane's dims: 4 (lane + 4 i) .. + 3 for its i-th vec4.
+  let d0 = rec + 2u + 4u * lane;
+  put4(d0, a0); put4(d0 + 16u, a1); put4(d0 + 32u, a2); put4(d0 + 48u, a3);
+#ifdef HD128
+  put4(d0 + 64u, a4); put4(d0 + 80u, a5); put4(d0 + 96u, a6); put4(d0 + 112u, a7);
+#endif
+#else
   out[q_at] = a0 / l; out[q_at + 4u] = a1 / l; out[q_at + 8u] = a2 / l; out[q_at + 12u] = a3 / l;
 #ifdef HD128
   out[q_at + 16u] = a4 / l; out[q_at + 20u] = a5 / l; out[q_at + 24u] = a6 / l; out[q_at + 28u] = a7 / l;
 #endif
+#endif
 }
+#ifdef SPLIT
+
+fn put4(at: u32, a: vec4<f32>) {
+  partials[at] = a.x; partials[at + 1u] = a.y; partials[at + 2u] = a.z; partials[at + 3u] = a.w;
+}
+#endif

@@ -44,7 +44,7 @@ async function expectedWeightBytes(file: string): Promise<number> {
 
 describe('lantern bench', () => {
   it('prints every documented figure, positive and finite, for stories260K', async () => {
-    const run = await lantern('bench', '--model', STORIES_GGUF, '--prompt-tokens', '9', '--gen-tokens', '7', '--json');
+    const run = await lantern('bench', '--model', STORIES_GGUF, '--prompt-tokens', '9', '--gen-tokens', '7', '--positions', '3,20', '--json');
     expect(run.code, run.stderr).toBe(0);
     const lines = run.stdout.trim().split('\n');
     expect(lines, run.stdout).toHaveLength(1);
@@ -70,6 +70,16 @@ describe('lantern bench', () => {
     // The figures are tied to each other as documented, whatever the speed.
     expect(result.decodeGBps).toBeCloseTo((result.weightBytesPerToken * result.decodeTokensPerSecond) / 1e9, 9);
     expect(result.decodeBandwidthFraction).toBeCloseTo(result.decodeGBps / result.streamReadGBps, 9);
+    // --positions: 7 steps after a warm-up one from each position, the step at p reading the K and
+    // V rows of positions 0..p in every layer (no windows): p + 1 + 4 rows on average from 3 and 20.
+    const at = result.positions.at as { position: number; decodeTokensPerSecond: number; wallClockDecodeTokensPerSecond: number; bytesPerStep: number }[];
+    expect(at.map((p) => p.position)).toEqual([3, 20]);
+    for (const p of at) {
+      expect(Number.isFinite(p.decodeTokensPerSecond) && p.decodeTokensPerSecond > 0 && p.wallClockDecodeTokensPerSecond > 0, JSON.stringify(p)).toBe(true);
+      expect(p.bytesPerStep).toBeCloseTo(result.weightBytesPerToken + (p.position + 1 + 4) * result.kvBytes.perToken, 6);
+    }
+    expect(result.positions.ratios.decode).toBeCloseTo(at[1].decodeTokensPerSecond / at[0].decodeTokensPerSecond, 9);
+    expect(result.positions.ratios.bytes).toBeCloseTo(at[0].bytesPerStep / at[1].bytesPerStep, 9);
   }, 120_000);
 
   it('--profile times every dispatch of a decode step, grouped by kernel; --json-schema times the grammar mask', async () => {

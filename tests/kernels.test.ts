@@ -5,10 +5,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openGpuPage, type GpuPage } from '../src/cli/chromium-host.ts';
 import { GGMLType } from '../src/model/gguf.ts';
-import type { WeightFormat } from '../src/kernels/ops.ts';
+import { ATTENTION_SPLIT, type KvCacheType, type WeightFormat } from '../src/kernels/ops.ts';
 import type { KernelSpec } from './kernels/harness.ts';
 import * as ref from './kernels/reference.ts';
-import { asF32, expectClose, f32, packQuantized, packWeight } from './kernels/check.ts';
+import { asF32, expectClose, f32, packKvCache, packQuantized, packWeight } from './kernels/check.ts';
 import { regroupQ5_0, regroupQ6_K } from '../src/model/regroup.ts';
 
 let gpu: GpuPage;
@@ -357,6 +357,79 @@ describe('kernels match their CPU twins', () => {
       expectClose(got.out, ref.attention(q, kCache, vCache, { nHeads, nKvHeads, headDim }, pos0), { abs: 1e-5, rel: 1e-4 }, 'attention');
     });
   }
+
+  /**
+   * Split decode attention (flash-decoding): one query over contexts that are not multiples of the
+   * chunk, in every KV form, with GQA, a window over a ring, soft-capping, heads up to 256, on the
+   * kernels for CPU adapters (heads of 64 and 128 on SwiftShader: attention_group.wgsl for groups of
+   * 2, 3, 4 and 5 query heads per KV head, attention_subgroup.wgsl for one) and the workgroup one
+   * (heads of 96, 256). splitChunk 64 splits
+   * from one chunk on (minChunks 1), as a split chunk of 256 does (ATTENTION_SPLIT's, which GPUs
+   * take from 3 chunks on and CPU adapters not at all by default).
+   */
+  interface SplitCase { positions: number; nHeads: number; nKvHeads: number; headDim: number; kv: KvCacheType; chunk: number; window?: number; softcap?: number }
+  const splitCases: SplitCase[] = [
+    { positions: 1, nHeads: 5, nKvHeads: 1, headDim: 64, kv: 'f32', chunk: 64 },
+    { positions: 255, nHeads: 6, nKvHeads: 2, headDim: 64, kv: 'f16', chunk: 64, softcap: 2 },
+    { positions: 200, nHeads: 2, nKvHeads: 2, headDim: 64, kv: 'f16', chunk: 64 },
+    { positions: 700, nHeads: 4, nKvHeads: 1, headDim: 64, kv: 'f16', chunk: 256, window: 600 },
+    { positions: 257, nHeads: 4, nKvHeads: 2, headDim: 128, kv: 'q8_0', chunk: 64 },
+    { positions: 257, nHeads: 4, nKvHeads: 2, headDim: 96, kv: 'q8_0', chunk: 64, softcap: 2 },
+    { positions: 300, nHeads: 2, nKvHeads: 1, headDim: 256, kv: 'f16', chunk: 64 },
+  ];
+  for (const c of splitCases) {
+    const { positions, nHeads, nKvHeads, headDim, kv, chunk, window, softcap } = c;
+    const what = [kv, chunk ? `chunks of ${chunk}` : 'default chunks', window && `window ${window}`, softcap && `softcap ${softcap}`].filter(Boolean).join(', ');
+    it(`split decode attention: ${positions} positions, ${nHeads}/${nKvHeads} heads of ${headDim}, ${what}`, async () => {
+      const width = nKvHeads * headDim, pos0 = positions - 1;
+      const q = asF32(ref.randomArray(nHeads * headDim, 100, softcap ? 8 : 1));
+      const k = asF32(ref.randomArray(positions * width, 101));
+      const v = asF32(ref.randomArray(positions * width, 102));
+      // A window's layer keeps a ring of window rows (decode: window + 1 - 1); row r holds the last position j with j % rows = r.
+      const rows = window ? window : positions;
+      const ring = (full: Float64Array) => {
+        const out = new Float64Array(rows * width);
+        for (let j = 0; j < positions; j++) out.set(full.subarray(j * width, (j + 1) * width), (j % rows) * width);
+        return out;
+      };
+      const byPosition = (inRing: Float64Array) => {
+        const out = new Float64Array(positions * width);
+        for (let j = Math.max(0, positions - rows); j < positions; j++) out.set(inRing.subarray((j % rows) * width, (j % rows + 1) * width), j * width);
+        return out;
+      };
+      const kc = kv === 'f32' ? { words: [], rounded: ring(k) } : packKvCache(ring(k), width, kv);
+      const vc = kv === 'f32' ? { words: [], rounded: ring(v) } : packKvCache(ring(v), width, kv);
+      const shape = { nHeads, nKvHeads, headDim, ...(window ? { window } : {}), ...(softcap ? { softcap } : {}) };
+      const want = ref.attention(q, byPosition(kc.rounded), byPosition(vc.rounded), shape, pos0);
+      const caches: Pick<KernelSpec, 'inputs' | 'words'> = kv === 'f32' ? { inputs: { q: f32(q), kCache: f32(kc.rounded), vCache: f32(vc.rounded) } } : { inputs: { q: f32(q) }, words: { kCache: kc.words, vCache: vc.words } };
+      const got = await runKernel({
+        op: 'attention', nTokens: 1, pos0, kvCache: kv, ...caches, outputs: { out: q.length },
+        options: { ...shape, cacheRows: rows, ...(chunk ? { splitChunk: chunk } : {}) },
+      });
+      expectClose(got.out, want, { abs: 1e-5, rel: 1e-4 }, 'split attention');
+      // It did split: partials per (head, chunk), or on CPU adapters per (up to 4 heads of a KV head, chunk), then one reduction per head.
+      const chunks = Math.ceil(Math.min(positions, window ?? positions) / (chunk || ATTENTION_SPLIT.chunk));
+      const group = nHeads / nKvHeads;
+      const grouped = got.cpuSubgroups[0] === 1 && (headDim === 64 || headDim === 128) && group > 1;
+      expect(got.dispatches).toEqual([grouped ? nKvHeads * Math.ceil(group / 4) : nHeads, chunks, 1, nHeads, 1, 1]);
+    });
+  }
+
+  it('attention below ATTENTION_SPLIT.minChunks chunks, and in prefill, keeps one workgroup per (head, token)', async () => {
+    const nHeads = 2, headDim = 64, positions = (ATTENTION_SPLIT.minChunks - 1) * ATTENTION_SPLIT.chunk;
+    const kCache = asF32(ref.randomArray(positions * headDim, 103));
+    const vCache = asF32(ref.randomArray(positions * headDim, 104));
+    for (const nTokens of [1, 3]) {
+      const q = asF32(ref.randomArray(nTokens * nHeads * headDim, 105));
+      const pos0 = positions - nTokens;
+      const got = await runKernel({
+        op: 'attention', nTokens, pos0, inputs: { q: f32(q), kCache: f32(kCache), vCache: f32(vCache) }, outputs: { out: q.length },
+        options: { nHeads, nKvHeads: 1, headDim, cacheRows: positions + ATTENTION_SPLIT.chunk },
+      });
+      expectClose(got.out, ref.attention(q, kCache, vCache, { nHeads, nKvHeads: 1, headDim }, pos0), { abs: 1e-5, rel: 1e-4 }, 'attention');
+      expect(got.dispatches).toEqual([nHeads, nTokens, 1]);
+    }
+  });
 
   it('swiglu and residual add over [n_tokens, width]', async () => {
     const nTokens = 3, width = 301;

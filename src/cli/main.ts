@@ -64,7 +64,7 @@ Commands:
             No GPU needed. BOS/EOS only with --add-special; special tokens written as text
             (e.g. <s>) are parsed unless --no-parse-special, as llama.cpp's llama-tokenize does.
   bench     --model FILE [--prompt-tokens N] [--gen-tokens N] [--context N] [--kv-cache T] [--profile]
-            [--op-costs] [--json-schema FILE] [--json]
+            [--op-costs] [--json-schema FILE] [--positions P,P,...] [--json]
             Prefill (N=128 prompt tokens) and greedy decode (N=64) tokens/s, the weight bandwidth
             decoding reaches and the adapter's streaming-read bandwidth, on GPU timestamps where
             the adapter has them. --profile adds each kernel's GPU time per decode step;
@@ -72,6 +72,10 @@ Commands:
             --context: the KV cache's length (default: what the run needs); the GPU memory by
             category is reported (gpuBytes). --json-schema adds a greedy decode of N tokens
             constrained to the schema: the grammar mask's CPU time per token, median and p99.
+            category is reported (gpuBytes). --positions adds decode tokens/s from each position
+            of the context (N steps after a warm-up one, over whatever the KV cache holds) and the
+            bytes a step reads there (weights + the K and V rows attention reads), with the ratios
+            decode(last)/decode(first) and bytes(first)/bytes(last).
   convert   --model DIR|URL --out FILE.gguf [--type auto|none|f16|q8_0|q4_0|q4_k] [--json]
             Writes a Hugging Face model (a folder with config.json and safetensors weights, or
             https://huggingface.co/ORG/NAME[@REV]) as one GGUF: llama.cpp's architecture and keys
@@ -116,6 +120,7 @@ const OPTIONS = {
   'gen-tokens': { type: 'string' },
   profile: { type: 'boolean' },
   'op-costs': { type: 'boolean' },
+  positions: { type: 'string' },
   'kv-cache': { type: 'string' },
   logprobs: { type: 'string' },
   'json-schema': { type: 'string' },
@@ -130,7 +135,7 @@ const OPTIONS = {
 /** Which options each command takes; any other is a usage error. */
 const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
   convert: ['model', 'out', 'type', 'json'],
-  bench: ['model', 'quantize', 'prompt-tokens', 'gen-tokens', 'context', 'kv-cache', 'profile', 'op-costs', 'json', 'json-schema'],
+  bench: ['model', 'quantize', 'prompt-tokens', 'gen-tokens', 'context', 'kv-cache', 'profile', 'op-costs', 'json', 'json-schema', 'positions'],
   generate: ['model', 'quantize', 'prompt', 'prompt-ids', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'logprobs', 'json-schema', 'json-object', 'grammar', 'context-overflow', 'keep'],
   chat: ['model', 'quantize', 'message', 'system', 'chat-template', 'max-tokens', 'temperature', 'seed', 'context', 'kv-cache', 'json', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'stop', 'logprobs', 'json-schema', 'json-object', 'grammar', 'context-overflow', 'keep'],
   embed: ['model', 'quantize', 'text', 'text-file', 'context', 'kv-cache', 'json'],
@@ -353,6 +358,7 @@ interface BenchRequest {
   genTokens: number;
   profile: boolean;
   opCosts: boolean;
+  positions?: number[];
   contextLength: number;
   /** --json-schema: also time a constrained decode. */
   jsonSchema?: Record<string, unknown>;
@@ -363,14 +369,18 @@ function benchRequest(values: Values): BenchRequest {
   const genTokens = parseCount('--gen-tokens', values['gen-tokens']) ?? 64;
   // Headroom: a generation that ends early (end-of-generation token) is restarted a little further on.
   const needed = promptTokens + genTokens + 16;
-  const contextLength = parseCount('--context', values.context) ?? needed;
+  const positions = values.positions === undefined ? undefined : values.positions.split(',').map((p) => parseInteger('--positions', p.trim(), 0));
+  // A position takes a warm-up step and --gen-tokens more.
+  const reach = positions ? Math.max(...positions) + 1 + genTokens : 0;
+  const contextLength = parseCount('--context', values.context) ?? Math.max(needed, reach);
   if (contextLength < needed) throw new UsageError(`--context must be at least ${needed} (--prompt-tokens + --gen-tokens + 16), not ${contextLength}`);
-  return { kind: 'bench', promptTokens, genTokens, profile: Boolean(values.profile), opCosts: Boolean(values['op-costs']), contextLength };
+  if (contextLength < reach) throw new UsageError(`--context must be at least ${reach} (the last of --positions + 1 + --gen-tokens), not ${contextLength}`);
+  return { kind: 'bench', promptTokens, genTokens, profile: Boolean(values.profile), opCosts: Boolean(values['op-costs']), positions, contextLength };
 }
 
 /** `lantern bench`: one object with --json (the keys of BenchResult, plus model file and backend), else a few lines. */
 async function bench(session: ModelSession, request: BenchRequest, modelFile: string, json: boolean): Promise<void> {
-  const result = await session.bench({ promptTokens: request.promptTokens, genTokens: request.genTokens, profile: request.profile, opCosts: request.opCosts, jsonSchema: request.jsonSchema });
+  const result = await session.bench({ promptTokens: request.promptTokens, genTokens: request.genTokens, profile: request.profile, opCosts: request.opCosts, jsonSchema: request.jsonSchema, positions: request.positions });
   if (json) {
     writeJSON({ ...result, model: basename(modelFile), modelName: result.model, backend: session.backend });
     return;
@@ -389,6 +399,14 @@ async function bench(session: ModelSession, request: BenchRequest, modelFile: st
   if (result.grammar) {
     const g = result.grammar;
     process.stdout.write(`grammar  ${g.tokens} tokens under --json-schema (${g.finishReason}): mask ${f(g.maskMsMedian)} ms per token median, ${f(g.maskMsP99)} ms p99; ${f(g.decodeTokensPerSecond)} tok/s\n`);
+  }
+  if (result.positions) {
+    process.stdout.write(`positions decode ${request.genTokens} tokens from each position of the context of ${session.info.contextLength}\n`);
+    for (const p of result.positions.at) {
+      process.stdout.write(`  at ${String(p.position).padStart(6)}: ${f(p.decodeTokensPerSecond)} tok/s (wall clock ${f(p.wallClockDecodeTokensPerSecond)}), ${f(p.bytesPerStep / 1e6)} MB read per step\n`);
+    }
+    const r = result.positions.ratios;
+    if (r) process.stdout.write(`  decode(last)/decode(first) ${r.decode.toFixed(3)}, bytes(first)/bytes(last) ${r.bytes.toFixed(3)}\n`);
   }
   if (result.profile === null) process.stdout.write('profile  not available: this device has no timestamp-query\n');
   if (result.profile) {

@@ -120,11 +120,25 @@ export interface KernelOptions {
    * runs the matvec once per token (tests, benchmarks).
    */
   tiledMatmul?: boolean;
+  /** Split decode attention (ATTENTION_SPLIT by default on GPUs, none on CPU adapters): positions per chunk, and the fewest chunks worth splitting into (tests make both small). */
+  attentionSplit?: { chunk: number; minChunks: number };
 }
+
+/**
+ * Decode attention is split over the context (flash-decoding) in chunks of about `chunk` positions
+ * once a query sees more than `minChunks - 1` chunks: below that, one workgroup per head walks
+ * the context faster than two dispatches would.
+ */
+export const ATTENTION_SPLIT = { chunk: 256, minChunks: 3 } as const;
 
 export interface Op {
   readonly name: string;
-  encode(pass: GPUComputePassEncoder, nTokens: number): void;
+  /**
+   * Records the op's dispatches for a step of nTokens tokens from position pos0. pos0 only shapes
+   * the dispatch of ops whose work grows with the context (split decode attention); where it is
+   * not given they take a path that does not depend on it.
+   */
+  encode(pass: GPUComputePassEncoder, nTokens: number, pos0?: number): void;
 }
 
 const MAX_DISPATCH = 65535;
@@ -159,6 +173,9 @@ export class Kernels {
   private readonly tiledMatmul: boolean | undefined;
   /** Int8 copies of activation buffers, one per f32 buffer (quantize_x.wgsl's outputs). */
   private readonly quantized = new Map<GPUBuffer, { xq: GPUBuffer; xs: GPUBuffer }>();
+  private readonly attentionSplit: { chunk: number; minChunks: number };
+  /** Split attention's partials (attention_partials.wgsl) by size in bytes: layers of one shape share one, as their dispatches run in turn. */
+  private readonly partials = new Map<number, GPUBuffer>();
 
   /**
    * `matvecThreadsPerRow` forces the barrier-reduced f32 matvec with that many invocations per row
@@ -172,6 +189,13 @@ export class Kernels {
     this.cpuSubgroups = cpuKernels && gpu.cpuAdapter && (gpu.subgroupSize ?? 0) >= 4;
     this.cpuRows = this.matvecSubgroups && this.cpuSubgroups;
     this.int8Activations = int8Activations && this.cpuRows && gpu.packedInt8;
+    // CPU adapters keep one subgroup per head unless told otherwise: on SwiftShader the split kernels
+    // measured slower at 4,000 positions (README, Benchmarks), where the cores are few anyway.
+    this.attentionSplit = options.attentionSplit ?? (gpu.cpuAdapter ? { chunk: ATTENTION_SPLIT.chunk, minChunks: MAX_DISPATCH + 1 } : ATTENTION_SPLIT);
+    const { chunk, minChunks } = this.attentionSplit;
+    if (!(Number.isInteger(chunk) && chunk >= 1 && Number.isInteger(minChunks) && minChunks >= 1)) {
+      throw new LanternError('BAD_ARGUMENT', `attentionSplit takes a whole chunk >= 1 and minChunks >= 1, not chunk ${chunk}, minChunks ${minChunks}.`);
+    }
   }
 
   /** Whether linear() with this weight quantizes its input to int8 (matvec_int8.wgsl) rather than reading it as f32. */
@@ -490,12 +514,58 @@ export class Kernels {
     });
     // CPU adapters pay dearly for workgroup barriers: one subgroup per head there, for the common head sizes.
     const subgroupHeads = this.cpuSubgroups && (shape.headDim === 64 || shape.headDim === 128);
-    const pipeline = subgroupHeads
-      ? await this.pipeline('attention_subgroup', [...(shape.headDim === 128 ? ['HD128'] : []), ...kvDefines(kvCache)], params, {})
-      : await this.pipeline('attention', kvDefines(kvCache), params, {});
+    const kernel = subgroupHeads ? 'attention_subgroup' : 'attention';
+    const defines = [...(subgroupHeads && shape.headDim === 128 ? ['HD128'] : []), ...kvDefines(kvCache)];
+    const pipeline = await this.pipeline(kernel, defines, params, {});
     const values = this.uniform(params, { n_heads: shape.nHeads, n_kv_heads: shape.nKvHeads, head_dim: shape.headDim, scale, softcap, window, cache_rows: cacheRows });
     const bind = this.bindGroup(pipeline, [this.step, values, q, kCache, vCache, out]);
-    return this.op(pipeline, bind, (n) => [shape.nHeads, n]);
+    const whole = this.op(pipeline, bind, (n) => [shape.nHeads, n]);
+    const { chunk, minChunks } = this.attentionSplit;
+    const maxChunks = attentionChunks(window > 0 ? Math.min(window, cacheRows) : cacheRows, chunk);
+    if (maxChunks < minChunks) return whole;
+
+    // Split decode (flash-decoding): partials per (head, chunk), then one reduction per head. CPU
+    // adapters take the query heads of a KV head together (attention_group.wgsl), so that each K and
+    // V value is decoded once for all of them: there the decoding, not the memory, is the cost.
+    const partials = this.partialsBuffer(attentionPartialsBytes(shape.nHeads, shape.headDim, maxChunks));
+    const group = shape.nHeads / shape.nKvHeads;
+    const grouped = subgroupHeads && group > 1;
+    const split = grouped
+      ? await this.pipeline('attention_group', defines, params, {})
+      : await this.pipeline(kernel, [...defines, 'SPLIT'], params, {});
+    const splitGroups = grouped ? shape.nKvHeads * Math.ceil(group / 4) : shape.nHeads;
+    const splitBind = this.bindGroup(split, [this.step, values, q, kCache, vCache, undefined, partials]);
+    const reduceWg = subgroupHeads ? this.gpu.subgroupSize! : 64;
+    const reduce = await this.pipeline('attention_reduce', [], params, { WG: reduceWg });
+    const reduceBind = this.bindGroup(reduce, [undefined, values, undefined, undefined, undefined, out, partials]);
+    return {
+      name: whole.name,
+      encode(pass, n, pos0) {
+        // The positions the one query of a decode step sees: 0..pos0, or the window's last ones.
+        const seen = pos0 === undefined ? 0 : window > 0 ? Math.min(window, pos0 + 1) : pos0 + 1;
+        const chunks = Math.min(attentionChunks(seen, chunk), maxChunks);
+        if (n !== 1 || pos0 === undefined || chunks < minChunks) {
+          whole.encode(pass, n);
+          return;
+        }
+        pass.setPipeline(split);
+        pass.setBindGroup(0, splitBind);
+        pass.dispatchWorkgroups(splitGroups, chunks);
+        pass.setPipeline(reduce);
+        pass.setBindGroup(0, reduceBind);
+        pass.dispatchWorkgroups(shape.nHeads);
+      },
+    };
+  }
+
+  /** A partials buffer of `bytes` for split attention, shared by every attention op of that size. */
+  private partialsBuffer(bytes: number): GPUBuffer {
+    let buffer = this.partials.get(bytes);
+    if (!buffer) {
+      buffer = this.gpu.memory.createBuffer('activations', { label: 'attention partials', size: bytes, usage: GPUBufferUsage.STORAGE });
+      this.partials.set(bytes, buffer);
+    }
+    return buffer;
   }
 
   /** gate = silu(gate) * up, over [n_tokens, width]. */
@@ -572,8 +642,10 @@ export class Kernels {
       xq.destroy();
       xs.destroy();
     }
+    for (const buffer of this.partials.values()) buffer.destroy();
     this.uniforms.clear();
     this.quantized.clear();
+    this.partials.clear();
   }
 
   /** Building blocks below are shared with kernel modules outside this file (e.g. sampling). */
@@ -639,6 +711,16 @@ export class Kernels {
     }
     return buffer;
   }
+}
+
+/** Chunks of about `chunk` positions that `positions` split into (at most 65535, a dispatch's limit). */
+export function attentionChunks(positions: number, chunk: number): number {
+  return Math.min(MAX_DISPATCH, Math.ceil(positions / chunk));
+}
+
+/** Bytes of split attention's partials (attention_partials.wgsl) for nHeads heads of headDim in up to `chunks` chunks. */
+export function attentionPartialsBytes(nHeads: number, headDim: number, chunks: number): number {
+  return 4 * (1 + nHeads * chunks * (headDim + 2));
 }
 
 /** A weight's shape for op names (profiles): rows x cols, a stacked weight's parts joined by +. */

@@ -29,6 +29,8 @@ export interface BenchOptions {
   opCosts?: boolean;
   /** Also run a greedy decode of genTokens constrained to this JSON Schema, and time its grammar masks. */
   jsonSchema?: Record<string, unknown>;
+  /** Also time genTokens decode steps from each of these positions of the context (benchPositions). */
+  positions?: number[];
 }
 
 export interface BenchResult {
@@ -74,6 +76,26 @@ export interface BenchResult {
    * the mask is then applied on the GPU), beside its wall-clock decode speed.
    */
   grammar?: { tokens: number; finishReason: string; maskMsMedian: number; maskMsP99: number; decodeTokensPerSecond: number };
+  /** With options.positions, decode speed and bytes read at each position of one context (benchPositions). */
+  positions?: PositionsResult;
+}
+
+/** Decode at positions of one context: how speed follows the bytes a step reads as the context grows. */
+export interface PositionsResult {
+  /** By position, in the order asked. */
+  at: {
+    position: number;
+    /** GPU-timestamped where the device has timestamp-query, else the wall clock. */
+    decodeTokensPerSecond: number;
+    wallClockDecodeTokensPerSecond: number;
+    /** Bytes one step reads there: the weights, and the K and V rows attention reads (the mean over the steps timed). */
+    bytesPerStep: number;
+  }[];
+  /**
+   * With two positions or more, first and last asked: decode(last) / decode(first), and
+   * bytes(first) / bytes(last). Decoding slows no faster than its bytes grow where decode >= bytes.
+   */
+  ratios?: { decode: number; bytes: number };
 }
 
 const MB = 1 << 20;
@@ -135,6 +157,7 @@ export async function benchRuntime(runtime: Runtime, options: BenchOptions = {})
   }
 
   const grammar = options.jsonSchema ? await grammarRun(runtime, options.jsonSchema, promptTokens, genTokens) : undefined;
+  const positions = options.positions ? await benchPositions(runtime, options.positions, genTokens) : undefined;
   const profile = options.profile ? (await runtime.profileDecode()) ?? null : undefined;
   const opCosts = options.opCosts ? await measureOpCosts(gpu) : undefined;
 
@@ -170,6 +193,7 @@ export async function benchRuntime(runtime: Runtime, options: BenchOptions = {})
     ...(profile !== undefined ? { profile } : {}),
     ...(opCosts ? { opCosts } : {}),
     ...(grammar ? { grammar } : {}),
+    ...(positions ? { positions } : {}),
   };
 }
 
@@ -188,6 +212,44 @@ async function grammarRun(runtime: Runtime, schema: Record<string, unknown>, pro
     maskMsP99: stats.maskMs?.p99 ?? 0,
     decodeTokensPerSecond: stats.decodeTokensPerSecond,
   };
+}
+
+/**
+ * Decode speed at each of `positions` of one context: a warm-up step there, then `steps` greedy
+ * steps from it (Runtime.decodeAt), over whatever the KV cache holds (a step's work does not
+ * depend on the values it reads, so the context need not be prefilled). Each figure is timed by
+ * GPU timestamps where the device has them, and by the wall clock beside.
+ */
+export async function benchPositions(runtime: Runtime, positions: readonly number[], steps: number): Promise<PositionsResult> {
+  const { contextLength } = runtime.info;
+  for (const p of positions) {
+    if (!Number.isSafeInteger(p) || p < 0 || p + 1 + steps > contextLength) {
+      throw new LanternError('BAD_ARGUMENT', `A position to decode at must be a whole number from 0 to ${contextLength - 1 - steps} (the context of ${contextLength} holds a warm-up step and ${steps} more), not ${p}; load a longer context or ask for fewer tokens.`);
+    }
+  }
+  const clock = SubmitClock.create(runtime.gpuContext, steps + 1);
+  try {
+    const at: PositionsResult['at'] = [];
+    for (const position of positions) {
+      await runtime.decodeAt(position, 1);
+      const window = clock?.open();
+      const t0 = performance.now();
+      const read = await runtime.decodeAt(position + 1, steps);
+      const wallMs = performance.now() - t0;
+      const gpuMs = await window?.close();
+      const kvBytes = read.reduce((a, b) => a + b, 0) / steps;
+      at.push({
+        position,
+        decodeTokensPerSecond: steps / ((gpuMs ?? wallMs) / 1000),
+        wallClockDecodeTokensPerSecond: steps / (wallMs / 1000),
+        bytesPerStep: runtime.weightBytesPerToken + kvBytes,
+      });
+    }
+    const [first, last] = [at[0], at[at.length - 1]];
+    return { at, ...(at.length > 1 ? { ratios: { decode: last.decodeTokensPerSecond / first.decodeTokensPerSecond, bytes: first.bytesPerStep / last.bytesPerStep } } : {}) };
+  } finally {
+    clock?.destroy();
+  }
 }
 
 interface Timed {

@@ -1,7 +1,7 @@
 import { LanternError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { type GpuBytes, gpuBytes, type MemoryCategory } from '../gpu/memory.ts';
-import { type KernelOptions, Kernels, type KvCacheType, kvRowBytes, KV_SHIFT, kvShiftParams, type Op, type RopeShift, ropeShiftTable, STEP } from '../kernels/ops.ts';
+import { ATTENTION_SPLIT, attentionChunks, attentionPartialsBytes, type KernelOptions, Kernels, type KvCacheType, kvRowBytes, KV_SHIFT, kvShiftParams, type Op, type RopeShift, ropeShiftTable, STEP } from '../kernels/ops.ts';
 import { topK, TOPK_MAX, TOPK_NON_FINITE, TOPK_RESULT_WORDS, type TopKOp } from '../kernels/topk.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { type GGUFFile, GGMLType } from '../model/gguf.ts';
@@ -149,7 +149,7 @@ export class Forward {
 
     const encoder = device.createCommandEncoder({ label: 'forward' });
     const pass = encoder.beginComputePass({ label: 'forward' });
-    for (const op of this.layerOps) op.encode(pass, n);
+    for (const op of this.layerOps) op.encode(pass, n, pos0);
     // The head's last op is the unmasked argmax: a masked step runs the head without it, then its own.
     const head = masked ? this.headOps.slice(0, -1) : this.headOps;
     if (read !== 'none') for (const op of head) op.encode(pass, 1);
@@ -219,7 +219,7 @@ export class Forward {
     device.queue.writeBuffer(b.step, 0, STEP.pack({ n_tokens: n, pos0 }));
     const encoder = device.createCommandEncoder({ label: 'forward rows' });
     const pass = encoder.beginComputePass({ label: 'forward rows' });
-    for (const op of [...this.layerOps, ...rows.ops]) op.encode(pass, n);
+    for (const op of [...this.layerOps, ...rows.ops]) op.encode(pass, n, pos0);
     pass.end();
     encoder.copyBufferToBuffer(rows.logits, 0, rows.read, 0, bytes);
     this.gpu.submit([encoder.finish()]);
@@ -329,7 +329,7 @@ export class Forward {
         const querySet = querySets[Math.floor((2 * i) / perSet)];
         const at = (2 * i) % perSet;
         const pass = encoder.beginComputePass({ label: op.name, timestampWrites: { querySet, beginningOfPassWriteIndex: at, endOfPassWriteIndex: at + 1 } });
-        op.encode(pass, 1);
+        op.encode(pass, 1, pos);
         pass.end();
       });
       querySets.forEach((querySet, s) => encoder.resolveQuerySet(querySet, 0, querySet.count, resolved, 8 * s * perSet));
@@ -412,6 +412,15 @@ export class Forward {
     return { params, tables, ops };
   }
 
+  /**
+   * Bytes of K and V rows attention reads for a query at position `pos`: in every layer its keys
+   * and values at positions 0..pos, or the window's last positions in a sliding-window layer.
+   */
+  kvBytesRead(pos: number): number {
+    const rowBytes = 2 * kvRowBytes(this.kv.kvCache, this.config.nKvHeads * this.config.headDim);
+    return this.config.windows.reduce((sum, w) => sum + rowBytes * (w > 0 ? Math.min(w, pos + 1) : pos + 1), 0);
+  }
+
   /** Waits for all submitted work (used before timing and after prefill chunks). */
   async finish(): Promise<void> {
     await this.gpu.device.queue.onSubmittedWorkDone();
@@ -466,6 +475,8 @@ function maskWords(vocab: number): number {
 
 /** Where the KV cache's rows live, and what that costs. */
 export interface KvLayout {
+  /** How K and V are stored. */
+  kvCache: KvCacheType;
   /** Rows of each layer's K and V: the context, or for a sliding-window layer a ring of window + maxBatch − 1 (enough for a prefill chunk's queries to see their whole window). */
   cacheRows: number[];
   /** Bytes of K and V in all layers, as allocated. */
@@ -481,6 +492,7 @@ export function kvLayout(c: ModelConfig, maxBatch: number, kvCache: KvCacheType)
   const cacheRows = c.windows.map((w) => (w > 0 ? Math.min(c.contextLength, w + maxBatch - 1) : c.contextLength));
   const rings = c.windows.map((w, l) => ({ rows: cacheRows[l], window: w })).filter((r) => r.window > 0 && r.rows < c.contextLength);
   return {
+    kvCache,
     cacheRows,
     bytes: cacheRows.reduce((sum, rows) => sum + rows * rowBytes, 0),
     bytesPerToken: cacheRows.filter((rows) => rows === c.contextLength).length * rowBytes,
@@ -556,10 +568,16 @@ export function forwardBytes(plan: ForwardPlan, c: ModelConfig, maxBatch: number
   const int8 = int8Activations && plan.blockWeights ? inputs.reduce((sum, n) => sum + Math.max(16, Math.ceil(n / 2) * 4) + Math.max(16, Math.ceil(n / 32) * 8), 0) : 0;
   // Uniforms of static parameters: at most 32 bytes each, at most 24 ops a layer and 8 in the head.
   const uniforms = 32 * (24 * c.nLayers + 8);
+  // Split decode attention's partials: one buffer per size, shared by the layers of that size (Kernels.attention).
+  const partialSizes = new Set(kvLayout(c, maxBatch, kvCache).cacheRows.map((rows, l) => {
+    const chunks = attentionChunks(c.windows[l] > 0 ? Math.min(c.windows[l], rows) : rows, ATTENTION_SPLIT.chunk);
+    return chunks < ATTENTION_SPLIT.minChunks ? 0 : attentionPartialsBytes(c.nHeads, c.headDim, chunks);
+  }));
+  const partials = [...partialSizes].reduce((a, b) => a + b, 0);
   return gpuBytes({
     weights,
     kvCache: kvLayout(c, maxBatch, kvCache).cacheRows.reduce((sum, rows) => sum + 2 * Math.max(16, rows * kvRowBytes(kvCache, kvDim)), 0),
-    activations: forwardActs + rope + int8 + uniforms,
+    activations: forwardActs + rope + int8 + uniforms + partials,
     staging: c.vocabSize * 4 + 8 + TOPK_RESULT_WORDS * 4,
   });
 }

@@ -569,6 +569,35 @@ export class Runtime {
     }
   }
 
+  /**
+   * `steps` greedy decode steps at positions pos.. (bench.ts benchPositions), each feeding back the
+   * last step's argmax, over whatever the KV cache holds below pos: a step's work does not depend on
+   * the values it reads. The cached tokens from pos on are forgotten. Returns the bytes of KV rows
+   * attention read at each step (Forward.kvBytesRead).
+   */
+  async decodeAt(pos: number, steps: number): Promise<number[]> {
+    if (!(Number.isSafeInteger(pos) && pos >= 0 && Number.isSafeInteger(steps) && steps >= 1 && pos + steps <= this.info.contextLength)) {
+      throw new LanternError('BAD_ARGUMENT', `decodeAt needs positions ${pos}..${pos + steps - 1} inside the context of ${this.info.contextLength}; choose an earlier position, fewer steps or a longer context.`);
+    }
+    this.enter();
+    try {
+      this.cachedIds = this.cachedIds.slice(0, Math.min(pos, this.cachedIds.length));
+      // The rings lose the rows these steps write.
+      if (this.forward.kv.ring) this.ringFrom = Math.max(this.ringFrom, pos + steps - this.forward.kv.ring.rows);
+      let id = this.cachedIds.at(-1) ?? 0;
+      const read: number[] = [];
+      for (let s = 0; s < steps; s++) {
+        id = await this.forward.step([id], pos + s, 'argmax');
+        read.push(this.forward.kvBytesRead(pos + s));
+      }
+      return read;
+    } catch (e) {
+      throw await this.explain(e);
+    } finally {
+      this.busy = false;
+    }
+  }
+
   private enter(): void {
     if (this.busy) throw new LanternError('BAD_ARGUMENT', 'This runtime is already generating; wait for it to finish or abort it first.');
     this.busy = true;

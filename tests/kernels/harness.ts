@@ -68,6 +68,7 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
   const k = new Kernels(gpu, step, {
     ...(o.threadsPerRow === undefined ? {} : { matvecThreadsPerRow: Number(o.threadsPerRow) }), ...(o.gpuPaths ? { cpuKernels: false } : {}),
     ...(o.tiledMatmul === undefined ? {} : { tiledMatmul: Boolean(o.tiledMatmul) }),
+    ...(o.splitChunk === undefined ? {} : { attentionSplit: { chunk: Number(o.splitChunk), minChunks: Number(o.splitMinChunks ?? 1) } }),
   });
   const num = (key: string) => Number(o[key]);
   // Optional numbers: absent stays absent (the op's default).
@@ -125,7 +126,14 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
 
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
-  op.encode(pass, spec.encodeTokens ?? spec.nTokens);
+  // The grids the op dispatched, [x, y, z] each: which path attention took.
+  const dispatches: number[] = [];
+  const dispatch = pass.dispatchWorkgroups.bind(pass);
+  pass.dispatchWorkgroups = (x: number, y = 1, z = 1) => {
+    dispatches.push(x, y, z);
+    dispatch(x, y, z);
+  };
+  op.encode(pass, spec.encodeTokens ?? spec.nTokens, spec.pos0);
   pass.end();
   const reads: Record<string, GPUBuffer> = {};
   for (const [name, size] of Object.entries(spec.outputs)) {
@@ -141,6 +149,11 @@ export async function run(spec: KernelSpec): Promise<Record<string, number[]>> {
   const result: Record<string, number[]> = {};
   // Which path linear took: 1 where the activations were quantized to int8 (CPU adapters).
   if (spec.op === 'linear') result.int8 = [Number(k.readsInt8Activations(weights.W))];
+  if (spec.op === 'attention') {
+    result.dispatches = dispatches;
+    // 1 where the kernels written for CPU adapters run (one subgroup per head or KV head).
+    result.cpuSubgroups = [Number(gpu.cpuAdapter && (gpu.subgroupSize ?? 0) >= 4 && !o.gpuPaths)];
+  }
   for (const [name, size] of Object.entries(spec.outputs)) {
     await reads[name].mapAsync(GPUMapMode.READ);
     const data = name === 'result' || spec.u32Outputs?.includes(name) ? new Uint32Array(reads[name].getMappedRange()) : new Float32Array(reads[name].getMappedRange());
