@@ -109,7 +109,8 @@ describe('engine on this thread', () => {
     expect(kept).toBeGreaterThanOrEqual(64);
     expect(r.again.cachedTokens).toBeLessThan(r.again.promptTokens - 1);
     expect(r.again.prefilledTokens).toBe(r.again.promptTokens - r.again.cachedTokens);
-    expect(r.abortMs).toBeLessThan(5000);
+    // That the abort did not wait for the whole prefill is what the rerun's own prefill shows (no
+    // wall-clock limit: a slower machine answers later, and still between chunks).
   });
 
   it('two concurrent callers each get the tokens they get alone; a queued request can be aborted by id', async () => {
