@@ -68,31 +68,36 @@ describe('constraint flags', () => {
     }
   });
 
-  it('generate --json-schema: a reply that stops is an object of the schema', async () => {
-    const run = await lantern('generate', '--model', STORIES_GGUF, '--prompt', 'Once upon a time', '--json-schema', schemaFile, '--max-tokens', '40', '--json');
-    expect(run.code, run.stdout + run.stderr).toBe(0);
-    const { text, finishReason } = JSON.parse(run.stdout);
-    if (finishReason !== 'stop') return expect(text.startsWith('{'), text).toBe(true);
-    const value = JSON.parse(text);
-    expect(Object.keys(value).sort()).toEqual(['age', 'mood']);
-    expect(['happy', 'sad']).toContain(value.mood);
-    expect(Number.isInteger(value.age) && value.age >= 1 && value.age <= 12, text).toBe(true);
-  });
+  // The three flags end to end, each in its own CLI process (started together: most of a run is
+  // the process's browser and server starting).
+  it('generate --json-schema, chat --json-object and generate --grammar: replies that stop follow the constraint', async () => {
+    const [schemaRun, objectRun, grammarRun] = await Promise.all([
+      lantern('generate', '--model', STORIES_GGUF, '--prompt', 'Once upon a time', '--json-schema', schemaFile, '--max-tokens', '40', '--json'),
+      lantern('chat', '--model', STORIES_GGUF, '--chat-template', template, '--message', 'Once upon a time', '--json-object', '--max-tokens', '40', '--json'),
+      lantern('generate', '--model', STORIES_GGUF, '--prompt', 'Once upon a time', '--grammar', grammarFile, '--temperature', '1', '--seed', '3', '--json'),
+    ]);
 
-  it('chat --json-object: a reply that stops is a JSON object', async () => {
-    const run = await lantern('chat', '--model', STORIES_GGUF, '--chat-template', template, '--message', 'Once upon a time', '--json-object', '--max-tokens', '40', '--json');
-    expect(run.code, run.stdout + run.stderr).toBe(0);
-    const { message, finishReason } = JSON.parse(run.stdout);
-    if (finishReason !== 'stop') return expect(message.content.startsWith('{'), message.content).toBe(true);
-    const value = JSON.parse(message.content);
-    expect(typeof value === 'object' && value !== null && !Array.isArray(value), message.content).toBe(true);
-  });
+    expect(schemaRun.code, schemaRun.stdout + schemaRun.stderr).toBe(0);
+    const generated = JSON.parse(schemaRun.stdout);
+    if (generated.finishReason !== 'stop') expect(generated.text.startsWith('{'), generated.text).toBe(true);
+    else {
+      const value = JSON.parse(generated.text);
+      expect(Object.keys(value).sort()).toEqual(['age', 'mood']);
+      expect(['happy', 'sad']).toContain(value.mood);
+      expect(Number.isInteger(value.age) && value.age >= 1 && value.age <= 12, generated.text).toBe(true);
+    }
 
-  it('generate --grammar: sampled output is a sentence of the GBNF grammar', async () => {
-    const run = await lantern('generate', '--model', STORIES_GGUF, '--prompt', 'Once upon a time', '--grammar', grammarFile, '--temperature', '1', '--seed', '3', '--json');
-    expect(run.code, run.stdout + run.stderr).toBe(0);
-    const { text, finishReason } = JSON.parse(run.stdout);
-    expect(['yes!', 'no!']).toContain(text);
-    expect(finishReason).toBe('stop');
+    expect(objectRun.code, objectRun.stdout + objectRun.stderr).toBe(0);
+    const { message, finishReason } = JSON.parse(objectRun.stdout);
+    if (finishReason !== 'stop') expect(message.content.startsWith('{'), message.content).toBe(true);
+    else {
+      const value = JSON.parse(message.content);
+      expect(typeof value === 'object' && value !== null && !Array.isArray(value), message.content).toBe(true);
+    }
+
+    expect(grammarRun.code, grammarRun.stdout + grammarRun.stderr).toBe(0);
+    const sentence = JSON.parse(grammarRun.stdout);
+    expect(['yes!', 'no!']).toContain(sentence.text);
+    expect(sentence.finishReason).toBe('stop');
   });
 });
