@@ -3,7 +3,7 @@
  * how far each choice's next-token distributions move from the unquantized model's, as llama.cpp's
  * `llama-perplexity --kl-divergence` measures a quantization (scripts/lib/kl-divergence.ts).
  *
- *   nice -n 10 node scripts/run-ts.mjs scripts/bench-quantize-cost.ts [--chunks N] [--output-scale G]
+ *   nice -n 10 node scripts/run-ts.mjs scripts/bench-quantize-cost.ts [--chunks N] [--output-scale G (6)]
  *     [--choices none,q8_0,q4_0,q4_k] [--text tests/data/story.txt] [--out bench/models/smollm2-shape] [--json FILE]
  *
  * 1. Writes a LlamaForCausalLM checkpoint of SmolLM2-135M's shape (hidden 576, 30 layers, 9 heads /
@@ -53,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
     args: argv,
     options: {
       chunks: { type: 'string' },
-      'output-scale': { type: 'string', default: '1' },
+      'output-scale': { type: 'string', default: '6' },
       choices: { type: 'string', default: 'none,q8_0,q4_0,q4_k' },
       text: { type: 'string', default: join(ROOT, 'tests/data/story.txt') },
       context: { type: 'string', default: '512' },
