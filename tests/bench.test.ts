@@ -22,7 +22,7 @@ const FIGURES = [
 
 function lantern(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(REPO_ROOT, 'bin/lantern.mjs'), ...args], { cwd: REPO_ROOT, timeout: 110_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [join(REPO_ROOT, 'bin/lantern.mjs'), ...args], { cwd: REPO_ROOT, timeout: 240_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
     });
   });
@@ -43,8 +43,22 @@ async function expectedWeightBytes(file: string): Promise<number> {
 }
 
 describe('lantern bench', () => {
+  // The three runs start together, each in its own CLI process: most of a run is its browser and
+  // server starting, which overlap.
+  type Run = ReturnType<typeof lantern>;
+  let runs: { figures: Run; profile: Run; opCosts: Run };
+  beforeAll(() => {
+    const schema = join(mkdtempSync(join(tmpdir(), 'lantern-bench-')), 'schema.json');
+    writeFileSync(schema, JSON.stringify({ type: 'array', items: { type: 'integer' } }));
+    runs = {
+      figures: lantern('bench', '--model', STORIES_GGUF, '--prompt-tokens', '9', '--gen-tokens', '7', '--positions', '3,20', '--json'),
+      profile: lantern('bench', '--model', STORIES_GGUF, '--prompt-tokens', '5', '--gen-tokens', '3', '--profile', '--json-schema', schema, '--json'),
+      opCosts: lantern('bench', '--model', STORIES_GGUF, '--prompt-tokens', '2', '--gen-tokens', '2', '--op-costs'),
+    };
+  });
+
   it('prints every documented figure, positive and finite, for stories260K', async () => {
-    const run = await lantern('bench', '--model', STORIES_GGUF, '--prompt-tokens', '9', '--gen-tokens', '7', '--positions', '3,20', '--json');
+    const run = await runs.figures;
     expect(run.code, run.stderr).toBe(0);
     const lines = run.stdout.trim().split('\n');
     expect(lines, run.stdout).toHaveLength(1);
@@ -80,12 +94,10 @@ describe('lantern bench', () => {
     }
     expect(result.positions.ratios.decode).toBeCloseTo(at[1].decodeTokensPerSecond / at[0].decodeTokensPerSecond, 9);
     expect(result.positions.ratios.bytes).toBeCloseTo(at[0].bytesPerStep / at[1].bytesPerStep, 9);
-  }, 120_000);
+  }, 300_000);
 
   it('--profile times every dispatch of a decode step, grouped by kernel; --json-schema times the grammar mask', async () => {
-    const schema = join(mkdtempSync(join(tmpdir(), 'lantern-bench-')), 'schema.json');
-    writeFileSync(schema, JSON.stringify({ type: 'array', items: { type: 'integer' } }));
-    const run = await lantern('bench', '--model', STORIES_GGUF, '--prompt-tokens', '5', '--gen-tokens', '3', '--profile', '--json-schema', schema, '--json');
+    const run = await runs.profile;
     expect(run.code, run.stderr).toBe(0);
     const result = JSON.parse(run.stdout);
     // A real constrained decode of up to 3 tokens (the reply is checked in grammar-engine.test).
@@ -112,10 +124,10 @@ describe('lantern bench', () => {
     expect(count(/^rmsnorm(?!.*last_row)/)).toBeCloseTo(10, 9);
     expect(count(/^linear:.* 64\+32\+32x64$/)).toBeCloseTo(5, 9);
     expect(count(/^linear:.* 172\+172x64$/)).toBeCloseTo(5, 9);
-  }, 120_000);
+  }, 300_000);
 
   it('--op-costs prints each operation in u32 adds, the add itself as 1', async () => {
-    const run = await lantern('bench', '--model', STORIES_GGUF, '--prompt-tokens', '2', '--gen-tokens', '2', '--op-costs');
+    const run = await runs.opCosts;
     expect(run.code, run.stderr).toBe(0);
     const lines = run.stdout.split('\n');
     const start = lines.findIndex((line) => line.startsWith('op costs'));
@@ -125,7 +137,7 @@ describe('lantern bench', () => {
     expect(rows.map((m) => m![1])).toContain('dot4I8Packed');
     expect(rows[0]).toMatchObject({ 1: 'u32 +', 3: '1.00' });
     for (const m of rows) expect(Number(m![2]), m![1]).toBeGreaterThan(0);
-  }, 120_000);
+  }, 300_000);
 
   it('refuses a token count of 0 as a usage error', async () => {
     const run = await lantern('bench', '--model', STORIES_GGUF, '--gen-tokens', '0', '--json');

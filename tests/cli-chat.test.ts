@@ -11,7 +11,7 @@ const ROOT = new URL('..', import.meta.url).pathname;
 
 function lantern(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(ROOT, 'bin/lantern.mjs'), ...args], { cwd: ROOT, timeout: 110_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [join(ROOT, 'bin/lantern.mjs'), ...args], { cwd: ROOT, timeout: 240_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
     });
   });
@@ -99,5 +99,5 @@ describe('constraint flags', () => {
     const sentence = JSON.parse(grammarRun.stdout);
     expect(['yes!', 'no!']).toContain(sentence.text);
     expect(sentence.finishReason).toBe('stop');
-  });
+  }, 300_000);
 });
