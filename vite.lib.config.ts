@@ -53,6 +53,8 @@ export default defineConfig({
           groups: [
             { name: 'storage', test: /[\\/]src[\\/]storage[\\/]/ },
             { name: 'chat-template', test: /[\\/]src[\\/]runtime[\\/]chat\.ts$/ },
+            // The reply's tool-call reader, which the page imports only for requests that offer tools.
+            { name: 'tool-calls', test: /[\\/]src[\\/]runtime[\\/]tools\.ts$/ },
             { name: 'runtime', test: /[\\/](src[\\/](runtime|kernels|gpu|model)|shaders)[\\/]/ },
           ],
         },

@@ -8,7 +8,7 @@ import { LanternError } from '../errors.ts';
 import type { GGUFFile } from '../model/gguf.ts';
 import type { Tokenizer } from '../model/tokenizer/index.ts';
 import { templateMessages } from './tool-prompt.ts';
-import { toolCallFormatOf, type ChatTool, type ToolCall } from './tools.ts';
+import { toolCallFormatOf, type ChatTool, type ToolCall } from './tool-format.ts';
 
 /**
  * One turn of a conversation, as in OpenAI's chat completions: an assistant turn may hold the

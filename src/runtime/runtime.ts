@@ -6,7 +6,7 @@ import type { Family } from './models/family.ts';
 import type { ByteSource } from '../storage/source.ts';
 import { type Tokenizer, tokenizerFromGGUF } from '../model/tokenizer/index.ts';
 import { chatPromptIds, chatTemplateOf, type ChatMessage } from './chat.ts';
-import { toolCallFormatOf, type ChatTool } from './tools.ts';
+import { toolCallFormatOf, type ChatTool } from './tool-format.ts';
 import { weightBytesPerToken } from './bench.ts';
 import { TOPK_MAX } from '../kernels/topk.ts';
 import { kvCacheFits, type KvCacheType } from '../kernels/ops.ts';

@@ -7,7 +7,7 @@
 import { LanternError } from '../errors.ts';
 import { alt, lit, prefixRules, printGbnf, ref, rep, seq, type GrammarExpr } from './grammar/gbnf.ts';
 import { grammarFromJsonSchema } from './grammar/json-schema.ts';
-import { toolCallFormatOf, type ChatTool, type ToolCallFormat, type ToolChoice } from './tools.ts';
+import { toolCallFormatOf, type ChatTool, type ToolCallFormat, type ToolChoice } from './tool-format.ts';
 
 export interface ToolRequest {
   tools?: ChatTool[];

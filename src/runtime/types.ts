@@ -1,7 +1,7 @@
 /** The runtime's surface, shared by the in-thread runtime, the Web Worker and the CLI. */
 import type { ResponseFormat } from './grammar/index.ts';
 import type { SamplingOptions } from './sampler.ts';
-import type { ToolCallFormat } from './tools.ts';
+import type { ToolCallFormat } from './tool-format.ts';
 
 export type { SamplingOptions } from './sampler.ts';
 export type { ResponseFormat } from './grammar/index.ts';

@@ -3,10 +3,10 @@
  * OpenAI's SDK or WebLLM reads the same here.
  */
 import type { ChatMessage } from '../runtime/chat.ts';
-import type { ChatTool, ToolCall, ToolChoice } from '../runtime/tools.ts';
+import type { ChatTool, ToolCall, ToolChoice } from '../runtime/tool-format.ts';
 import type { ResponseFormat } from '../runtime/types.ts';
 
-export type { ChatTool, ToolCall, ToolChoice } from '../runtime/tools.ts';
+export type { ChatTool, ToolCall, ToolChoice } from '../runtime/tool-format.ts';
 
 /** Why a choice ended. OpenAI's "stop", "length" and "tool_calls", plus "abort" for a cancelled request. */
 export type ChatFinishReason = 'stop' | 'length' | 'tool_calls' | 'abort';

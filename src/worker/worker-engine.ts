@@ -7,7 +7,7 @@ import { type ChatMessage, systemPromptLength } from '../runtime/chat.ts';
 import { Runtime, type LoadOptions } from '../runtime/runtime.ts';
 import { Scheduler } from '../runtime/scheduler.ts';
 import { planTools } from '../runtime/tool-prompt.ts';
-import type { ChatTool, ToolChoice } from '../runtime/tools.ts';
+import type { ChatTool, ToolChoice } from '../runtime/tool-format.ts';
 import type { GenerateOptions, GeneratedToken, GenerationStats, ModelInfo } from '../runtime/types.ts';
 
 export interface WorkerLoadOptions extends LoadOptions, CheckpointLoadOptions {
