@@ -11,6 +11,9 @@ import * as ref from './kernels/reference.ts';
 import { asF32, expectClose, f32, packKvCache, packQuantized, packWeight } from './kernels/check.ts';
 import { regroupQ5_0, regroupQ6_K } from '../src/model/regroup.ts';
 
+/** 16 per row: several tokens go through the register-tiled matmul (GPUs' prefill), which CPU adapters skip by default. */
+const TILED = { tiledMatmul: true };
+
 let gpu: GpuPage;
 beforeAll(async () => {
   gpu = await openGpuPage();
@@ -49,7 +52,7 @@ describe('kernels match their CPU twins', () => {
         const got = await runKernel({
           op: 'linear', nTokens, pos0: 0, inputs: { x: f32(x) },
           weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: nTokens * n },
-          options: threadsPerRow ? { threadsPerRow } : {},
+          options: threadsPerRow ? { threadsPerRow, ...(threadsPerRow === 16 ? TILED : {}) } : {},
         });
         expectClose(got.y, ref.linear(x, w.rounded, k, n), { abs: 1e-4, rel: 1e-4 }, 'linear');
       });
@@ -92,7 +95,7 @@ describe('kernels match their CPU twins', () => {
     });
 
     const blocks = qk === 32 ? 5 : 2;
-    // Several tokens: 1 per row runs the matvec over the tokens (CPU adapters), 16 the tiled matmul.
+    // Several tokens: 1 per row runs the matvec over the tokens (CPU adapters), 16 the tiled matmul (forced: TILED).
     // 0: the adapter's default (one subgroup per row where subgroups exist, as on SwiftShader).
     const shapes = [[1, blocks * qk, 37, 1], [1, blocks * qk, 37, 16], [1, qk, 9, 16], [1, blocks * qk, 37, 0], [5, blocks * qk, 37, 0], [5, blocks * qk, 37, 1], [5, blocks * qk, 37, 16], [17, qk, 19, 1], [17, qk, 19, 16]];
     // The adapter's default on whole pairs of 32-blocks or whole 256-blocks: on SwiftShader, int8
@@ -105,7 +108,7 @@ describe('kernels match their CPU twins', () => {
         const got = await runKernel({
           op: 'linear', nTokens, pos0: 0, inputs: { x: f32(x) },
           weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: nTokens * n },
-          options: threadsPerRow ? { threadsPerRow } : {},
+          options: threadsPerRow ? { threadsPerRow, ...(threadsPerRow === 16 ? TILED : {}) } : {},
         });
         // The int8 path's twin quantizes x as quantize_x.wgsl does; the sums are then exact.
         const int8 = got.int8[0] === 1;
@@ -218,7 +221,7 @@ describe('kernels match their CPU twins', () => {
           const got = await runKernel({
             op: 'linear', nTokens: tokens, pos0, inputs: { x: f32(x), bias: f32(bias) },
             weights: { W: { words: w.words, format, rows: n, cols: k } }, outputs: { y: (pos0 + tokens) * n },
-            options: { cacheRows: pos0 + tokens, ...(threadsPerRow ? { threadsPerRow } : {}) },
+            options: { cacheRows: pos0 + tokens, ...(threadsPerRow ? { threadsPerRow, ...(threadsPerRow === 16 ? TILED : {}) } : {}) },
           });
           const want = ref.linear(got.int8[0] === 1 ? ref.quantizeActivations(x) : x, w.rounded, k, n, bias);
           expectClose(got.y.slice(0, pos0 * n), new Float64Array(pos0 * n), { abs: 0, rel: 0 }, 'rows before pos0 untouched');
@@ -247,7 +250,7 @@ describe('kernels match their CPU twins', () => {
           const got = await runKernel({
             op: 'linear', nTokens, pos0, inputs: { x: f32(x), bias: f32(bias) },
             weights: { W: { words: w.words, format, rows: n, cols: k, parts } }, outputs,
-            options: { cacheRows: pos0 + nTokens, ...(threadsPerRow ? { threadsPerRow } : {}) },
+            options: { cacheRows: pos0 + nTokens, ...(threadsPerRow ? { threadsPerRow, ...(threadsPerRow === 16 ? TILED : {}) } : {}) },
           });
           const full = ref.linear(got.int8[0] === 1 ? ref.quantizeActivations(x) : x, w.rounded, k, n, bias);
           let first = 0;

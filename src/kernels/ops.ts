@@ -307,7 +307,9 @@ export class Kernels {
     const matvec = int8
       ? await this.linearInt8(x, weight, stack, values, bias)
       : rows ? await this.linearRows(x, weight, stack, values, bias) : await this.linearMatvec(x, weight, stack, values, bias);
-    if (!(this.tiledMatmul ?? !(int8 || rows || blockRows))) return matvec;
+    // CPU adapters run the matvec over the tokens where none of their own paths applies (odd widths):
+    // compiling the tiled matmul costs SwiftShader more, at each load, than it saves on such layers.
+    if (!(this.tiledMatmul ?? !(int8 || rows || blockRows || this.gpu.cpuAdapter))) return matvec;
     const matmul = await this.linearTiled(x, weight, stack, values, bias);
     return {
       name: matvec.name,
